@@ -1,0 +1,87 @@
+//! The one place that names bincode: message ⇄ payload bytes.
+//!
+//! Configuration: bincode 2 "standard" with **little-endian fixed-width
+//! integers** (enum tags are `u32`, lengths `u64`), which keeps the format easy
+//! to implement by hand in other languages. Decoding always runs with a size
+//! limit of [`HARD_MAX_FRAME`](crate::HARD_MAX_FRAME) and rejects trailing bytes.
+//! Swapping the codec is a change to this file only.
+
+use crate::message::{ClientFrame, ServerFrame};
+use thiserror::Error;
+
+const LIMIT: usize = crate::frame::HARD_MAX_FRAME as usize;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<LIMIT>()
+}
+
+/// A payload that could not be turned into a message, or the reverse.
+#[derive(Debug, Error)]
+pub enum CodecError {
+    /// The bytes are not a valid message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The bytes hold a valid message followed by bytes that belong to none.
+    #[error("malformed message: {0} trailing bytes")]
+    TrailingBytes(usize),
+    /// The message could not be encoded (it is larger than any frame may be).
+    #[error("cannot encode message: {0}")]
+    Encode(String),
+}
+
+fn decode<T: bincode::Decode<()>>(payload: &[u8]) -> Result<T, CodecError> {
+    let (value, used) = bincode::decode_from_slice(payload, config())
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if used != payload.len() {
+        return Err(CodecError::TrailingBytes(payload.len() - used));
+    }
+    Ok(value)
+}
+
+fn encode<T: bincode::Encode>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::encode_to_vec(value, config()).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Decodes a client → daemon payload.
+pub fn decode_client(payload: &[u8]) -> Result<ClientFrame, CodecError> {
+    decode(payload)
+}
+
+/// Decodes a daemon → client payload.
+pub fn decode_server(payload: &[u8]) -> Result<ServerFrame, CodecError> {
+    decode(payload)
+}
+
+/// Encodes a client → daemon payload (without the frame header).
+pub fn encode_client(frame: &ClientFrame) -> Result<Vec<u8>, CodecError> {
+    encode(frame)
+}
+
+/// Encodes a daemon → client payload (without the frame header).
+pub fn encode_server(frame: &ServerFrame) -> Result<Vec<u8>, CodecError> {
+    encode(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Request;
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = encode_client(&ClientFrame::Request { id: 7, body: Request::Ping }).unwrap();
+        bytes.push(0);
+        assert!(matches!(decode_client(&bytes), Err(CodecError::TrailingBytes(1))));
+    }
+
+    #[test]
+    fn huge_claimed_length_is_an_error_not_an_abort() {
+        // Variant 0 (Hello), version 1, then a string claiming 2^60 bytes.
+        let mut bytes = vec![0, 0, 0, 0, 1, 0];
+        bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        assert!(decode_client(&bytes).is_err());
+    }
+}
