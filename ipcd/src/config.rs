@@ -1,0 +1,210 @@
+//! Daemon configuration: paths, limits and socket permissions, from the command
+//! line, the environment and an optional TOML file (re-read on SIGHUP).
+
+use std::path::{Path, PathBuf};
+
+use protocol::Limits;
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+
+/// Default kernel-name prefix for objects (`mq:jobs` is the queue `/ipcd.jobs`).
+pub const DEFAULT_PREFIX: &str = "ipcd.";
+
+/// The limits used when the config file says nothing.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    max_frame: 1024 * 1024,
+    max_message_size: 1024 * 1024,
+    max_objects_per_uid: 1024,
+    max_connections: 1024,
+};
+
+/// Everything the daemon library needs to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where the listening socket lives (for status output and removal at exit).
+    pub socket_path: PathBuf,
+    /// Whether to remove the socket file at exit (not when it was inherited).
+    pub remove_socket: bool,
+    /// Where the registry is saved.
+    pub state_dir: PathBuf,
+    /// Prepended to object names to form kernel names.
+    pub prefix: String,
+    /// Settings that may change on SIGHUP.
+    pub tunables: Tunables,
+}
+
+/// Settings from the config file; they may change while the daemon runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunables {
+    /// Limits enforced per request and per connection.
+    pub limits: Limits,
+    /// Socket file mode (default `0o600`).
+    pub socket_mode: u32,
+    /// Group that owns the socket file, if set.
+    pub socket_group: Option<String>,
+    /// `tracing` filter directive, if set in the file.
+    pub log_level: Option<String>,
+}
+
+impl Default for Tunables {
+    fn default() -> Self {
+        Tunables { limits: DEFAULT_LIMITS, socket_mode: 0o600, socket_group: None, log_level: None }
+    }
+}
+
+/// The config file's shape. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    socket_mode: Option<String>,
+    socket_group: Option<String>,
+    log_level: Option<String>,
+    max_frame: Option<u32>,
+    max_message_size: Option<u64>,
+    max_objects_per_uid: Option<u32>,
+    max_connections: Option<u32>,
+}
+
+impl Tunables {
+    /// Reads tunables from a TOML file; missing keys take defaults.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text).map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })
+    }
+
+    /// Parses tunables from TOML text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        let mut t = Tunables::default();
+        if let Some(mode) = file.socket_mode {
+            t.socket_mode = parse_mode(&mode)?;
+        }
+        t.socket_group = file.socket_group;
+        t.log_level = file.log_level;
+        let l = &mut t.limits;
+        if let Some(v) = file.max_frame {
+            if !(protocol::MIN_MAX_FRAME..=protocol::HARD_MAX_FRAME).contains(&v) {
+                return Err(format!(
+                    "max_frame must be between {} and {} bytes, got {v}",
+                    protocol::MIN_MAX_FRAME,
+                    protocol::HARD_MAX_FRAME
+                ));
+            }
+            l.max_frame = v;
+        }
+        if let Some(v) = file.max_message_size {
+            l.max_message_size = v;
+        }
+        if let Some(v) = file.max_objects_per_uid {
+            l.max_objects_per_uid = v;
+        }
+        if let Some(v) = file.max_connections {
+            l.max_connections = v.max(1);
+        }
+        Ok(t)
+    }
+
+    /// Lines describing what differs from `old`, for the reload log.
+    pub fn changes_from(&self, old: &Tunables) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut diff = |what: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{what}: {a} -> {b}"));
+            }
+        };
+        diff("max_frame", old.limits.max_frame.to_string(), self.limits.max_frame.to_string());
+        diff(
+            "max_message_size",
+            old.limits.max_message_size.to_string(),
+            self.limits.max_message_size.to_string(),
+        );
+        diff(
+            "max_objects_per_uid",
+            old.limits.max_objects_per_uid.to_string(),
+            self.limits.max_objects_per_uid.to_string(),
+        );
+        diff(
+            "max_connections",
+            old.limits.max_connections.to_string(),
+            self.limits.max_connections.to_string(),
+        );
+        diff("socket_mode", format!("{:o}", old.socket_mode), format!("{:o}", self.socket_mode));
+        diff("socket_group", format!("{:?}", old.socket_group), format!("{:?}", self.socket_group));
+        diff("log_level", format!("{:?}", old.log_level), format!("{:?}", self.log_level));
+        out
+    }
+}
+
+/// Parses an octal permission string such as `0660` or `660`.
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(format!("invalid mode '{s}': expected octal permission bits such as 0660")),
+    }
+}
+
+/// Checks a kernel-name prefix: up to 50 characters of `A-Z a-z 0-9 . _ -`.
+pub fn check_prefix(prefix: &str) -> Result<(), String> {
+    let ok = prefix.len() <= 50
+        && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid prefix '{prefix}': up to 50 characters of A-Z a-z 0-9 . _ -"))
+    }
+}
+
+/// Resolves the socket path: explicit > `$IPCD_SOCKET` > `$XDG_RUNTIME_DIR/ipcd/ipcd.sock`
+/// > `/run/ipcd/ipcd.sock`.
+pub fn resolve_socket_path(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_owned();
+    }
+    if let Some(p) = std::env::var_os("IPCD_SOCKET").filter(|v| !v.is_empty()) {
+        return p.into();
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        return Path::new(&dir).join("ipcd/ipcd.sock");
+    }
+    PathBuf::from("/run/ipcd/ipcd.sock")
+}
+
+/// Resolves the state directory: explicit > `$IPCD_STATE_DIR` > `$XDG_STATE_HOME/ipcd`
+/// > `/var/lib/ipcd`.
+pub fn resolve_state_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_owned();
+    }
+    if let Some(p) = std::env::var_os("IPCD_STATE_DIR").filter(|v| !v.is_empty()) {
+        return p.into();
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return Path::new(&dir).join("ipcd");
+    }
+    PathBuf::from("/var/lib/ipcd")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_keys_override_defaults() {
+        let t = Tunables::parse("socket_mode = \"0660\"\nmax_connections = 3\n").unwrap();
+        assert_eq!(t.socket_mode, 0o660);
+        assert_eq!(t.limits.max_connections, 3);
+        assert_eq!(t.limits.max_frame, DEFAULT_LIMITS.max_frame);
+        assert_eq!(t.changes_from(&Tunables::default()).len(), 2);
+    }
+
+    #[test]
+    fn bad_files_are_explained() {
+        assert!(Tunables::parse("nope = 1").unwrap_err().contains("nope"));
+        assert!(Tunables::parse("max_frame = 10").unwrap_err().contains("max_frame"));
+        assert!(parse_mode("999").is_err());
+        assert!(check_prefix("a/b").is_err());
+    }
+}

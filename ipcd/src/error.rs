@@ -1,0 +1,143 @@
+//! Daemon errors and their one mapping to wire error codes.
+
+use std::path::PathBuf;
+
+use protocol::{ErrorCode, WireError};
+use thiserror::Error;
+
+/// A request failed; the session answers with the matching wire error and goes on.
+#[derive(Debug, Error)]
+pub enum RequestError {
+    /// The address or name is malformed, or names an unknown kind.
+    #[error("{0}")]
+    BadAddress(WireError),
+    /// No object has this address.
+    #[error("no object '{0}'")]
+    NotFound(String),
+    /// An object with this address is registered already.
+    #[error("object '{0}' already exists")]
+    AlreadyExists(String),
+    /// The request's parameters are for another kind.
+    #[error("{0}")]
+    WrongKind(String),
+    /// The caller may not do this.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// A configured limit is reached.
+    #[error("limit reached: {0}")]
+    LimitExceeded(String),
+    /// A size is above the limit in force.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A kernel limit stops the request.
+    #[error("{0}")]
+    KernelLimit(String),
+    /// An argument is out of range.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A system call failed.
+    #[error("{context}: {errno}")]
+    Os {
+        /// What was being done, e.g. `mq_open /ipcd.jobs`.
+        context: String,
+        /// The error number.
+        errno: nix::errno::Errno,
+    },
+    /// The daemon is shutting down.
+    #[error("ipcd is shutting down")]
+    ShuttingDown,
+}
+
+impl RequestError {
+    /// Wraps a failed system call with what was being done.
+    pub fn os(context: impl Into<String>, errno: nix::errno::Errno) -> Self {
+        RequestError::Os { context: context.into(), errno }
+    }
+
+    /// The stable wire code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RequestError::BadAddress(e) => e.code,
+            RequestError::NotFound(_) => ErrorCode::NotFound,
+            RequestError::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            RequestError::WrongKind(_) => ErrorCode::WrongKind,
+            RequestError::PermissionDenied(_) => ErrorCode::PermissionDenied,
+            RequestError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            RequestError::TooLarge(_) => ErrorCode::TooLarge,
+            RequestError::KernelLimit(_) => ErrorCode::KernelLimit,
+            RequestError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            RequestError::Os { .. } => ErrorCode::Os,
+            RequestError::ShuttingDown => ErrorCode::ShuttingDown,
+        }
+    }
+
+    /// The error as it goes on the wire.
+    pub fn to_wire(&self) -> WireError {
+        match self {
+            RequestError::BadAddress(e) => e.clone(),
+            other => WireError::new(other.code(), other.to_string()),
+        }
+    }
+}
+
+impl From<WireError> for RequestError {
+    fn from(e: WireError) -> Self {
+        RequestError::BadAddress(e)
+    }
+}
+
+/// Configuration could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("invalid config file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The daemon could not start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    /// Another ipcd answers on the socket.
+    #[error("another ipcd is already listening on {0}")]
+    AlreadyRunning(PathBuf),
+    /// The socket could not be set up.
+    #[error("cannot listen on {path}: {source}")]
+    Listen {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The registry could not be loaded or saved.
+    #[error("state file {path}: {message}")]
+    State {
+        /// The state file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Other I/O failure.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}

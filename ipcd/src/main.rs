@@ -1,0 +1,163 @@
+//! `ipcd`: parse arguments, set up logging, bind the socket, wire signals, run.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use futures_util::StreamExt;
+use ipcd::config::{self, Config, DEFAULT_PREFIX, Tunables};
+use ipcd::{Control, socket};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook_tokio::Signals;
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+use tracing_subscriber::{EnvFilter, Registry, reload};
+
+/// ipcd hosts named IPC objects (POSIX message queues, …) for unrelated processes,
+/// checks who may use them, and hands out file descriptors so data flows through
+/// the kernel. Runs in the foreground; stop it with SIGTERM or Ctrl-C.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "\
+Examples:
+  ipcd --socket /tmp/ipcd.sock --state-dir /tmp/ipcd-state
+  IPCD_SOCKET=/tmp/ipcd.sock ipcd --log-level debug
+
+Signals:
+  SIGTERM, SIGINT  stop accepting, finish requests, save state, remove the socket, exit 0
+                   (a second one exits at once)
+  SIGHUP           re-read --config and log what changed
+  SIGUSR1          log a status dump (objects, sessions, counters)
+
+Config file (TOML, every key optional):
+  socket_mode = \"0660\"      socket_group = \"ipc\"      log_level = \"info\"
+  max_frame = 1048576       max_message_size = 1048576
+  max_objects_per_uid = 1024  max_connections = 1024"
+)]
+struct Args {
+    /// Socket to listen on [default: $IPCD_SOCKET, else $XDG_RUNTIME_DIR/ipcd/ipcd.sock,
+    /// else /run/ipcd/ipcd.sock]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Where the registry is saved [default: $IPCD_STATE_DIR, else $XDG_STATE_HOME/ipcd,
+    /// else /var/lib/ipcd]
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Prefix of kernel names: mq:jobs becomes the POSIX queue /<PREFIX>jobs
+    #[arg(long, value_name = "P", default_value = DEFAULT_PREFIX)]
+    prefix: String,
+    /// TOML config file with limits and socket permissions (re-read on SIGHUP)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive
+    /// [default: the config file's log_level, else $RUST_LOG, else info]
+    #[arg(long, value_name = "L")]
+    log_level: Option<String>,
+}
+
+type FilterHandle = reload::Handle<EnvFilter, Registry>;
+
+fn init_logging(level: Option<&str>) -> Result<FilterHandle> {
+    use tracing_subscriber::prelude::*;
+    let filter = match level {
+        Some(l) => EnvFilter::try_new(l).with_context(|| format!("invalid log level '{l}'"))?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .init();
+    Ok(handle)
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipcd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let tunables = match &args.config {
+        Some(path) => Tunables::load(path)?,
+        None => Tunables::default(),
+    };
+    let cli_level = args.log_level.clone();
+    let filter = init_logging(cli_level.as_deref().or(tunables.log_level.as_deref()))?;
+    config::check_prefix(&args.prefix).map_err(anyhow::Error::msg)?;
+    let config = Config {
+        socket_path: config::resolve_socket_path(args.socket.as_deref()),
+        remove_socket: true,
+        state_dir: config::resolve_state_dir(args.state_dir.as_deref()),
+        prefix: args.prefix.clone(),
+        tunables,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = socket::bind(&config.socket_path, &config.tunables)?;
+        let (control_tx, control_rx) = mpsc::channel(8);
+        let signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).context("installing signal handlers")?;
+        let signal_task = tokio::spawn(forward_signals(signals, control_tx, args.config.clone(), cli_level, filter));
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        let result = ipcd::run(listener, config, control_rx).await;
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        signal_task.abort();
+        result.map_err(anyhow::Error::from)
+    })
+}
+
+/// Turns signals into control messages; a second SIGTERM/SIGINT exits at once.
+async fn forward_signals(
+    mut signals: Signals,
+    control: mpsc::Sender<Control>,
+    config_path: Option<PathBuf>,
+    cli_level: Option<String>,
+    filter: FilterHandle,
+) {
+    let mut stopping = false;
+    while let Some(signal) = signals.next().await {
+        match signal {
+            SIGTERM | SIGINT if stopping => {
+                warn!("second stop signal: exiting now");
+                std::process::exit(1);
+            }
+            SIGTERM | SIGINT => {
+                info!(signal, "stop signal: shutting down");
+                stopping = true;
+                let _ = control.send(Control::Shutdown).await;
+            }
+            SIGHUP => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                match &config_path {
+                    None => info!("SIGHUP: no --config file to re-read"),
+                    Some(path) => match Tunables::load(path) {
+                        Ok(t) => {
+                            if cli_level.is_none()
+                                && let Some(level) = &t.log_level
+                            {
+                                match EnvFilter::try_new(level) {
+                                    Ok(f) => {
+                                        let _ = filter.reload(f);
+                                    }
+                                    Err(e) => warn!("invalid log_level '{level}': {e}"),
+                                }
+                            }
+                            let _ = control.send(Control::Reload(t)).await;
+                        }
+                        Err(e) => error!("keeping the old configuration: {e}"),
+                    },
+                }
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            }
+            SIGUSR1 => {
+                let _ = control.send(Control::DumpStatus).await;
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The registry on disk: a JSON file in the state directory, replaced atomically
+//! (temp file, fsync, rename, fsync of the directory) on every change.
+//!
+//! These record types exist only for the file; the registry converts at the edge.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// File name of the registry inside the state directory.
+pub const STATE_FILE: &str = "registry.json";
+
+/// Bumped when the file's shape changes incompatibly.
+const FORMAT_VERSION: u32 = 1;
+
+/// The whole file.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StateFile {
+    /// Format version.
+    pub format: u32,
+    /// The kernel-name prefix the objects were created with.
+    pub prefix: String,
+    /// Every registered object.
+    pub objects: Vec<StoredObject>,
+}
+
+/// One object as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredObject {
+    /// `KIND:NAME`.
+    pub address: String,
+    /// Kernel name or path.
+    pub kernel_name: String,
+    /// Owner uid.
+    pub owner_uid: u32,
+    /// Owner gid.
+    pub owner_gid: u32,
+    /// Permission bits.
+    pub mode: u32,
+    /// Creator's pid.
+    pub creator_pid: i32,
+    /// Creation time, ms since the epoch.
+    pub created_at_ms: u64,
+    /// `true` when removed at the end of the creating connection.
+    pub session: bool,
+}
+
+/// Path of the state file in `dir`.
+pub fn state_path(dir: &Path) -> PathBuf {
+    dir.join(STATE_FILE)
+}
+
+/// Loads the state file; a missing file is an empty registry.
+pub fn load(dir: &Path) -> Result<Option<StateFile>, String> {
+    let path = state_path(dir);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read: {e}")),
+    };
+    let file: StateFile = serde_json::from_str(&text).map_err(|e| format!("cannot parse: {e}"))?;
+    if file.format != FORMAT_VERSION {
+        return Err(format!("unsupported format {} (this ipcd reads {FORMAT_VERSION})", file.format));
+    }
+    Ok(Some(file))
+}
+
+/// Saves the objects atomically: a reader (or a crash) sees the old file or the new one.
+pub fn save(dir: &Path, prefix: &str, objects: Vec<StoredObject>) -> std::io::Result<()> {
+    let file = StateFile { format: FORMAT_VERSION, prefix: prefix.to_owned(), objects };
+    let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, state_path(dir))?;
+    File::open(dir)?.sync_all()
+}

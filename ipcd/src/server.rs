@@ -1,0 +1,121 @@
+//! The accept loop and graceful shutdown.
+//!
+//! Shutdown: stop accepting, tell sessions (they finish the request in hand and
+//! close), wait for them a bounded time, save the registry, remove the socket.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use crate::config::Tunables;
+use crate::shared::{AtomicCounters, Shared};
+use crate::socket;
+
+/// How long sessions get to finish after shutdown is asked for.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the outside world (signals, tests) can ask of a running daemon.
+#[derive(Debug)]
+pub enum Control {
+    /// Stop gracefully.
+    Shutdown,
+    /// Apply new tunables (re-read config file).
+    Reload(Tunables),
+    /// Log a status dump.
+    DumpStatus,
+}
+
+/// Serves `listener` until `Control::Shutdown` arrives or the control channel closes.
+pub async fn serve(listener: UnixListener, shared: Arc<Shared>, mut control: mpsc::Receiver<Control>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut sessions = JoinSet::new();
+    info!(socket = %shared.config.socket_path.display(), prefix = %shared.config.prefix, "ipcd ready");
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    AtomicCounters::bump(&shared.counters.connections, 1);
+                    shared.sessions.fetch_add(1, Ordering::Relaxed);
+                    sessions.spawn(crate::session::run(shared.clone(), stream, stop_rx.clone()));
+                }
+                Err(e) => {
+                    // EMFILE and friends: log, back off briefly, keep serving.
+                    error!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(done) = sessions.join_next(), if !sessions.is_empty() => {
+                if let Err(e) = done {
+                    error!("a session task failed: {e}");
+                }
+            }
+            cmd = control.recv() => match cmd {
+                Some(Control::Shutdown) | None => break,
+                Some(Control::Reload(tunables)) => reload(&shared, tunables),
+                Some(Control::DumpStatus) => dump_status(&shared),
+            },
+        }
+    }
+    drop(listener);
+    info!(sessions = sessions.len(), "shutting down: no longer accepting");
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(done) = sessions.join_next().await {
+            if let Err(e) = done {
+                error!("a session task failed: {e}");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        warn!(left = sessions.len(), "sessions did not finish in time; aborting them");
+        sessions.shutdown().await;
+    }
+    if let Err(e) = shared.registry().save() {
+        error!("cannot save the registry: {e}");
+    }
+    if shared.config.remove_socket {
+        let _ = std::fs::remove_file(&shared.config.socket_path);
+    }
+    info!("stopped");
+}
+
+fn reload(shared: &Shared, new: Tunables) {
+    let old = shared.set_tunables(new.clone());
+    let changes = new.changes_from(&old);
+    if changes.is_empty() {
+        info!("configuration re-read: nothing changed");
+    }
+    for change in &changes {
+        info!("configuration changed: {change}");
+    }
+    if (old.socket_mode, &old.socket_group) != (new.socket_mode, &new.socket_group)
+        && let Err(e) = socket::apply_permissions(&shared.config.socket_path, &new)
+    {
+        warn!("cannot apply new socket permissions: {e}");
+    }
+}
+
+fn dump_status(shared: &Shared) {
+    let s = shared.status();
+    info!(
+        objects = s.objects,
+        sessions = s.sessions,
+        uptime_ms = s.uptime_ms,
+        connections = s.counters.connections,
+        requests = s.counters.requests,
+        errors = s.counters.errors,
+        created = s.counters.created,
+        deleted = s.counters.deleted,
+        capabilities = s.counters.capabilities,
+        "status"
+    );
+    for line in shared.registry().summary() {
+        info!("object {line}");
+    }
+}

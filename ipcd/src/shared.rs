@@ -1,0 +1,126 @@
+//! State shared by every session: configuration, the registry and counters.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
+use std::time::Instant;
+
+use protocol::{Counters, Limits, StatusInfo};
+
+use crate::config::{Config, Tunables};
+use crate::registry::Registry;
+
+/// Counters since start, updated without locks.
+#[derive(Debug, Default)]
+pub struct AtomicCounters {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Requests answered.
+    pub requests: AtomicU64,
+    /// Requests answered with an error.
+    pub errors: AtomicU64,
+    /// Objects created or adopted.
+    pub created: AtomicU64,
+    /// Objects deleted.
+    pub deleted: AtomicU64,
+    /// Descriptors handed out.
+    pub capabilities: AtomicU64,
+}
+
+impl AtomicCounters {
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Counters {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counters {
+            connections: g(&self.connections),
+            requests: g(&self.requests),
+            errors: g(&self.errors),
+            created: g(&self.created),
+            deleted: g(&self.deleted),
+            capabilities: g(&self.capabilities),
+        }
+    }
+}
+
+/// Everything sessions share. Locks are taken per unit of work and never held
+/// across an `.await`.
+#[derive(Debug)]
+pub struct Shared {
+    /// Paths and prefix, fixed for the daemon's life.
+    pub config: Config,
+    tunables: RwLock<Tunables>,
+    registry: Mutex<Registry>,
+    /// Counters since start.
+    pub counters: AtomicCounters,
+    /// Connections open now.
+    pub sessions: AtomicU32,
+    next_session: AtomicU64,
+    started: Instant,
+}
+
+impl Shared {
+    /// Builds the shared state around a loaded registry.
+    pub fn new(config: Config, registry: Registry) -> Self {
+        let tunables = RwLock::new(config.tunables.clone());
+        Shared {
+            config,
+            tunables,
+            registry: Mutex::new(registry),
+            counters: AtomicCounters::default(),
+            sessions: AtomicU32::new(0),
+            next_session: AtomicU64::new(1),
+            started: Instant::now(),
+        }
+    }
+
+    /// The registry, locked. Never hold the guard across an `.await`.
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        // A panic while holding the lock leaves the registry consistent (every
+        // change is a single insert/remove), so poisoning is ignored.
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The limits in force now.
+    pub fn limits(&self) -> Limits {
+        self.tunables().limits
+    }
+
+    /// The tunables in force now.
+    pub fn tunables(&self) -> Tunables {
+        self.tunables.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the tunables (on SIGHUP); returns the old ones.
+    pub fn set_tunables(&self, new: Tunables) -> Tunables {
+        let mut guard = self.tunables.write().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *guard, new)
+    }
+
+    /// A fresh session id.
+    pub fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Daemon status for `Request::Status`.
+    pub fn status(&self) -> StatusInfo {
+        StatusInfo {
+            server: server_name(),
+            pid: std::process::id() as i32,
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            socket: self.config.socket_path.display().to_string(),
+            prefix: self.config.prefix.clone(),
+            objects: self.registry().len() as u32,
+            sessions: self.sessions.load(Ordering::Relaxed),
+            counters: self.counters.snapshot(),
+            limits: self.limits(),
+        }
+    }
+}
+
+/// `ipcd <version>`.
+pub fn server_name() -> String {
+    format!("ipcd {}", env!("CARGO_PKG_VERSION"))
+}

@@ -1,0 +1,4 @@
+//! Small safe wrappers over system calls: the only module with `unsafe`.
+
+pub mod fd;
+pub mod socket;
