@@ -49,7 +49,12 @@ pub struct Tunables {
 
 impl Default for Tunables {
     fn default() -> Self {
-        Tunables { limits: DEFAULT_LIMITS, socket_mode: 0o600, socket_group: None, log_level: None }
+        Tunables {
+            limits: DEFAULT_LIMITS,
+            socket_mode: 0o600,
+            socket_group: None,
+            log_level: None,
+        }
     }
 }
 
@@ -69,9 +74,14 @@ struct FileConfig {
 impl Tunables {
     /// Reads tunables from a TOML file; missing keys take defaults.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Self::parse(&text).map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
     }
 
     /// Parses tunables from TOML text.
@@ -114,7 +124,11 @@ impl Tunables {
                 out.push(format!("{what}: {a} -> {b}"));
             }
         };
-        diff("max_frame", old.limits.max_frame.to_string(), self.limits.max_frame.to_string());
+        diff(
+            "max_frame",
+            old.limits.max_frame.to_string(),
+            self.limits.max_frame.to_string(),
+        );
         diff(
             "max_message_size",
             old.limits.max_message_size.to_string(),
@@ -130,9 +144,21 @@ impl Tunables {
             old.limits.max_connections.to_string(),
             self.limits.max_connections.to_string(),
         );
-        diff("socket_mode", format!("{:o}", old.socket_mode), format!("{:o}", self.socket_mode));
-        diff("socket_group", format!("{:?}", old.socket_group), format!("{:?}", self.socket_group));
-        diff("log_level", format!("{:?}", old.log_level), format!("{:?}", self.log_level));
+        diff(
+            "socket_mode",
+            format!("{:o}", old.socket_mode),
+            format!("{:o}", self.socket_mode),
+        );
+        diff(
+            "socket_group",
+            format!("{:?}", old.socket_group),
+            format!("{:?}", self.socket_group),
+        );
+        diff(
+            "log_level",
+            format!("{:?}", old.log_level),
+            format!("{:?}", self.log_level),
+        );
         out
     }
 }
@@ -142,18 +168,24 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
     match u32::from_str_radix(digits, 8) {
         Ok(m) if m <= 0o777 => Ok(m),
-        _ => Err(format!("invalid mode '{s}': expected octal permission bits such as 0660")),
+        _ => Err(format!(
+            "invalid mode '{s}': expected octal permission bits such as 0660"
+        )),
     }
 }
 
 /// Checks a kernel-name prefix: up to 50 characters of `A-Z a-z 0-9 . _ -`.
 pub fn check_prefix(prefix: &str) -> Result<(), String> {
     let ok = prefix.len() <= 50
-        && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
-        Err(format!("invalid prefix '{prefix}': up to 50 characters of A-Z a-z 0-9 . _ -"))
+        Err(format!(
+            "invalid prefix '{prefix}': up to 50 characters of A-Z a-z 0-9 . _ -"
+        ))
     }
 }
 
@@ -203,7 +235,11 @@ mod tests {
     #[test]
     fn bad_files_are_explained() {
         assert!(Tunables::parse("nope = 1").unwrap_err().contains("nope"));
-        assert!(Tunables::parse("max_frame = 10").unwrap_err().contains("max_frame"));
+        assert!(
+            Tunables::parse("max_frame = 10")
+                .unwrap_err()
+                .contains("max_frame")
+        );
         assert!(parse_mode("999").is_err());
         assert!(check_prefix("a/b").is_err());
     }

@@ -51,7 +51,10 @@ pub enum RequestError {
 impl RequestError {
     /// Wraps a failed system call with what was being done.
     pub fn os(context: impl Into<String>, errno: nix::errno::Errno) -> Self {
-        RequestError::Os { context: context.into(), errno }
+        RequestError::Os {
+            context: context.into(),
+            errno,
+        }
     }
 
     /// The stable wire code for this error.

@@ -26,13 +26,19 @@ fn params_kind(params: &protocol::KindParams) -> Kind {
 }
 
 /// Handles one request; returns the reply and any descriptors to pass with it.
-pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<(Reply, Vec<OwnedFd>), RequestError> {
+pub fn handle(
+    shared: &Shared,
+    caller: &Caller,
+    request: Request,
+) -> Result<(Reply, Vec<OwnedFd>), RequestError> {
     let peer = &caller.peer;
     let reply = match request {
         Request::Ping => Reply::Pong,
         Request::Status => Reply::Status(shared.status()),
         Request::List { kind } => Reply::List(shared.registry().list(kind, peer)),
-        Request::Stat { address } => Reply::Stat(shared.registry().stat(&Address::parse(&address)?, peer)?),
+        Request::Stat { address } => {
+            Reply::Stat(shared.registry().stat(&Address::parse(&address)?, peer)?)
+        }
         Request::Create { address, spec } => {
             let address = Address::parse(&address)?;
             let given = params_kind(&spec.params);
@@ -42,12 +48,16 @@ pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<(Rep
                 )));
             }
             let limits = shared.limits();
-            let info = shared.registry().create(address, &spec, peer, caller.session, &limits)?;
+            let info = shared
+                .registry()
+                .create(address, &spec, peer, caller.session, &limits)?;
             AtomicCounters::bump(&shared.counters.created, 1);
             Reply::Created(info)
         }
         Request::Open { address, access } => {
-            let (info, fds) = shared.registry().open(&Address::parse(&address)?, access, peer)?;
+            let (info, fds) = shared
+                .registry()
+                .open(&Address::parse(&address)?, access, peer)?;
             AtomicCounters::bump(&shared.counters.capabilities, fds.len() as u64);
             return Ok((Reply::Opened { info, access }, fds));
         }

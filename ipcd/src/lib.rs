@@ -35,11 +35,18 @@ pub async fn run(
     control: mpsc::Receiver<Control>,
 ) -> Result<(), DaemonError> {
     let state_path = persist::state_path(&config.state_dir);
-    let state_err = |message: String| DaemonError::State { path: state_path.clone(), message };
+    let state_err = |message: String| DaemonError::State {
+        path: state_path.clone(),
+        message,
+    };
     std::fs::create_dir_all(&config.state_dir).map_err(|e| state_err(e.to_string()))?;
-    let registry = registry::Registry::load(config.state_dir.clone(), config.prefix.clone()).map_err(state_err)?;
-    let listener = tokio::net::UnixListener::from_std(listener)
-        .map_err(|source| DaemonError::Io { context: "registering the listener".into(), source })?;
+    let registry = registry::Registry::load(config.state_dir.clone(), config.prefix.clone())
+        .map_err(state_err)?;
+    let listener =
+        tokio::net::UnixListener::from_std(listener).map_err(|source| DaemonError::Io {
+            context: "registering the listener".into(),
+            source,
+        })?;
     let shared = Arc::new(shared::Shared::new(config, registry));
     server::serve(listener, shared, control).await;
     Ok(())

@@ -97,12 +97,21 @@ fn run(args: Args) -> Result<()> {
         prefix: args.prefix.clone(),
         tunables,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let listener = socket::bind(&config.socket_path, &config.tunables)?;
         let (control_tx, control_rx) = mpsc::channel(8);
-        let signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).context("installing signal handlers")?;
-        let signal_task = tokio::spawn(forward_signals(signals, control_tx, args.config.clone(), cli_level, filter));
+        let signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+            .context("installing signal handlers")?;
+        let signal_task = tokio::spawn(forward_signals(
+            signals,
+            control_tx,
+            args.config.clone(),
+            cli_level,
+            filter,
+        ));
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let result = ipcd::run(listener, config, control_rx).await;
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);

@@ -62,14 +62,21 @@ pub fn load(dir: &Path) -> Result<Option<StateFile>, String> {
     };
     let file: StateFile = serde_json::from_str(&text).map_err(|e| format!("cannot parse: {e}"))?;
     if file.format != FORMAT_VERSION {
-        return Err(format!("unsupported format {} (this ipcd reads {FORMAT_VERSION})", file.format));
+        return Err(format!(
+            "unsupported format {} (this ipcd reads {FORMAT_VERSION})",
+            file.format
+        ));
     }
     Ok(Some(file))
 }
 
 /// Saves the objects atomically: a reader (or a crash) sees the old file or the new one.
 pub fn save(dir: &Path, prefix: &str, objects: Vec<StoredObject>) -> std::io::Result<()> {
-    let file = StateFile { format: FORMAT_VERSION, prefix: prefix.to_owned(), objects };
+    let file = StateFile {
+        format: FORMAT_VERSION,
+        prefix: prefix.to_owned(),
+        objects,
+    };
     let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
     let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
     {

@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use protocol::{Access, Address, CreateSpec, Kind, Limits, Lifetime, ObjectInfo};
+use protocol::{Access, Address, CreateSpec, Kind, Lifetime, Limits, ObjectInfo};
 use tracing::{info, warn};
 
 use crate::access;
@@ -54,7 +54,11 @@ impl Object {
             mode: self.mode,
             creator_pid: self.creator_pid,
             created_at_ms: self.created_at_ms,
-            lifetime: if self.session.is_some() { Lifetime::Session } else { Lifetime::Persistent },
+            lifetime: if self.session.is_some() {
+                Lifetime::Session
+            } else {
+                Lifetime::Persistent
+            },
             opens: self.opens,
             details: self.handle.details()?,
         })
@@ -83,7 +87,10 @@ pub struct Registry {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Registry {
@@ -92,7 +99,11 @@ impl Registry {
     /// Objects of `session` lifetime belonged to connections of a previous run, so
     /// their kernel objects are removed. Vanished objects are logged and dropped.
     pub fn load(state_dir: PathBuf, prefix: String) -> Result<Self, String> {
-        let mut reg = Registry { objects: BTreeMap::new(), state_dir, prefix };
+        let mut reg = Registry {
+            objects: BTreeMap::new(),
+            state_dir,
+            prefix,
+        };
         let Some(file) = persist::load(&reg.state_dir)? else {
             return Ok(reg);
         };
@@ -114,20 +125,25 @@ impl Registry {
             match kinds::reopen(address.kind, &rec.kernel_name) {
                 Ok(Some(handle)) => {
                     info!(%address, kernel_name = %rec.kernel_name, "re-adopted");
-                    reg.objects.insert(address.clone(), Object {
-                        address,
-                        kernel_name: rec.kernel_name,
-                        owner_uid: rec.owner_uid,
-                        owner_gid: rec.owner_gid,
-                        mode: rec.mode,
-                        creator_pid: rec.creator_pid,
-                        created_at_ms: rec.created_at_ms,
-                        session: None,
-                        opens: 0,
-                        handle,
-                    });
+                    reg.objects.insert(
+                        address.clone(),
+                        Object {
+                            address,
+                            kernel_name: rec.kernel_name,
+                            owner_uid: rec.owner_uid,
+                            owner_gid: rec.owner_gid,
+                            mode: rec.mode,
+                            creator_pid: rec.creator_pid,
+                            created_at_ms: rec.created_at_ms,
+                            session: None,
+                            opens: 0,
+                            handle,
+                        },
+                    );
                 }
-                Ok(None) => warn!(%address, kernel_name = %rec.kernel_name, "vanished while ipcd was down; forgetting it"),
+                Ok(None) => {
+                    warn!(%address, kernel_name = %rec.kernel_name, "vanished while ipcd was down; forgetting it")
+                }
                 Err(e) => warn!(%address, "cannot re-adopt, forgetting it: {e}"),
             }
         }
@@ -138,7 +154,11 @@ impl Registry {
     /// Writes the registry to the state file (persistent objects and session ones,
     /// so a crash lets the next start clean the latter up).
     pub fn save(&self) -> std::io::Result<()> {
-        persist::save(&self.state_dir, &self.prefix, self.objects.values().map(Object::stored).collect())
+        persist::save(
+            &self.state_dir,
+            &self.prefix,
+            self.objects.values().map(Object::stored).collect(),
+        )
     }
 
     /// Number of registered objects.
@@ -180,22 +200,29 @@ impl Registry {
                 "mode {mode:o} has bits outside 0777"
             )));
         }
-        let owned = self.objects.values().filter(|o| o.owner_uid == peer.uid).count();
-        if peer.uid != 0 && owned >= limits.max_objects_per_uid as usize {
+        let owned = self
+            .objects
+            .values()
+            .filter(|o| o.owner_uid == peer.uid)
+            .count();
+        if owned >= limits.max_objects_per_uid as usize {
             return Err(RequestError::LimitExceeded(format!(
                 "uid {} owns {owned} objects, the maximum (max_objects_per_uid)",
                 peer.uid
             )));
         }
         let kernel_name = kinds::kernel_name(&address, &self.prefix);
-        let handle = kinds::create(address.kind, &CreateArgs {
-            kernel_name: &kernel_name,
-            params: &spec.params,
-            mode,
-            adopt: spec.adopt,
-            peer,
-            max_message_size: limits.max_message_size,
-        })?;
+        let handle = kinds::create(
+            address.kind,
+            &CreateArgs {
+                kernel_name: &kernel_name,
+                params: &spec.params,
+                mode,
+                adopt: spec.adopt,
+                peer,
+                max_message_size: limits.max_message_size,
+            },
+        )?;
         let obj = Object {
             address: address.clone(),
             kernel_name,
@@ -271,7 +298,10 @@ impl Registry {
 
     /// Removes an object the caller owns, and its kernel object.
     pub fn delete(&mut self, address: &Address, peer: &Peer) -> Result<(), RequestError> {
-        let obj = self.objects.get(address).ok_or_else(|| RequestError::NotFound(address.to_string()))?;
+        let obj = self
+            .objects
+            .get(address)
+            .ok_or_else(|| RequestError::NotFound(address.to_string()))?;
         if !access::may_delete(peer, obj) {
             return Err(RequestError::PermissionDenied(format!(
                 "only the owner (uid {}) or root may delete '{address}'",
@@ -286,8 +316,12 @@ impl Registry {
 
     /// Removes every object of `session` lifetime created by `session`; returns how many.
     pub fn end_session(&mut self, session: SessionId) -> usize {
-        let doomed: Vec<Address> =
-            self.objects.values().filter(|o| o.session == Some(session)).map(|o| o.address.clone()).collect();
+        let doomed: Vec<Address> = self
+            .objects
+            .values()
+            .filter(|o| o.session == Some(session))
+            .map(|o| o.address.clone())
+            .collect();
         for address in &doomed {
             let obj = self.objects.remove(address).expect("listed above");
             info!(%address, "session ended; removing");
@@ -303,7 +337,10 @@ impl Registry {
 
     fn save_or_warn(&self) {
         if let Err(e) = self.save() {
-            warn!("cannot save the registry in {}: {e}", self.state_dir.display());
+            warn!(
+                "cannot save the registry in {}: {e}",
+                self.state_dir.display()
+            );
         }
     }
 
@@ -311,7 +348,12 @@ impl Registry {
     pub fn summary(&self) -> Vec<String> {
         self.objects
             .values()
-            .map(|o| format!("{} -> {} (owner {}, mode {:o}, opens {})", o.address, o.kernel_name, o.owner_uid, o.mode, o.opens))
+            .map(|o| {
+                format!(
+                    "{} -> {} (owner {}, mode {:o}, opens {})",
+                    o.address, o.kernel_name, o.owner_uid, o.mode, o.opens
+                )
+            })
             .collect()
     }
 }

@@ -31,7 +31,11 @@ pub enum Control {
 }
 
 /// Serves `listener` until `Control::Shutdown` arrives or the control channel closes.
-pub async fn serve(listener: UnixListener, shared: Arc<Shared>, mut control: mpsc::Receiver<Control>) {
+pub async fn serve(
+    listener: UnixListener,
+    shared: Arc<Shared>,
+    mut control: mpsc::Receiver<Control>,
+) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sessions = JoinSet::new();
     info!(socket = %shared.config.socket_path.display(), prefix = %shared.config.prefix, "ipcd ready");
@@ -62,7 +66,10 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, mut control: mps
         }
     }
     drop(listener);
-    info!(sessions = sessions.len(), "shutting down: no longer accepting");
+    info!(
+        sessions = sessions.len(),
+        "shutting down: no longer accepting"
+    );
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while let Some(done) = sessions.join_next().await {
@@ -73,7 +80,10 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, mut control: mps
     })
     .await;
     if drained.is_err() {
-        warn!(left = sessions.len(), "sessions did not finish in time; aborting them");
+        warn!(
+            left = sessions.len(),
+            "sessions did not finish in time; aborting them"
+        );
         sessions.shutdown().await;
     }
     if let Err(e) = shared.registry().save() {

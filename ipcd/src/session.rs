@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use protocol::{
-    ClientFrame, ErrorCode, Event, FrameError, FrameHeader, HEADER_LEN, Hello, MIN_PROTOCOL_VERSION, Outcome,
-    PROTOCOL_VERSION, ServerFrame, Welcome, WireError,
+    ClientFrame, ErrorCode, Event, FrameError, FrameHeader, HEADER_LEN, Hello,
+    MIN_PROTOCOL_VERSION, Outcome, PROTOCOL_VERSION, ServerFrame, Welcome, WireError,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -81,7 +81,10 @@ fn encode(frame: &ServerFrame, max: u32) -> Vec<u8> {
         let err = ServerFrame::Response {
             id,
             fds: 0,
-            result: Outcome::Err(WireError::new(ErrorCode::TooLarge, format!("answer too large to send: {e}"))),
+            result: Outcome::Err(WireError::new(
+                ErrorCode::TooLarge,
+                format!("answer too large to send: {e}"),
+            )),
         };
         let payload = protocol::encode_server(&err).unwrap_or_default();
         protocol::frame::frame(&payload, protocol::HARD_MAX_FRAME).unwrap_or_default()
@@ -123,7 +126,8 @@ async fn send_with_fds(writer: &mut OwnedWriteHalf, out: &Outgoing) -> std::io::
     let sent = loop {
         stream.writable().await?;
         match stream.try_io(tokio::io::Interest::WRITABLE, || {
-            crate::sys::socket::send_with_fds(stream.as_fd(), &out.bytes, &out.fds).map_err(std::io::Error::from)
+            crate::sys::socket::send_with_fds(stream.as_fd(), &out.bytes, &out.fds)
+                .map_err(std::io::Error::from)
         }) {
             Ok(n) => break n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -137,7 +141,11 @@ async fn send_with_fds(writer: &mut OwnedWriteHalf, out: &Outgoing) -> std::io::
 pub async fn run(shared: Arc<Shared>, stream: UnixStream, mut shutdown: watch::Receiver<bool>) {
     let id = shared.next_session_id();
     let peer = match stream.peer_cred() {
-        Ok(c) => Peer { pid: c.pid().unwrap_or(0), uid: c.uid(), gid: c.gid() },
+        Ok(c) => Peer {
+            pid: c.pid().unwrap_or(0),
+            uid: c.uid(),
+            gid: c.gid(),
+        },
         Err(e) => {
             warn!(session = id, "cannot read peer credentials, closing: {e}");
             return;
@@ -150,16 +158,27 @@ pub async fn run(shared: Arc<Shared>, stream: UnixStream, mut shutdown: watch::R
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let caller = Caller { peer, session: id };
 
-    let mut session = Session { shared: &shared, tx, caller, greeted: false };
+    let mut session = Session {
+        shared: &shared,
+        tx,
+        caller,
+        greeted: false,
+    };
     loop {
-        let max = if session.greeted { shared.limits().max_frame } else { protocol::HARD_MAX_FRAME.min(64 * 1024) };
+        let max = if session.greeted {
+            shared.limits().max_frame
+        } else {
+            protocol::HARD_MAX_FRAME.min(64 * 1024)
+        };
         let frame = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => None,
             frame = read_frame(&mut reader, max) => Some(frame),
         };
         let Some(frame) = frame else {
-            session.send(ServerFrame::Event(Event::ShuttingDown), Vec::new()).await;
+            session
+                .send(ServerFrame::Event(Event::ShuttingDown), Vec::new())
+                .await;
             break;
         };
         let keep_going = match frame {
@@ -208,8 +227,16 @@ impl Session<'_> {
     }
 
     async fn fatal(&self, code: ErrorCode, message: String) {
-        info!(session = self.caller.session, pid = self.caller.peer.pid, "closing connection: {message}");
-        self.send(ServerFrame::Fatal(WireError::new(code, message)), Vec::new()).await;
+        info!(
+            session = self.caller.session,
+            pid = self.caller.peer.pid,
+            "closing connection: {message}"
+        );
+        self.send(
+            ServerFrame::Fatal(WireError::new(code, message)),
+            Vec::new(),
+        )
+        .await;
     }
 
     /// Handles one frame; returns whether to keep the connection.
@@ -224,11 +251,19 @@ impl Session<'_> {
         match (frame, self.greeted) {
             (ClientFrame::Hello(hello), false) => self.on_hello(hello).await,
             (ClientFrame::Hello(_), true) => {
-                self.fatal(ErrorCode::HandshakeRequired, "second handshake on one connection".into()).await;
+                self.fatal(
+                    ErrorCode::HandshakeRequired,
+                    "second handshake on one connection".into(),
+                )
+                .await;
                 false
             }
             (ClientFrame::Request { .. }, false) => {
-                self.fatal(ErrorCode::HandshakeRequired, "the first frame must be a hello".into()).await;
+                self.fatal(
+                    ErrorCode::HandshakeRequired,
+                    "the first frame must be a hello".into(),
+                )
+                .await;
                 false
             }
             (ClientFrame::Request { id, body }, true) => {
@@ -242,7 +277,15 @@ impl Session<'_> {
                         (Outcome::Err(e.to_wire()), Vec::new())
                     }
                 };
-                self.send(ServerFrame::Response { id, fds: fds.len() as u8, result }, fds).await;
+                self.send(
+                    ServerFrame::Response {
+                        id,
+                        fds: fds.len() as u8,
+                        result,
+                    },
+                    fds,
+                )
+                .await;
                 true
             }
         }
@@ -260,7 +303,10 @@ impl Session<'_> {
         let limits = self.shared.limits();
         let open = self.shared.sessions.load(Ordering::Relaxed);
         if open > limits.max_connections {
-            let msg = format!("too many connections ({open} open, max_connections is {})", limits.max_connections);
+            let msg = format!(
+                "too many connections ({open} open, max_connections is {})",
+                limits.max_connections
+            );
             self.fatal(ErrorCode::LimitExceeded, msg).await;
             return false;
         }
@@ -272,7 +318,11 @@ impl Session<'_> {
             max_version: PROTOCOL_VERSION,
             server: server_name(),
             limits,
-            peer: protocol::Credentials { pid: peer.pid, uid: peer.uid, gid: peer.gid },
+            peer: protocol::Credentials {
+                pid: peer.pid,
+                uid: peer.uid,
+                gid: peer.gid,
+            },
         };
         self.greeted = true;
         self.send(ServerFrame::Welcome(welcome), Vec::new()).await;

@@ -90,7 +90,10 @@ impl Shared {
 
     /// The tunables in force now.
     pub fn tunables(&self) -> Tunables {
-        self.tunables.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.tunables
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the tunables (on SIGHUP); returns the old ones.

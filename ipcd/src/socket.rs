@@ -16,7 +16,10 @@ use crate::error::DaemonError;
 /// Fails if another process answers on it; removes a stale socket file left by a
 /// daemon that died. The returned listener is non-blocking.
 pub fn bind(path: &Path, tunables: &Tunables) -> Result<UnixListener, DaemonError> {
-    let listen_err = |source| DaemonError::Listen { path: path.to_owned(), source };
+    let listen_err = |source| DaemonError::Listen {
+        path: path.to_owned(),
+        source,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(listen_err)?;
     }
@@ -50,8 +53,14 @@ pub fn apply_permissions(path: &Path, tunables: &Tunables) -> Result<(), DaemonE
     if let Some(name) = &tunables.socket_group {
         let group = Group::from_name(name)
             .map_err(|e| io(format!("looking up group {name}"), e.into()))?
-            .ok_or_else(|| io(format!("socket_group {name}"), std::io::Error::new(ErrorKind::NotFound, "no such group")))?;
-        chown(path, None, Some(group.gid)).map_err(|e| io(format!("chown {}", path.display()), e.into()))?;
+            .ok_or_else(|| {
+                io(
+                    format!("socket_group {name}"),
+                    std::io::Error::new(ErrorKind::NotFound, "no such group"),
+                )
+            })?;
+        chown(path, None, Some(group.gid))
+            .map_err(|e| io(format!("chown {}", path.display()), e.into()))?;
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(tunables.socket_mode))
         .map_err(|e| io(format!("chmod {}", path.display()), e))

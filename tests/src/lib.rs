@@ -1,1 +1,356 @@
-//! placeholder
+//! Test support for end-to-end tests: [`TestDaemon`] runs the real `ipcd` binary
+//! on a private socket with a unique object prefix, and checks on drop that it
+//! stops cleanly and leaves no kernel objects behind.
+
+pub mod raw;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// How long a daemon gets to start or stop before the test fails.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long any single `ipcctl` run may take before the test fails.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Directory holding the workspace's built binaries (`ipcd`, `ipcctl`).
+///
+/// The binaries are (re)built once per test process with the same profile as the
+/// test itself, so a test never runs a stale binary.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current_exe");
+        // target/<profile>/deps/e2e-<hash>
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps")
+            .to_owned();
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args([
+            "build",
+            "--quiet",
+            "--bins",
+            "-p",
+            "ipcd",
+            "-p",
+            "ipc-client",
+        ]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build
+            .status()
+            .expect("running cargo build for the binaries");
+        assert!(status.success(), "building ipcd and ipcctl failed");
+        dir
+    })
+}
+
+/// Path of the `ipcd` binary.
+pub fn ipcd_bin() -> PathBuf {
+    bin_dir().join("ipcd")
+}
+
+/// Path of the `ipcctl` binary.
+pub fn ipcctl_bin() -> PathBuf {
+    bin_dir().join("ipcctl")
+}
+
+/// Waits for `child` up to `timeout`; kills it and returns `None` if it is still running.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs a command to completion with [`COMMAND_TIMEOUT`]; panics if it hangs.
+pub fn run_with_timeout(cmd: &mut Command) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(COMMAND_TIMEOUT) {
+        Ok(out) => out.expect("wait_with_output"),
+        Err(_) => {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            panic!("command {cmd:?} did not finish within {COMMAND_TIMEOUT:?}");
+        }
+    }
+}
+
+fn unique_prefix() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t{}x{}.",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A real `ipcd` process on a private socket in a short temp dir.
+pub struct TestDaemon {
+    dir: tempfile::TempDir,
+    /// The daemon's socket.
+    pub socket: PathBuf,
+    /// The daemon's state directory.
+    pub state_dir: PathBuf,
+    /// Kernel-name prefix unique to this daemon (`t<pid>x<n>.`).
+    pub prefix: String,
+    config: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl TestDaemon {
+    /// Starts a daemon whose socket anyone may connect to (mode 0666), so tests
+    /// can check per-object permissions with other uids.
+    pub fn start() -> Self {
+        Self::start_with_config("socket_mode = \"0666\"\n")
+    }
+
+    /// Starts a daemon with this TOML config file.
+    pub fn start_with_config(config: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ipcd")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        // Other uids must be able to reach the socket for permission tests.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod temp dir");
+        let config_path = dir.path().join("ipcd.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut d = TestDaemon {
+            socket: dir.path().join("s"),
+            state_dir: dir.path().join("state"),
+            log: dir.path().join("ipcd.log"),
+            prefix: unique_prefix(),
+            config: config_path,
+            dir,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    /// The temp directory everything lives in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The daemon's log so far (stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.as_ref().expect("daemon running").id() as i32)
+    }
+
+    /// Starts the daemon process and waits for its `READY=1` notification.
+    fn spawn(&mut self) {
+        let notify_path = self.dir.path().join("notify");
+        let _ = std::fs::remove_file(&notify_path);
+        let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        notify
+            .set_read_timeout(Some(START_TIMEOUT))
+            .expect("timeout");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(ipcd_bin())
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .arg("--prefix")
+            .arg(&self.prefix)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--log-level")
+            .arg("debug")
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ipcd");
+        self.child = Some(child);
+        let mut buf = [0u8; 512];
+        loop {
+            match notify.recv(&mut buf) {
+                Ok(n)
+                    if String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .any(|l| l == "READY=1") =>
+                {
+                    break;
+                }
+                Ok(_) => continue,
+                Err(e) => panic!("ipcd did not become ready: {e}\nlog:\n{}", self.log()),
+            }
+        }
+    }
+
+    /// Kills the daemon with SIGKILL (no cleanup) and reaps it.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("daemon running");
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+    }
+
+    /// Starts the daemon again on the same socket, state dir and prefix.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the daemon before restarting it");
+        self.spawn();
+    }
+
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).expect("signal ipcd");
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit; returns its status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+        wait_timeout(&mut child, START_TIMEOUT)
+            .unwrap_or_else(|| panic!("ipcd ignored SIGTERM\n{}", self.log()))
+    }
+
+    /// The kernel name of a message queue `mq:NAME` hosted by this daemon.
+    pub fn mq_kernel_name(&self, name: &str) -> String {
+        format!("/{}{name}", self.prefix)
+    }
+
+    /// An `ipcctl` command aimed at this daemon.
+    pub fn ipcctl(&self) -> Command {
+        let mut cmd = Command::new(ipcctl_bin());
+        cmd.arg("--socket")
+            .arg(&self.socket)
+            .env_remove("IPCD_SOCKET");
+        cmd
+    }
+
+    /// Runs `ipcctl ARGS…` against this daemon and returns its output.
+    pub fn run_ipcctl(&self, args: &[&str]) -> Output {
+        run_with_timeout(self.ipcctl().args(args))
+    }
+
+    /// Runs `ipcctl ARGS…` and asserts it succeeded; returns stdout.
+    pub fn ipcctl_ok(&self, args: &[&str]) -> String {
+        let out = self.run_ipcctl(args);
+        assert!(
+            out.status.success(),
+            "ipcctl {args:?} failed with {}:\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Kernel objects with this daemon's prefix that exist now, as names
+    /// (`mq:` entries from `/dev/mqueue` when it is mounted).
+    pub fn kernel_leftovers(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for (dir, tag) in [("/dev/mqueue", "mq"), ("/dev/shm", "shm")] {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let bare = name.strip_prefix("sem.").unwrap_or(&name);
+                    if bare.starts_with(&self.prefix) {
+                        found.push(format!("{tag}:{name}"));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Stops the daemon (if running) and checks nothing leaked: the exit status
+    /// is success and, once registered objects are removed, no kernel object with
+    /// this daemon's prefix is left. Returns the problems found.
+    fn stop_and_check(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.child.is_some() {
+            let status = self.terminate();
+            if !status.success() {
+                problems.push(format!("ipcd exited with {status}"));
+            }
+        }
+        if self.socket.exists() {
+            problems.push(format!("socket {} left behind", self.socket.display()));
+        }
+        // Objects still registered are the test's own (persistent); remove them.
+        let registry =
+            std::fs::read_to_string(self.state_dir.join("registry.json")).unwrap_or_default();
+        let registry: serde_json::Value = serde_json::from_str(&registry).unwrap_or_default();
+        for obj in registry["objects"].as_array().into_iter().flatten() {
+            let (Some(address), Some(kernel)) =
+                (obj["address"].as_str(), obj["kernel_name"].as_str())
+            else {
+                continue;
+            };
+            if address.starts_with("mq:") {
+                let _ = nix::mqueue::mq_unlink(kernel);
+            } else {
+                let _ = std::fs::remove_file(kernel);
+            }
+        }
+        // Anything left now was never registered, or was unregistered without being removed.
+        for leftover in self.kernel_leftovers() {
+            problems.push(format!("kernel object leaked: {leftover}"));
+            let name = leftover.split_once(':').map(|(_, n)| n).unwrap_or_default();
+            if leftover.starts_with("mq:") {
+                let _ = nix::mqueue::mq_unlink(format!("/{name}").as_str());
+            } else {
+                let _ = std::fs::remove_file(Path::new("/dev/shm").join(name));
+            }
+        }
+        problems
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        let problems = self.stop_and_check();
+        if !problems.is_empty() && !std::thread::panicking() {
+            panic!(
+                "test daemon check failed:\n  {}\nlog:\n{}",
+                problems.join("\n  "),
+                self.log()
+            );
+        }
+    }
+}

@@ -34,7 +34,11 @@ impl MqObject {
 }
 
 fn read_proc(key: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{key}")).ok()?.trim().parse().ok()
+    std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{key}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Creates the queue (or adopts an existing one) for a create request.
@@ -43,9 +47,14 @@ pub fn create(args: &CreateArgs<'_>, params: &MqParams) -> Result<MqObject, Requ
     if args.adopt {
         return adopt(args);
     }
-    let capacity = params.capacity.map(u64::from).unwrap_or_else(|| read_proc("msg_default").unwrap_or(10));
-    let msg_size =
-        params.msg_size.map(u64::from).unwrap_or_else(|| read_proc("msgsize_default").unwrap_or(8192));
+    let capacity = params
+        .capacity
+        .map(u64::from)
+        .unwrap_or_else(|| read_proc("msg_default").unwrap_or(10));
+    let msg_size = params
+        .msg_size
+        .map(u64::from)
+        .unwrap_or_else(|| read_proc("msgsize_default").unwrap_or(8192));
     if capacity == 0 || msg_size == 0 {
         return Err(RequestError::InvalidArgument(format!(
             "capacity and message size must be at least 1 (got capacity {capacity}, message size {msg_size})"
@@ -109,7 +118,13 @@ fn create_error(name: &str, errno: Errno, capacity: u64, msg_size: u64) -> Reque
 
 fn adopt(args: &CreateArgs<'_>) -> Result<MqObject, RequestError> {
     let name = args.kernel_name;
-    let mqd = mq_open(name, MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC, Mode::empty(), None).map_err(|e| match e {
+    let mqd = mq_open(
+        name,
+        MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC,
+        Mode::empty(),
+        None,
+    )
+    .map_err(|e| match e {
         Errno::ENOENT => RequestError::NotFound(format!("kernel queue {name} to adopt")),
         e => RequestError::os(format!("mq_open {name}"), e),
     })?;
@@ -125,7 +140,12 @@ fn adopt(args: &CreateArgs<'_>) -> Result<MqObject, RequestError> {
 
 /// Re-opens a recorded queue after a restart; `Ok(None)` if it no longer exists.
 pub fn reopen(name: &str) -> Result<Option<MqObject>, RequestError> {
-    match mq_open(name, MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC, Mode::empty(), None) {
+    match mq_open(
+        name,
+        MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC,
+        Mode::empty(),
+        None,
+    ) {
         Ok(mqd) => Ok(Some(MqObject { mqd })),
         Err(Errno::ENOENT) => Ok(None),
         Err(e) => Err(RequestError::os(format!("mq_open {name}"), e)),
@@ -139,10 +159,11 @@ pub fn open(name: &str, access: Access) -> Result<OwnedFd, RequestError> {
         Access::Write => MQ_OFlag::O_WRONLY,
         Access::ReadWrite => MQ_OFlag::O_RDWR,
     };
-    let mqd = mq_open(name, mode | MQ_OFlag::O_CLOEXEC, Mode::empty(), None).map_err(|e| match e {
-        Errno::ENOENT => RequestError::NotFound(format!("kernel queue {name} vanished")),
-        e => RequestError::os(format!("mq_open {name}"), e),
-    })?;
+    let mqd =
+        mq_open(name, mode | MQ_OFlag::O_CLOEXEC, Mode::empty(), None).map_err(|e| match e {
+            Errno::ENOENT => RequestError::NotFound(format!("kernel queue {name} vanished")),
+            e => RequestError::os(format!("mq_open {name}"), e),
+        })?;
     Ok(mqd_into_owned(mqd))
 }
 

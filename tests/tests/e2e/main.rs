@@ -1,1 +1,8 @@
-//! placeholder
+//! End-to-end tests: the real `ipcd` binary, driven through `ipcctl` and
+//! `ipc-client`, one module per area. One test binary, many modules.
+
+mod bad_input;
+mod lifecycle;
+mod limits;
+mod mq_cli;
+mod permissions;
