@@ -1,0 +1,407 @@
+//! [`Client`]: a blocking connection to ipcd and the requests it can make.
+
+use std::borrow::Borrow;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use protocol::{
+    Access, ClientFrame, CreateSpec, Event, Hello, Kind, ObjectInfo, Outcome, PROTOCOL_VERSION,
+    Reply, Request, ServerFrame, StatusInfo, Welcome,
+};
+
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::path::resolve_socket_path;
+
+/// The client name sent in the handshake unless another is chosen.
+pub const DEFAULT_CLIENT_NAME: &str = "ipc-client";
+
+/// Events kept for [`Client::take_events`]; older ones are dropped beyond this.
+const MAX_KEPT_EVENTS: usize = 64;
+
+/// A successful answer with the file descriptors that came with it.
+#[derive(Debug)]
+pub struct Response {
+    /// The answer.
+    pub reply: Reply,
+    /// Descriptors passed with it (one queue descriptor for an `Open` of an `mq:`).
+    pub fds: Vec<OwnedFd>,
+}
+
+/// Settings for a connection; finish with [`connect`](ClientBuilder::connect).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// let client = ipc_client::Client::builder()
+///     .socket("/tmp/ipcd.sock")
+///     .name("my-app")
+///     .timeout(Duration::from_secs(5))
+///     .connect()?;
+/// # Ok::<(), ipc_client::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ClientBuilder {
+    socket: Option<PathBuf>,
+    name: Option<String>,
+    timeout: Option<Duration>,
+}
+
+impl ClientBuilder {
+    /// Connects to this socket instead of [`default_socket_path`](crate::default_socket_path).
+    pub fn socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.socket = Some(path.into());
+        self
+    }
+
+    /// The client name the daemon logs (default [`DEFAULT_CLIENT_NAME`]).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// How long the handshake and each later request may take (default: no limit).
+    /// See [`Client::set_timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Connects and performs the handshake.
+    pub fn connect(self) -> Result<Client> {
+        let path = resolve_socket_path(self.socket.as_deref());
+        let mut conn = Connection::connect(&path)?;
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            client_name: self.name.unwrap_or_else(|| DEFAULT_CLIENT_NAME.to_owned()),
+        };
+        conn.queue(&ClientFrame::Hello(hello))?;
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let welcome = match conn.receive(deadline)? {
+            ServerFrame::Welcome(w) => w,
+            ServerFrame::Fatal(e) => return Err(conn.poison(Error::Fatal(e))),
+            other => {
+                return Err(conn.poison(Error::Protocol(format!(
+                    "expected a welcome from the daemon, got {other:?}"
+                ))));
+            }
+        };
+        if welcome.version != PROTOCOL_VERSION {
+            return Err(Error::Protocol(format!(
+                "the daemon chose protocol version {}, this client speaks {PROTOCOL_VERSION}",
+                welcome.version
+            )));
+        }
+        conn.set_max_frame(welcome.limits.max_frame);
+        Ok(Client {
+            conn,
+            welcome,
+            path,
+            timeout: self.timeout,
+            next_id: 1,
+            events: Vec::new(),
+        })
+    }
+}
+
+/// A blocking connection to the ipcd daemon.
+///
+/// Each method sends one request and waits for its answer; [`pipeline`](Self::pipeline)
+/// sends many before waiting. Errors the daemon reports are [`Error::Server`] and
+/// leave the connection usable; I/O and protocol errors close it.
+///
+/// ```no_run
+/// use ipc_client::Client;
+/// let mut client = Client::connect()?;
+/// client.ping()?;
+/// for object in client.list(None)? {
+///     println!("{}", object.address);
+/// }
+/// # Ok::<(), ipc_client::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    conn: Connection,
+    welcome: Welcome,
+    path: PathBuf,
+    timeout: Option<Duration>,
+    next_id: u64,
+    events: Vec<Event>,
+}
+
+impl Client {
+    /// Connects to the socket [`default_socket_path`](crate::default_socket_path) names.
+    pub fn connect() -> Result<Client> {
+        Self::builder().connect()
+    }
+
+    /// Connects to the socket at `path`.
+    pub fn connect_to(path: impl AsRef<Path>) -> Result<Client> {
+        Self::builder().socket(path.as_ref()).connect()
+    }
+
+    /// Connects to the socket at `path`, introducing itself as `client_name`.
+    pub fn connect_with(path: impl AsRef<Path>, client_name: &str) -> Result<Client> {
+        Self::builder()
+            .socket(path.as_ref())
+            .name(client_name)
+            .connect()
+    }
+
+    /// Settings for a connection (socket, client name, timeout).
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The daemon's handshake answer: its version, limits, and how it sees us.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// The socket path this client connected to.
+    pub fn socket_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Limits how long each request may wait for its answer (`None`: forever).
+    /// A request that times out fails with [`Error::TimedOut`] and closes the
+    /// connection, since its answer may still arrive.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    /// Checks that the daemon answers.
+    pub fn ping(&mut self) -> Result<()> {
+        match self.request(Request::Ping)?.reply {
+            Reply::Pong => Ok(()),
+            other => Err(unexpected("Pong", &other)),
+        }
+    }
+
+    /// The daemon's status and counters.
+    pub fn status(&mut self) -> Result<StatusInfo> {
+        match self.request(Request::Status)?.reply {
+            Reply::Status(s) => Ok(s),
+            other => Err(unexpected("Status", &other)),
+        }
+    }
+
+    /// The objects the daemon hosts (of one kind, or all), sorted by address.
+    pub fn list(&mut self, kind: Option<Kind>) -> Result<Vec<ObjectInfo>> {
+        match self.request(Request::List { kind })?.reply {
+            Reply::List(l) => Ok(l),
+            other => Err(unexpected("List", &other)),
+        }
+    }
+
+    /// One object's details; `address` is `KIND:NAME`.
+    pub fn stat(&mut self, address: &str) -> Result<ObjectInfo> {
+        match self
+            .request(Request::Stat {
+                address: address.to_owned(),
+            })?
+            .reply
+        {
+            Reply::Stat(i) => Ok(i),
+            other => Err(unexpected("Stat", &other)),
+        }
+    }
+
+    /// Removes an object and its kernel object.
+    pub fn delete(&mut self, address: &str) -> Result<()> {
+        match self
+            .request(Request::Delete {
+                address: address.to_owned(),
+            })?
+            .reply
+        {
+            Reply::Deleted => Ok(()),
+            other => Err(unexpected("Deleted", &other)),
+        }
+    }
+
+    /// Creates (or adopts) an object. For message queues,
+    /// [`create_mq`](Self::create_mq) also opens it.
+    pub fn create(&mut self, address: &str, spec: CreateSpec) -> Result<ObjectInfo> {
+        match self
+            .request(Request::Create {
+                address: address.to_owned(),
+                spec,
+            })?
+            .reply
+        {
+            Reply::Created(i) => Ok(i),
+            other => Err(unexpected("Created", &other)),
+        }
+    }
+
+    /// Gets a capability for an object: its details and the descriptors that
+    /// grant `access`. For message queues, [`open_mq`](Self::open_mq) wraps them.
+    pub fn open(&mut self, address: &str, access: Access) -> Result<(ObjectInfo, Vec<OwnedFd>)> {
+        let response = self.request(Request::Open {
+            address: address.to_owned(),
+            access,
+        })?;
+        match response.reply {
+            Reply::Opened { info, .. } => Ok((info, response.fds)),
+            other => Err(unexpected("Opened", &other)),
+        }
+    }
+
+    /// Sends one request and waits for its answer.
+    pub fn request(&mut self, request: Request) -> Result<Response> {
+        let id = self.take_ids(1);
+        self.conn
+            .queue(&ClientFrame::Request { id, body: request })?;
+        let deadline = self.deadline();
+        let (got, response) = self.receive_response(deadline)?;
+        if got != id {
+            return Err(self.conn.poison(Error::Protocol(format!(
+                "the daemon answered request {got}, expected {id}"
+            ))));
+        }
+        response
+    }
+
+    /// Sends all `requests` at once, then collects their answers, in request order.
+    ///
+    /// The outer error is a connection failure; each inner result is that
+    /// request's answer. Descriptors attached to answers are closed: use
+    /// [`open`](Self::open) to keep them. Any number of requests may be sent;
+    /// answers are read while requests are still being written.
+    ///
+    /// ```no_run
+    /// use ipc_client::{Client, Request};
+    /// let mut client = Client::connect()?;
+    /// let requests = vec![Request::Stat { address: "mq:jobs".into() }; 1000];
+    /// for answer in client.pipeline(&requests)? {
+    ///     answer?;
+    /// }
+    /// # Ok::<(), ipc_client::Error>(())
+    /// ```
+    pub fn pipeline<R: Borrow<Request>>(
+        &mut self,
+        requests: impl IntoIterator<Item = R>,
+    ) -> Result<Vec<Result<Reply>>> {
+        Ok(self
+            .exchange(requests)?
+            .into_iter()
+            .map(|r| r.map(|r| r.reply))
+            .collect())
+    }
+
+    /// Like [`pipeline`](Self::pipeline), keeping the descriptors of each answer.
+    pub fn exchange<R: Borrow<Request>>(
+        &mut self,
+        requests: impl IntoIterator<Item = R>,
+    ) -> Result<Vec<Result<Response>>> {
+        let requests = requests.into_iter();
+        let first = self.next_id;
+        let mut count = 0usize;
+        for r in requests {
+            let id = first.wrapping_add(count as u64);
+            self.conn.queue(&ClientFrame::Request {
+                id,
+                body: r.borrow().clone(),
+            })?;
+            count += 1;
+        }
+        self.take_ids(count as u64);
+        let mut answers: Vec<Option<Result<Response>>> = (0..count).map(|_| None).collect();
+        let deadline = self.deadline();
+        for _ in 0..count {
+            let (id, response) = self.receive_response(deadline)?;
+            let slot = usize::try_from(id.wrapping_sub(first))
+                .ok()
+                .and_then(|i| answers.get_mut(i))
+                .filter(|slot| slot.is_none());
+            match slot {
+                Some(slot) => *slot = Some(response),
+                None => {
+                    return Err(self.conn.poison(Error::Protocol(format!(
+                        "the daemon answered unexpected request id {id}"
+                    ))));
+                }
+            }
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| a.expect("every slot was filled exactly once"))
+            .collect())
+    }
+
+    /// Events the daemon pushed (such as [`Event::ShuttingDown`]) since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Whether the daemon has announced that it is shutting down.
+    pub fn shutting_down(&self) -> bool {
+        self.events.contains(&Event::ShuttingDown)
+    }
+
+    /// Blocks until the daemon closes the connection, remembering events meanwhile.
+    /// Useful to keep session-lifetime objects alive for as long as a process runs.
+    pub fn wait_closed(&mut self) -> Result<()> {
+        loop {
+            match self.conn.receive(None) {
+                Ok(ServerFrame::Event(e)) => self.remember(e),
+                Ok(ServerFrame::Fatal(e)) => return Err(self.conn.poison(Error::Fatal(e))),
+                Ok(other) => {
+                    return Err(self.conn.poison(Error::Protocol(format!(
+                        "unexpected frame while idle: {other:?}"
+                    ))));
+                }
+                Err(Error::Closed) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn take_ids(&mut self, n: u64) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(n);
+        id
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.timeout.map(|t| Instant::now() + t)
+    }
+
+    fn remember(&mut self, event: Event) {
+        if self.events.len() >= MAX_KEPT_EVENTS {
+            self.events.remove(0);
+        }
+        self.events.push(event);
+    }
+
+    /// Reads frames until a response arrives; returns its id and outcome.
+    fn receive_response(&mut self, deadline: Option<Instant>) -> Result<(u64, Result<Response>)> {
+        loop {
+            match self.conn.receive(deadline)? {
+                ServerFrame::Response { id, fds, result } => {
+                    let fds = self.conn.take_fds(usize::from(fds))?;
+                    let outcome = match result {
+                        Outcome::Ok(reply) => Ok(Response { reply, fds }),
+                        Outcome::Err(e) => Err(Error::Server(e)),
+                    };
+                    return Ok((id, outcome));
+                }
+                ServerFrame::Event(e) => self.remember(e),
+                ServerFrame::Fatal(e) => return Err(self.conn.poison(Error::Fatal(e))),
+                ServerFrame::Welcome(_) => {
+                    return Err(self
+                        .conn
+                        .poison(Error::Protocol("a second welcome from the daemon".into())));
+                }
+            }
+        }
+    }
+}
+
+fn unexpected(expected: &str, got: &Reply) -> Error {
+    Error::Protocol(format!("expected a {expected} reply, got {got:?}"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,421 @@
+//! One daemon connection: framing, buffered reads with `recvmsg`, and received descriptors.
+//!
+//! The socket is non-blocking and every wait goes through `poll`, so writing a
+//! long pipeline never deadlocks against a daemon that is writing answers: while
+//! requests are still going out, answers are read into the buffer.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{MsgFlags, send};
+use protocol::frame::{FrameError, FrameHeader, HARD_MAX_FRAME, HEADER_LEN};
+use protocol::{ClientFrame, ServerFrame};
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// Free space offered to each read, unless the frame being assembled needs more.
+const MIN_READ: usize = 16 * 1024;
+
+/// Bytes read from the socket and not yet parsed into frames.
+#[derive(Debug)]
+pub(crate) struct FrameBuffer {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl FrameBuffer {
+    pub(crate) fn new() -> Self {
+        FrameBuffer {
+            buf: vec![0; 4 * MIN_READ],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The payload of the next complete frame, or `None` if more bytes are needed.
+    /// The header is checked against `max` before the frame is waited for.
+    pub(crate) fn next_frame(&mut self, max: u32) -> Result<Option<&[u8]>, FrameError> {
+        let avail = &self.buf[self.start..self.end];
+        let Some(header) = avail.first_chunk::<HEADER_LEN>() else {
+            return Ok(None);
+        };
+        let len = FrameHeader::parse(*header, max)?.len as usize;
+        if avail.len() < HEADER_LEN + len {
+            return Ok(None);
+        }
+        let payload = self.start + HEADER_LEN;
+        self.start = payload + len;
+        Ok(Some(&self.buf[payload..self.start]))
+    }
+
+    /// Free space to read into: at least [`MIN_READ`] bytes, and at least what the
+    /// frame being assembled still lacks (its header was already checked by
+    /// [`next_frame`](Self::next_frame); the hard limit caps it regardless).
+    pub(crate) fn spare(&mut self) -> &mut [u8] {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        let pending = self.end - self.start;
+        let frame_len = match self.buf[self.start..self.end].first_chunk::<HEADER_LEN>() {
+            Some(h) => HEADER_LEN + (u32::from_le_bytes(*h).min(HARD_MAX_FRAME) as usize),
+            None => HEADER_LEN,
+        };
+        let want = frame_len.saturating_sub(pending).max(MIN_READ);
+        if self.buf.len() - self.end < want {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.start = 0;
+            self.end = pending;
+            if self.buf.len() - self.end < want {
+                self.buf.resize(self.end + want, 0);
+            }
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Marks `n` bytes of [`spare`](Self::spare) as filled.
+    pub(crate) fn commit(&mut self, n: usize) {
+        self.end += n;
+        debug_assert!(self.end <= self.buf.len());
+    }
+
+    /// Whether bytes of an incomplete frame are waiting.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+}
+
+/// Descriptors received as `SCM_RIGHTS`, in arrival order, waiting for the
+/// response frame that announces them.
+#[derive(Debug, Default)]
+pub(crate) struct FdQueue(VecDeque<OwnedFd>);
+
+impl FdQueue {
+    /// Takes the `n` oldest descriptors.
+    pub(crate) fn take(&mut self, n: usize) -> Result<Vec<OwnedFd>> {
+        if self.0.len() < n {
+            return Err(Error::Protocol(format!(
+                "a response announced {n} file descriptors but {} arrived",
+                self.0.len()
+            )));
+        }
+        Ok(self.0.drain(..n).collect())
+    }
+
+    /// Descriptors waiting.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// A framed connection to the daemon.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    stream: UnixStream,
+    input: FrameBuffer,
+    fds: FdQueue,
+    cmsg: Vec<u8>,
+    output: Vec<u8>,
+    written: usize,
+    max_frame: u32,
+    /// Set after an error that leaves the byte stream in an unknown state.
+    broken: bool,
+    /// Set when the daemon stopped reading (EPIPE): what is left is read, not written.
+    write_closed: bool,
+}
+
+impl Connection {
+    /// Connects to the socket at `path`.
+    pub(crate) fn connect(path: &Path) -> Result<Self> {
+        let connect_err = |source| Error::Connect {
+            path: path.to_path_buf(),
+            source,
+        };
+        let stream = UnixStream::connect(path).map_err(connect_err)?;
+        stream.set_nonblocking(true).map_err(connect_err)?;
+        Ok(Connection {
+            stream,
+            input: FrameBuffer::new(),
+            fds: FdQueue::default(),
+            cmsg: sys::cmsg_buffer(),
+            output: Vec::new(),
+            written: 0,
+            max_frame: HARD_MAX_FRAME,
+            broken: false,
+            write_closed: false,
+        })
+    }
+
+    /// Sets the frame size limit agreed in the handshake.
+    pub(crate) fn set_max_frame(&mut self, max: u32) {
+        self.max_frame = max.min(HARD_MAX_FRAME);
+    }
+
+    /// Encodes `frame` and queues it for sending; it goes out during the next
+    /// [`receive`](Self::receive).
+    pub(crate) fn queue(&mut self, frame: &ClientFrame) -> Result<()> {
+        if self.broken {
+            return Err(Error::Closed);
+        }
+        let payload = protocol::encode_client(frame)?;
+        let framed = protocol::frame::frame(&payload, self.max_frame).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "request of {} bytes exceeds the daemon's frame limit of {} bytes",
+                payload.len(),
+                self.max_frame
+            ))
+        })?;
+        self.output.extend_from_slice(&framed);
+        Ok(())
+    }
+
+    /// The next frame from the daemon, sending queued bytes while waiting.
+    pub(crate) fn receive(&mut self, deadline: Option<Instant>) -> Result<ServerFrame> {
+        if self.broken {
+            return Err(Error::Closed);
+        }
+        loop {
+            match self.input.next_frame(self.max_frame) {
+                Ok(Some(payload)) => {
+                    return protocol::decode_server(payload).map_err(|e| self.poison(e.into()));
+                }
+                Ok(None) => self.guard(|c| c.pump(deadline))?,
+                Err(e) => return Err(self.poison(e.into())),
+            }
+        }
+    }
+
+    /// Takes the `n` oldest received descriptors (those of the response just read).
+    pub(crate) fn take_fds(&mut self, n: usize) -> Result<Vec<OwnedFd>> {
+        self.fds.take(n).map_err(|e| self.poison(e))
+    }
+
+    /// Marks the connection unusable after an error that desynchronised it.
+    pub(crate) fn poison(&mut self, e: Error) -> Error {
+        self.broken = true;
+        e
+    }
+
+    fn guard(&mut self, f: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
+        f(self).map_err(|e| self.poison(e))
+    }
+
+    /// One step of progress: write what the socket takes, read what it has, and
+    /// if neither moved, wait in `poll` (until `deadline`).
+    fn pump(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let mut progressed = false;
+        if self.written < self.output.len() && !self.write_closed {
+            match send(
+                self.stream.as_raw_fd(),
+                &self.output[self.written..],
+                MsgFlags::MSG_NOSIGNAL,
+            ) {
+                Ok(n) => {
+                    self.written += n;
+                    progressed = true;
+                }
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                // The daemon closed its end (after a fatal error, say): keep reading
+                // so that its last frames, which explain why, are not lost.
+                Err(Errno::EPIPE | Errno::ECONNRESET) => {
+                    self.write_closed = true;
+                    progressed = true;
+                }
+                Err(e) => return Err(Error::Io(io::Error::from(e))),
+            }
+            if self.written == self.output.len() || self.write_closed {
+                self.output.clear();
+                self.written = 0;
+            }
+        }
+        let spare = self.input.spare();
+        match sys::recv_with_fds(self.stream.as_fd(), spare, &mut self.cmsg, &mut self.fds.0) {
+            Ok(0) => {
+                return Err(if self.input.is_empty() {
+                    Error::Closed
+                } else {
+                    Error::Protocol(
+                        "the daemon closed the connection in the middle of a frame".into(),
+                    )
+                });
+            }
+            Ok(n) => {
+                self.input.commit(n);
+                progressed = true;
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(Errno::ECONNRESET) => return Err(Error::Closed),
+            Err(Errno::ENOBUFS) => {
+                return Err(Error::Protocol(
+                    "file descriptors from the daemon were truncated".into(),
+                ));
+            }
+            Err(e) => return Err(Error::Io(io::Error::from(e))),
+        }
+        if progressed {
+            return Ok(());
+        }
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::TimedOut);
+                }
+                // Round up so that a sub-millisecond remainder still waits.
+                let ms = left.as_micros().div_ceil(1000);
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut events = PollFlags::POLLIN;
+        if self.written < self.output.len() {
+            events |= PollFlags::POLLOUT;
+        }
+        let mut pfd = [PollFd::new(self.stream.as_fd(), events)];
+        match poll(&mut pfd, timeout) {
+            Ok(_) | Err(Errno::EINTR) => Ok(()),
+            Err(e) => Err(Error::Io(io::Error::from(e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::IoSlice;
+
+    use nix::sys::socket::{ControlMessage, sendmsg};
+
+    fn framed(payload: &[u8]) -> Vec<u8> {
+        protocol::frame::frame(payload, HARD_MAX_FRAME).unwrap()
+    }
+
+    fn feed(fb: &mut FrameBuffer, bytes: &[u8]) {
+        let spare = fb.spare();
+        spare[..bytes.len()].copy_from_slice(bytes);
+        fb.commit(bytes.len());
+    }
+
+    #[test]
+    fn several_frames_in_one_read() {
+        let mut fb = FrameBuffer::new();
+        let mut bytes = framed(b"one");
+        bytes.extend(framed(b"two"));
+        feed(&mut fb, &bytes);
+        assert_eq!(fb.next_frame(100).unwrap(), Some(&b"one"[..]));
+        assert_eq!(fb.next_frame(100).unwrap(), Some(&b"two"[..]));
+        assert_eq!(fb.next_frame(100).unwrap(), None);
+        assert!(fb.is_empty());
+    }
+
+    #[test]
+    fn a_frame_split_across_reads() {
+        let mut fb = FrameBuffer::new();
+        let bytes = framed(b"hello world");
+        for chunk in bytes.chunks(3) {
+            assert_eq!(fb.next_frame(100).unwrap(), None);
+            feed(&mut fb, chunk);
+        }
+        assert_eq!(fb.next_frame(100).unwrap(), Some(&b"hello world"[..]));
+    }
+
+    #[test]
+    fn a_frame_bigger_than_the_buffer_grows_it() {
+        let mut fb = FrameBuffer::new();
+        let big = vec![7u8; 200_000];
+        let bytes = framed(&big);
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            assert_eq!(fb.next_frame(HARD_MAX_FRAME).unwrap(), None);
+            let spare = fb.spare();
+            let n = spare.len().min(rest.len());
+            spare[..n].copy_from_slice(&rest[..n]);
+            fb.commit(n);
+            rest = &rest[n..];
+        }
+        assert_eq!(
+            fb.next_frame(HARD_MAX_FRAME).unwrap().map(<[u8]>::len),
+            Some(big.len())
+        );
+    }
+
+    #[test]
+    fn consumed_bytes_are_reclaimed() {
+        let mut fb = FrameBuffer::new();
+        let cap = fb.buf.len();
+        let frame = framed(&[1; 1000]);
+        for _ in 0..1000 {
+            feed(&mut fb, &frame);
+            assert!(fb.next_frame(4096).unwrap().is_some());
+        }
+        assert_eq!(fb.buf.len(), cap);
+    }
+
+    #[test]
+    fn an_oversized_header_is_refused_before_waiting() {
+        let mut fb = FrameBuffer::new();
+        feed(&mut fb, &5000u32.to_le_bytes());
+        assert!(matches!(
+            fb.next_frame(4096),
+            Err(FrameError::TooLarge { len: 5000, .. })
+        ));
+        feed(&mut fb, &[]);
+        let mut empty = FrameBuffer::new();
+        feed(&mut empty, &[0, 0, 0, 0]);
+        assert_eq!(empty.next_frame(4096), Err(FrameError::Empty));
+    }
+
+    #[test]
+    fn fd_queue_hands_out_in_order_and_refuses_missing_ones() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (ra, rb) = (a.as_raw_fd(), b.as_raw_fd());
+        let mut q = FdQueue::default();
+        q.0.push_back(a.into());
+        q.0.push_back(b.into());
+        let first = q.take(1).unwrap();
+        assert_eq!(first[0].as_raw_fd(), ra);
+        assert!(q.take(2).is_err());
+        assert_eq!(q.take(1).unwrap()[0].as_raw_fd(), rb);
+        assert_eq!(q.len(), 0);
+        assert!(q.take(0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn descriptors_passed_with_a_frame_are_queued() {
+        let (daemon, client) = UnixStream::pair().unwrap();
+        let (p1, _p2) = UnixStream::pair().unwrap();
+        let bytes = framed(b"payload");
+        let fds = [p1.as_raw_fd()];
+        sendmsg::<()>(
+            daemon.as_raw_fd(),
+            &[IoSlice::new(&bytes)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+        let mut fb = FrameBuffer::new();
+        let mut q = FdQueue::default();
+        let mut cmsg = sys::cmsg_buffer();
+        let n = sys::recv_with_fds(client.as_fd(), fb.spare(), &mut cmsg, &mut q.0).unwrap();
+        fb.commit(n);
+        assert_eq!(fb.next_frame(100).unwrap(), Some(&b"payload"[..]));
+        let got = q.take(1).unwrap();
+        assert_ne!(got[0].as_raw_fd(), p1.as_raw_fd());
+        let flags = nix::fcntl::fcntl(&got[0], nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(
+            flags & libc::FD_CLOEXEC,
+            0,
+            "received descriptors are close-on-exec"
+        );
+    }
+}

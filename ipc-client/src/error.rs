@@ -1,0 +1,196 @@
+//! The client's error type: daemon errors (with their stable code) and local failures.
+
+use std::io;
+use std::path::PathBuf;
+
+use protocol::{ErrorCode, WireError};
+
+/// A shorthand for results whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong talking to ipcd or using an object it handed out.
+///
+/// Daemon answers keep their stable [`ErrorCode`]; use [`Error::code`] to branch
+/// on them rather than on message text.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The daemon refused a request; the connection stays usable.
+    #[error("{} ({})", .0.message, .0.code.slug())]
+    Server(WireError),
+
+    /// The daemon ended the connection with a connection-level error (for
+    /// example an unsupported protocol version or too many connections).
+    #[error("ipcd closed the connection: {} ({})", .0.message, .0.code.slug())]
+    Fatal(WireError),
+
+    /// The daemon's socket could not be reached.
+    #[error("cannot connect to ipcd at {}: {source}{}", path.display(), connect_hint(source))]
+    Connect {
+        /// The socket path that was tried.
+        path: PathBuf,
+        /// Why it failed.
+        source: io::Error,
+    },
+
+    /// Reading from or writing to the daemon's socket failed.
+    #[error("i/o error on the ipcd connection: {0}")]
+    Io(#[source] io::Error),
+
+    /// The daemon sent something this client does not understand.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
+    /// The connection is closed (by the daemon, or after an earlier error on it).
+    #[error("the ipcd connection is closed")]
+    Closed,
+
+    /// The operation's time ran out (a timed send or receive, or a request timeout).
+    #[error("timed out")]
+    TimedOut,
+
+    /// The operation would have to wait and waiting was not asked for: the queue
+    /// is full (send) or empty (receive).
+    #[error("the operation would block (queue full or empty)")]
+    WouldBlock,
+
+    /// A message is longer than the queue's maximum message size.
+    #[error("message of {len} bytes exceeds the queue's message size of {msg_size} bytes")]
+    MessageTooLarge {
+        /// The message length.
+        len: usize,
+        /// The queue's maximum message size (`mq_msgsize`).
+        msg_size: usize,
+    },
+
+    /// A receive buffer is shorter than the queue's maximum message size.
+    #[error(
+        "receive buffer of {len} bytes is smaller than the queue's message size of {msg_size} bytes"
+    )]
+    BufferTooSmall {
+        /// The buffer length.
+        len: usize,
+        /// The queue's maximum message size (`mq_msgsize`).
+        msg_size: usize,
+    },
+
+    /// The handle was opened without the access this operation needs.
+    #[error("{address} was not opened for {needed}")]
+    AccessDenied {
+        /// The object's address.
+        address: String,
+        /// `"sending"` or `"receiving"`.
+        needed: &'static str,
+    },
+
+    /// An argument was rejected locally (for example a priority out of range).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// A system call on an object's descriptor failed.
+    #[error("{op} on {address} failed: {errno}")]
+    Os {
+        /// The system call, e.g. `mq_send`.
+        op: &'static str,
+        /// The object's address.
+        address: String,
+        /// The error number.
+        errno: nix::errno::Errno,
+    },
+}
+
+fn connect_hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+            " (is ipcd running? set --socket or IPCD_SOCKET to its socket path)"
+        }
+        _ => "",
+    }
+}
+
+impl Error {
+    /// The stable error code, when there is one: the daemon's code for
+    /// [`Error::Server`] and [`Error::Fatal`], and [`ErrorCode::TimedOut`] /
+    /// [`ErrorCode::WouldBlock`] for the local timeouts and would-block errors.
+    ///
+    /// ```
+    /// use ipc_client::{Error, ErrorCode};
+    /// assert_eq!(Error::WouldBlock.code(), Some(ErrorCode::WouldBlock));
+    /// assert_eq!(Error::Closed.code(), None);
+    /// ```
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Server(e) | Error::Fatal(e) => Some(e.code),
+            Error::TimedOut => Some(ErrorCode::TimedOut),
+            Error::WouldBlock => Some(ErrorCode::WouldBlock),
+            Error::MessageTooLarge { .. } => Some(ErrorCode::TooLarge),
+            Error::BufferTooSmall { .. } | Error::InvalidArgument(_) => {
+                Some(ErrorCode::InvalidArgument)
+            }
+            Error::AccessDenied { .. } => Some(ErrorCode::PermissionDenied),
+            Error::Os { .. } => Some(ErrorCode::Os),
+            Error::Connect { .. } | Error::Io(_) | Error::Protocol(_) | Error::Closed => None,
+        }
+    }
+
+    /// Whether this error means "nothing happened in time": a timeout, or an
+    /// operation that would have blocked. Command-line tools map it to a distinct
+    /// exit status.
+    pub fn is_timeout_or_would_block(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(ErrorCode::TimedOut | ErrorCode::WouldBlock)
+        )
+    }
+}
+
+impl From<protocol::CodecError> for Error {
+    fn from(e: protocol::CodecError) -> Self {
+        Error::Protocol(e.to_string())
+    }
+}
+
+impl From<protocol::FrameError> for Error {
+    fn from(e: protocol::FrameError) -> Self {
+        Error::Protocol(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_show_message_and_slug() {
+        let e = Error::Server(WireError::new(
+            ErrorCode::PermissionDenied,
+            "uid 1000 may not write mq:jobs",
+        ));
+        assert_eq!(
+            e.to_string(),
+            "uid 1000 may not write mq:jobs (permission-denied)"
+        );
+        assert_eq!(e.code(), Some(ErrorCode::PermissionDenied));
+    }
+
+    #[test]
+    fn connect_errors_hint_at_the_daemon() {
+        let e = Error::Connect {
+            path: "/tmp/x.sock".into(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        let s = e.to_string();
+        assert!(
+            s.starts_with("cannot connect to ipcd at /tmp/x.sock: "),
+            "{s}"
+        );
+        assert!(s.contains("is ipcd running?"), "{s}");
+    }
+
+    #[test]
+    fn timeouts_are_recognised() {
+        assert!(Error::TimedOut.is_timeout_or_would_block());
+        assert!(Error::WouldBlock.is_timeout_or_would_block());
+        assert!(!Error::Closed.is_timeout_or_would_block());
+    }
+}
