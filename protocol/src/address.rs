@@ -16,7 +16,9 @@ pub const NAME_RULE: &str =
 ///
 /// Encoded on the wire by position: variants are append-only and each names the
 /// protocol version that introduced it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, bincode::Encode, bincode::Decode)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, bincode::Encode, bincode::Decode,
+)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub enum Kind {
     /// A POSIX message queue (`mq_open(3)`). Since version 1.
@@ -35,7 +37,11 @@ impl Kind {
     }
 
     fn known_list() -> String {
-        Kind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+        Kind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -49,12 +55,16 @@ impl FromStr for Kind {
     type Err = WireError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Kind::ALL.iter().copied().find(|k| k.as_str() == s).ok_or_else(|| {
-            WireError::new(
-                ErrorCode::UnknownKind,
-                format!("unknown kind '{s}' (known kinds: {})", Kind::known_list()),
-            )
-        })
+        Kind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                WireError::new(
+                    ErrorCode::UnknownKind,
+                    format!("unknown kind '{s}' (known kinds: {})", Kind::known_list()),
+                )
+            })
     }
 }
 
@@ -68,7 +78,8 @@ impl Name {
         let ok = !s.is_empty()
             && s.len() <= MAX_NAME_LEN
             && !s.starts_with('.')
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
         if ok {
             Ok(Name(s.to_owned()))
         } else {
@@ -76,7 +87,10 @@ impl Name {
             let more = if s.chars().count() > 40 { "…" } else { "" };
             Err(WireError::new(
                 ErrorCode::InvalidName,
-                format!("invalid name '{shown}{more}' ({} chars): {NAME_RULE}", s.chars().count()),
+                format!(
+                    "invalid name '{shown}{more}' ({} chars): {NAME_RULE}",
+                    s.chars().count()
+                ),
             ))
         }
     }
@@ -116,7 +130,10 @@ impl Address {
                 format!("invalid address '{s}': expected KIND:NAME, e.g. mq:jobs"),
             ));
         };
-        Ok(Address { kind: kind.parse()?, name: Name::new(name)? })
+        Ok(Address {
+            kind: kind.parse()?,
+            name: Name::new(name)?,
+        })
     }
 }
 
@@ -160,8 +177,17 @@ mod tests {
 
     #[test]
     fn bad_kinds_and_shapes() {
-        assert_eq!(Address::parse("nope:x").unwrap_err().code, ErrorCode::UnknownKind);
-        assert_eq!(Address::parse("jobs").unwrap_err().code, ErrorCode::InvalidAddress);
-        assert_eq!(Address::parse("mq:").unwrap_err().code, ErrorCode::InvalidName);
+        assert_eq!(
+            Address::parse("nope:x").unwrap_err().code,
+            ErrorCode::UnknownKind
+        );
+        assert_eq!(
+            Address::parse("jobs").unwrap_err().code,
+            ErrorCode::InvalidAddress
+        );
+        assert_eq!(
+            Address::parse("mq:").unwrap_err().code,
+            ErrorCode::InvalidName
+        );
     }
 }

@@ -72,9 +72,16 @@ mod tests {
 
     #[test]
     fn trailing_bytes_are_rejected() {
-        let mut bytes = encode_client(&ClientFrame::Request { id: 7, body: Request::Ping }).unwrap();
+        let mut bytes = encode_client(&ClientFrame::Request {
+            id: 7,
+            body: Request::Ping,
+        })
+        .unwrap();
         bytes.push(0);
-        assert!(matches!(decode_client(&bytes), Err(CodecError::TrailingBytes(1))));
+        assert!(matches!(
+            decode_client(&bytes),
+            Err(CodecError::TrailingBytes(1))
+        ));
     }
 
     #[test]

@@ -147,13 +147,18 @@ impl fmt::Display for ErrorCode {
 }
 
 impl bincode::Encode for ErrorCode {
-    fn encode<E: bincode::enc::Encoder>(&self, e: &mut E) -> Result<(), bincode::error::EncodeError> {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        e: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
         self.as_u16().encode(e)
     }
 }
 
 impl<C> bincode::Decode<C> for ErrorCode {
-    fn decode<D: bincode::de::Decoder<Context = C>>(d: &mut D) -> Result<Self, bincode::error::DecodeError> {
+    fn decode<D: bincode::de::Decoder<Context = C>>(
+        d: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
         Ok(ErrorCode::from_u16(<u16 as bincode::Decode<C>>::decode(d)?))
     }
 }
@@ -180,7 +185,10 @@ pub struct WireError {
 impl WireError {
     /// Builds an error from a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        WireError { code, message: message.into() }
+        WireError {
+            code,
+            message: message.into(),
+        }
     }
 }
 

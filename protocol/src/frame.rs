@@ -80,7 +80,13 @@ mod tests {
     #[test]
     fn huge_header_is_refused_before_allocation() {
         let err = FrameHeader::parse(u32::MAX.to_le_bytes(), 1 << 20).unwrap_err();
-        assert_eq!(err, FrameError::TooLarge { len: u32::MAX, max: 1 << 20 });
+        assert_eq!(
+            err,
+            FrameError::TooLarge {
+                len: u32::MAX,
+                max: 1 << 20
+            }
+        );
         assert_eq!(FrameHeader::parse([0; 4], 10), Err(FrameError::Empty));
     }
 

@@ -22,6 +22,9 @@ pub mod error;
 pub mod frame;
 pub mod message;
 
+#[cfg(test)]
+mod proptests;
+
 pub use address::{Address, Kind, Name};
 pub use codec::{CodecError, decode_client, decode_server, encode_client, encode_server};
 pub use error::{ErrorCode, WireError};

@@ -1,0 +1,138 @@
+//! Property tests: every message survives encode → frame → parse → decode, and
+//! no input, valid, cut short, padded or random, makes decoding panic.
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+use crate::codec::{CodecError, decode_client, decode_server, encode_client, encode_server};
+use crate::error::{ErrorCode, WireError};
+use crate::frame::{FrameHeader, HARD_MAX_FRAME, HEADER_LEN, frame};
+use crate::message::{ClientFrame, Outcome, ServerFrame};
+
+/// Cases per property: enough to reach every variant, small enough that the
+/// whole suite runs in well under a few seconds.
+fn config() -> ProptestConfig {
+    ProptestConfig::with_cases(128)
+}
+
+/// Frames `payload`, checks the header the way a receiver would, and returns
+/// the payload slice the receiver would hand to the codec.
+fn through_frame(payload: &[u8]) -> Vec<u8> {
+    let whole = frame(payload, HARD_MAX_FRAME).expect("payload fits in a frame");
+    let header: [u8; HEADER_LEN] = whole[..HEADER_LEN].try_into().unwrap();
+    let parsed = FrameHeader::parse(header, HARD_MAX_FRAME).expect("header parses");
+    assert_eq!(parsed.len as usize, whole.len() - HEADER_LEN);
+    whole[HEADER_LEN..].to_vec()
+}
+
+/// Any `u16` as an error code, including numbers this build does not know.
+fn any_code() -> impl Strategy<Value = ErrorCode> {
+    any::<u16>().prop_map(ErrorCode::from_u16)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn client_frames_round_trip(value in any::<ClientFrame>()) {
+        let payload = encode_client(&value).unwrap();
+        let received = through_frame(&payload);
+        prop_assert_eq!(decode_client(&received).unwrap(), value);
+    }
+
+    #[test]
+    fn server_frames_round_trip(value in any::<ServerFrame>()) {
+        let payload = encode_server(&value).unwrap();
+        let received = through_frame(&payload);
+        prop_assert_eq!(decode_server(&received).unwrap(), value);
+    }
+
+    /// Codes travel as bare numbers: unknown ones survive a round trip too.
+    #[test]
+    fn every_error_code_number_round_trips(code in any_code(), id in any::<u64>(), message in ".*") {
+        let value = ServerFrame::Response { id, fds: 0, result: Outcome::Err(WireError { code, message }) };
+        let decoded = decode_server(&through_frame(&encode_server(&value).unwrap())).unwrap();
+        prop_assert_eq!(&decoded, &value);
+        let ServerFrame::Response { result: Outcome::Err(e), .. } = decoded else { unreachable!() };
+        prop_assert_eq!(e.code.as_u16(), code.as_u16());
+    }
+
+    /// No proper prefix of a valid encoding decodes (the format is prefix-free).
+    #[test]
+    fn truncated_client_frames_fail(value in any::<ClientFrame>(), cut in any::<Index>()) {
+        let payload = encode_client(&value).unwrap();
+        // Always try the hardest cut (one byte short) and one random cut.
+        for len in [payload.len() - 1, cut.index(payload.len())] {
+            prop_assert!(decode_client(&payload[..len]).is_err(), "decoded a {len}-byte prefix of {}", payload.len());
+        }
+    }
+
+    #[test]
+    fn truncated_server_frames_fail(value in any::<ServerFrame>(), cut in any::<Index>()) {
+        let payload = encode_server(&value).unwrap();
+        for len in [payload.len() - 1, cut.index(payload.len())] {
+            prop_assert!(decode_server(&payload[..len]).is_err(), "decoded a {len}-byte prefix of {}", payload.len());
+        }
+    }
+
+    #[test]
+    fn padded_client_frames_fail(value in any::<ClientFrame>(), extra in any::<u8>()) {
+        let mut payload = encode_client(&value).unwrap();
+        payload.push(extra);
+        prop_assert!(matches!(decode_client(&payload), Err(CodecError::TrailingBytes(1))));
+    }
+
+    #[test]
+    fn padded_server_frames_fail(value in any::<ServerFrame>(), extra in any::<u8>()) {
+        let mut payload = encode_server(&value).unwrap();
+        payload.push(extra);
+        prop_assert!(matches!(decode_server(&payload), Err(CodecError::TrailingBytes(1))));
+    }
+
+    /// Random bytes never panic, and whatever they decode to re-encodes to the
+    /// very same bytes (each message has exactly one encoding).
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        if let Ok(v) = decode_client(&bytes) {
+            prop_assert_eq!(encode_client(&v).unwrap(), bytes.clone());
+        }
+        if let Ok(v) = decode_server(&bytes) {
+            prop_assert_eq!(encode_server(&v).unwrap(), bytes);
+        }
+    }
+
+    /// Random bytes rarely get past the first tag; corrupting one byte of a
+    /// valid encoding reaches much deeper into the decoder.
+    #[test]
+    fn corrupted_encodings_never_panic(
+        value in any::<ServerFrame>(),
+        request in any::<ClientFrame>(),
+        at in any::<Index>(),
+        byte in any::<u8>(),
+    ) {
+        let mut payload = encode_server(&value).unwrap();
+        let i = at.index(payload.len());
+        payload[i] = byte;
+        if let Ok(v) = decode_server(&payload) {
+            prop_assert_eq!(encode_server(&v).unwrap(), payload);
+        }
+        let mut payload = encode_client(&request).unwrap();
+        let i = at.index(payload.len());
+        payload[i] = byte;
+        if let Ok(v) = decode_client(&payload) {
+            prop_assert_eq!(encode_client(&v).unwrap(), payload);
+        }
+    }
+
+    /// A header parses only to a length in 1..=min(max, HARD_MAX_FRAME).
+    #[test]
+    fn headers_are_bounded(bytes in any::<[u8; HEADER_LEN]>(), max in any::<u32>()) {
+        match FrameHeader::parse(bytes, max) {
+            Ok(h) => prop_assert!(h.len >= 1 && h.len <= max.min(HARD_MAX_FRAME)),
+            Err(_) => {
+                let len = u32::from_le_bytes(bytes);
+                prop_assert!(len == 0 || len > max.min(HARD_MAX_FRAME));
+            }
+        }
+    }
+}

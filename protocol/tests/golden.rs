@@ -1,0 +1,470 @@
+//! Golden byte fixtures: whole frames (header included) that must keep their bytes.
+//!
+//! Each fixture in `tests/fixtures/NAME.hex` holds one frame as hex text
+//! (whitespace is ignored). A test checks both directions: the current encoder
+//! produces exactly those bytes, and those bytes decode to the expected value.
+//! The second half is the one that matters over time: frames written by old
+//! peers must keep decoding. `PROTOCOL.md` quotes some of these fixtures, so
+//! these tests also keep its hex dumps true.
+//!
+//! To add a fixture, add a case below and run
+//! `IPCD_BLESS=1 cargo test -p ipcd-protocol --test golden`: it writes the
+//! fixtures that are missing from the current encoder and never touches
+//! existing ones. An existing fixture that stops matching means the wire format
+//! changed incompatibly; fix the code, not the fixture.
+
+use std::fmt::Debug;
+use std::fs;
+use std::path::PathBuf;
+
+use protocol::frame::frame;
+use protocol::{
+    Access, ClientFrame, CodecError, Counters, CreateSpec, Credentials, ErrorCode, Event,
+    FrameHeader, HARD_MAX_FRAME, HEADER_LEN, Hello, Kind, KindDetails, KindParams, Lifetime,
+    Limits, MqDetails, MqParams, ObjectInfo, Outcome, Reply, Request, ServerFrame, StatusInfo,
+    Welcome, WireError,
+};
+
+/// Either direction's frame type.
+trait Wire: Sized + Debug + PartialEq {
+    fn encode(&self) -> Vec<u8>;
+    fn decode(payload: &[u8]) -> Result<Self, CodecError>;
+}
+
+impl Wire for ClientFrame {
+    fn encode(&self) -> Vec<u8> {
+        protocol::encode_client(self).unwrap()
+    }
+    fn decode(payload: &[u8]) -> Result<Self, CodecError> {
+        protocol::decode_client(payload)
+    }
+}
+
+impl Wire for ServerFrame {
+    fn encode(&self) -> Vec<u8> {
+        protocol::encode_server(self).unwrap()
+    }
+    fn decode(payload: &[u8]) -> Result<Self, CodecError> {
+        protocol::decode_server(payload)
+    }
+}
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn blessing() -> bool {
+    std::env::var_os("IPCD_BLESS").is_some_and(|v| v == "1")
+}
+
+/// The fixture layout: the 4-byte header on the first line, then the payload
+/// 16 bytes per line.
+fn to_hex(bytes: &[u8]) -> String {
+    let line = |chunk: &[u8]| {
+        chunk
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (header, payload) = bytes.split_at(HEADER_LEN.min(bytes.len()));
+    let mut out = line(header);
+    out.push('\n');
+    for chunk in payload.chunks(16) {
+        out.push_str(&line(chunk));
+        out.push('\n');
+    }
+    out
+}
+
+fn from_hex(name: &str, text: &str) -> Vec<u8> {
+    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    assert!(
+        digits.len().is_multiple_of(2),
+        "{name}.hex: odd number of hex digits"
+    );
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let pair = std::str::from_utf8(pair).unwrap_or("??");
+            u8::from_str_radix(pair, 16)
+                .unwrap_or_else(|_| panic!("{name}.hex: '{pair}' is not hex"))
+        })
+        .collect()
+}
+
+/// Checks one fixture; returns a description of what is wrong, if anything.
+fn check<T: Wire>(name: &str, value: &T) -> Option<String> {
+    let path = fixtures_dir().join(format!("{name}.hex"));
+    let encoded = frame(&value.encode(), HARD_MAX_FRAME).unwrap();
+    if blessing() && !path.exists() {
+        fs::write(&path, to_hex(&encoded)).unwrap();
+    }
+    let Ok(text) = fs::read_to_string(&path) else {
+        return Some(format!(
+            "{name}: no fixture at {} (IPCD_BLESS=1 writes it)",
+            path.display()
+        ));
+    };
+    let fixture = from_hex(name, &text);
+
+    if fixture.len() < HEADER_LEN {
+        return Some(format!("{name}: fixture shorter than a frame header"));
+    }
+    let (header, payload) = fixture.split_at(HEADER_LEN);
+    match FrameHeader::parse(header.try_into().unwrap(), HARD_MAX_FRAME) {
+        Ok(h) if h.len as usize == payload.len() => {}
+        Ok(h) => {
+            return Some(format!(
+                "{name}: header says {} bytes, fixture has {}",
+                h.len,
+                payload.len()
+            ));
+        }
+        Err(e) => return Some(format!("{name}: bad header: {e}")),
+    }
+    match T::decode(payload) {
+        Ok(decoded) if decoded == *value => {}
+        Ok(decoded) => {
+            return Some(format!(
+                "{name}: fixture decodes to\n{decoded:#?}\nexpected\n{value:#?}"
+            ));
+        }
+        Err(e) => return Some(format!("{name}: fixture no longer decodes: {e}")),
+    }
+    if encoded != fixture {
+        return Some(format!(
+            "{name}: encoder output changed\n--- fixture\n{}--- now\n{}",
+            to_hex(&fixture),
+            to_hex(&encoded)
+        ));
+    }
+    None
+}
+
+fn check_all<T: Wire>(cases: &[(&str, T)]) {
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|(name, value)| check(name, value))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} golden fixture(s) failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+// ---- realistic values ----------------------------------------------------
+
+/// `mq:jobs` as the daemon describes it right after creating it.
+fn jobs_info(opens: u64, depth: u64) -> ObjectInfo {
+    ObjectInfo {
+        address: "mq:jobs".into(),
+        kind: Kind::Mq,
+        kernel_name: "/ipcd.jobs".into(),
+        owner_uid: 1000,
+        owner_gid: 1000,
+        mode: 0o660,
+        creator_pid: 4242,
+        created_at_ms: 1_767_225_600_000, // 2026-01-01T00:00:00Z
+        lifetime: Lifetime::Persistent,
+        opens,
+        details: KindDetails::Mq(MqDetails {
+            capacity: 10,
+            msg_size: 8192,
+            depth,
+        }),
+    }
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_frame: 1_048_576,
+        max_message_size: 1_048_576,
+        max_objects_per_uid: 1024,
+        max_connections: 1024,
+    }
+}
+
+fn request(id: u64, body: Request) -> ClientFrame {
+    ClientFrame::Request { id, body }
+}
+
+fn ok(id: u64, fds: u8, reply: Reply) -> ServerFrame {
+    ServerFrame::Response {
+        id,
+        fds,
+        result: Outcome::Ok(reply),
+    }
+}
+
+fn client_cases() -> Vec<(&'static str, ClientFrame)> {
+    vec![
+        (
+            "hello",
+            ClientFrame::Hello(Hello {
+                version: 1,
+                client_name: "ipcctl".into(),
+            }),
+        ),
+        (
+            "request_create_mq_jobs",
+            request(
+                1,
+                Request::Create {
+                    address: "mq:jobs".into(),
+                    spec: CreateSpec {
+                        mode: Some(0o660),
+                        lifetime: Lifetime::Persistent,
+                        adopt: false,
+                        params: KindParams::Mq(MqParams {
+                            capacity: Some(10),
+                            msg_size: Some(8192),
+                        }),
+                    },
+                },
+            ),
+        ),
+        ("request_ping", request(2, Request::Ping)),
+        (
+            "request_open_mq_jobs",
+            request(
+                3,
+                Request::Open {
+                    address: "mq:jobs".into(),
+                    access: Access::Write,
+                },
+            ),
+        ),
+        (
+            "request_delete_mq_jobs",
+            request(
+                4,
+                Request::Delete {
+                    address: "mq:jobs".into(),
+                },
+            ),
+        ),
+        ("request_status", request(5, Request::Status)),
+        (
+            "request_list_mq",
+            request(
+                6,
+                Request::List {
+                    kind: Some(Kind::Mq),
+                },
+            ),
+        ),
+        ("request_list_all", request(7, Request::List { kind: None })),
+        (
+            "request_stat_mq_jobs",
+            request(
+                8,
+                Request::Stat {
+                    address: "mq:jobs".into(),
+                },
+            ),
+        ),
+        (
+            "request_create_session_defaults",
+            request(
+                9,
+                Request::Create {
+                    address: "mq:scratch".into(),
+                    spec: CreateSpec {
+                        mode: None,
+                        lifetime: Lifetime::Session,
+                        adopt: true,
+                        params: KindParams::Mq(MqParams::default()),
+                    },
+                },
+            ),
+        ),
+    ]
+}
+
+fn server_cases() -> Vec<(&'static str, ServerFrame)> {
+    vec![
+        (
+            "welcome",
+            ServerFrame::Welcome(Welcome {
+                version: 1,
+                min_version: 1,
+                max_version: 1,
+                server: "ipcd 0.1.0".into(),
+                limits: limits(),
+                peer: Credentials {
+                    pid: 4242,
+                    uid: 1000,
+                    gid: 1000,
+                },
+            }),
+        ),
+        (
+            "response_created_mq_jobs",
+            ok(1, 0, Reply::Created(jobs_info(0, 0))),
+        ),
+        ("response_pong", ok(2, 0, Reply::Pong)),
+        (
+            "response_opened_mq_jobs",
+            ok(
+                3,
+                1,
+                Reply::Opened {
+                    info: jobs_info(1, 0),
+                    access: Access::Write,
+                },
+            ),
+        ),
+        (
+            "response_permission_denied",
+            ServerFrame::Response {
+                id: 4,
+                fds: 0,
+                result: Outcome::Err(WireError::new(
+                    ErrorCode::PermissionDenied,
+                    "permission denied: uid 1001 may not delete mq:jobs (owner uid 1000)",
+                )),
+            },
+        ),
+        (
+            "response_status",
+            ok(
+                5,
+                0,
+                Reply::Status(StatusInfo {
+                    server: "ipcd 0.1.0".into(),
+                    pid: 321,
+                    uptime_ms: 90_061_000,
+                    socket: "/run/ipcd/ipcd.sock".into(),
+                    prefix: "ipcd.".into(),
+                    objects: 1,
+                    sessions: 2,
+                    counters: Counters {
+                        connections: 17,
+                        requests: 120,
+                        errors: 3,
+                        created: 4,
+                        deleted: 3,
+                        capabilities: 9,
+                    },
+                    limits: limits(),
+                }),
+            ),
+        ),
+        (
+            "response_list",
+            ok(6, 0, Reply::List(vec![jobs_info(1, 3)])),
+        ),
+        ("response_list_empty", ok(7, 0, Reply::List(vec![]))),
+        (
+            "response_stat_mq_jobs",
+            ok(8, 0, Reply::Stat(jobs_info(1, 3))),
+        ),
+        ("response_deleted", ok(9, 0, Reply::Deleted)),
+        (
+            // A code from a newer daemon: decodes as Unknown and keeps its number.
+            "response_unknown_error_code",
+            ServerFrame::Response {
+                id: 10,
+                fds: 0,
+                result: Outcome::Err(WireError::new(ErrorCode::from_u16(1000), "something new")),
+            },
+        ),
+        (
+            "event_shutting_down",
+            ServerFrame::Event(Event::ShuttingDown),
+        ),
+        (
+            "fatal_unsupported_version",
+            ServerFrame::Fatal(WireError::new(
+                ErrorCode::UnsupportedVersion,
+                "unsupported protocol version 2: this daemon speaks versions 1 to 1",
+            )),
+        ),
+    ]
+}
+
+#[test]
+fn client_frames_match_fixtures() {
+    check_all(&client_cases());
+}
+
+#[test]
+fn server_frames_match_fixtures() {
+    check_all(&server_cases());
+}
+
+#[test]
+fn every_fixture_is_checked() {
+    let mut known: Vec<&str> = client_cases().iter().map(|(n, _)| *n).collect();
+    known.extend(server_cases().iter().map(|(n, _)| *n));
+    let mut stray = Vec::new();
+    for entry in fs::read_dir(fixtures_dir()).unwrap() {
+        let file = entry.unwrap().file_name().into_string().unwrap();
+        let name = file.strip_suffix(".hex").unwrap_or(&file);
+        if !known.contains(&name) {
+            stray.push(file);
+        }
+    }
+    assert!(
+        stray.is_empty(),
+        "fixtures no test checks (old frames must stay checked): {stray:?}"
+    );
+}
+
+#[test]
+fn unknown_error_code_keeps_its_number() {
+    let code = ErrorCode::from_u16(1000);
+    assert_eq!(code, ErrorCode::Unknown(1000));
+    assert_eq!(code.as_u16(), 1000);
+}
+
+/// The annotated dumps in `PROTOCOL.md` (each a code block after a
+/// `<!-- fixture: NAME -->` marker) must be the fixtures' bytes.
+#[test]
+fn protocol_md_dumps_match_fixtures() {
+    let doc = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../PROTOCOL.md");
+    let Ok(text) = fs::read_to_string(&doc) else {
+        // The crate was built outside the repository (e.g. packaged): nothing to check.
+        return;
+    };
+    let mut lines = text.lines();
+    let mut checked = 0;
+    while let Some(line) = lines.next() {
+        let Some(name) = line
+            .trim()
+            .strip_prefix("<!-- fixture:")
+            .and_then(|r| r.strip_suffix("-->"))
+        else {
+            continue;
+        };
+        let name = name.trim();
+        assert!(
+            lines.next().is_some_and(|l| l.starts_with("```")),
+            "PROTOCOL.md: no code block after the {name} marker"
+        );
+        let hex: String = lines
+            .by_ref()
+            .take_while(|l| !l.starts_with("```"))
+            .map(|l| l.split('#').next().unwrap())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let dump = from_hex(name, &hex);
+        let fixture = from_hex(
+            name,
+            &fs::read_to_string(fixtures_dir().join(format!("{name}.hex"))).unwrap(),
+        );
+        assert_eq!(
+            to_hex(&dump),
+            to_hex(&fixture),
+            "PROTOCOL.md's dump of {name} differs from its fixture"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 4,
+        "PROTOCOL.md: expected the handshake and create dumps, found {checked}"
+    );
+}
