@@ -3,19 +3,29 @@
 //! Configuration: bincode 2 "standard" with **little-endian fixed-width
 //! integers** (enum tags are `u32`, lengths `u64`), which keeps the format easy
 //! to implement by hand in other languages. Decoding always runs with a size
-//! limit of [`HARD_MAX_FRAME`](crate::HARD_MAX_FRAME) and rejects trailing bytes.
+//! limit and rejects trailing bytes. The limit is 64 KiB for payloads up to that
+//! size and [`HARD_MAX_FRAME`](crate::HARD_MAX_FRAME) otherwise, so a tiny frame
+//! claiming a huge string cannot make the decoder allocate more than 64 KiB.
 //! Swapping the codec is a change to this file only.
 
 use crate::message::{ClientFrame, ServerFrame};
 use thiserror::Error;
 
 const LIMIT: usize = crate::frame::HARD_MAX_FRAME as usize;
+const SMALL_LIMIT: usize = 64 * 1024;
 
 fn config() -> impl bincode::config::Config {
     bincode::config::standard()
         .with_little_endian()
         .with_fixed_int_encoding()
         .with_limit::<LIMIT>()
+}
+
+fn small_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<SMALL_LIMIT>()
 }
 
 /// A payload that could not be turned into a message, or the reverse.
@@ -33,8 +43,12 @@ pub enum CodecError {
 }
 
 fn decode<T: bincode::Decode<()>>(payload: &[u8]) -> Result<T, CodecError> {
-    let (value, used) = bincode::decode_from_slice(payload, config())
-        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    let decoded = if payload.len() <= SMALL_LIMIT {
+        bincode::decode_from_slice(payload, small_config())
+    } else {
+        bincode::decode_from_slice(payload, config())
+    };
+    let (value, used) = decoded.map_err(|e| CodecError::Malformed(e.to_string()))?;
     if used != payload.len() {
         return Err(CodecError::TrailingBytes(payload.len() - used));
     }

@@ -77,7 +77,9 @@ pub struct Welcome {
     pub peer: Credentials,
 }
 
-/// Limits the daemon enforces; exceeding one is an error, never a disconnect.
+/// Limits the daemon enforces. Exceeding one is answered with an error code; a
+/// frame over `max_frame` also ends the connection, since the stream cannot be
+/// resynchronised without reading the oversized payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
 #[cfg_attr(test, derive(Arbitrary))]
 pub struct Limits {
