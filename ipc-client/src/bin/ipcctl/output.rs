@@ -1,0 +1,345 @@
+//! Printing: a stdout writer that treats a closed pipe as "stop", tables, and JSON shapes.
+
+use std::fmt::Write as _;
+use std::io::{self, BufWriter, StdoutLock, Write};
+use std::time::{Duration, UNIX_EPOCH};
+
+use ipc_client::{KindDetails, Lifetime, ObjectInfo, StatusInfo};
+use serde_json::{Value, json};
+
+/// Standard output was closed by its reader (`ipcctl recv … | head -1`): not an
+/// error, the command just stops.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output is closed")]
+pub struct StdoutClosed;
+
+/// Buffered standard output whose errors say whether the reader went away.
+pub struct Out(BufWriter<StdoutLock<'static>>);
+
+impl Out {
+    /// Locks standard output.
+    pub fn new() -> Self {
+        Out(BufWriter::new(io::stdout().lock()))
+    }
+
+    /// Writes bytes as they are.
+    pub fn bytes(&mut self, b: &[u8]) -> anyhow::Result<()> {
+        self.0.write_all(b).map_err(stdout_error)
+    }
+
+    /// Writes a line of text.
+    pub fn line(&mut self, s: impl AsRef<str>) -> anyhow::Result<()> {
+        self.bytes(s.as_ref().as_bytes())?;
+        self.bytes(b"\n")
+    }
+
+    /// Writes a JSON value on one line.
+    pub fn json(&mut self, v: &Value) -> anyhow::Result<()> {
+        self.line(v.to_string())
+    }
+
+    /// Writes a JSON value, pretty-printed.
+    pub fn json_pretty(&mut self, v: &Value) -> anyhow::Result<()> {
+        self.line(serde_json::to_string_pretty(v)?)
+    }
+
+    /// Pushes buffered output to the reader.
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        self.0.flush().map_err(stdout_error)
+    }
+}
+
+fn stdout_error(e: io::Error) -> anyhow::Error {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        StdoutClosed.into()
+    } else {
+        anyhow::Error::new(e).context("cannot write to standard output")
+    }
+}
+
+/// Permission bits as `0660`.
+pub fn mode(m: u32) -> String {
+    format!("{m:04o}")
+}
+
+/// `persistent` or `session`.
+pub fn lifetime(l: Lifetime) -> &'static str {
+    match l {
+        Lifetime::Persistent => "persistent",
+        Lifetime::Session => "session",
+    }
+}
+
+/// A millisecond Unix timestamp as RFC 3339 (UTC, whole seconds).
+pub fn timestamp(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// A duration in milliseconds, to the second: `1h 2m 3s`.
+pub fn uptime(ms: u64) -> String {
+    humantime::format_duration(Duration::from_secs(ms / 1000)).to_string()
+}
+
+/// An object as JSON: the common fields plus the kind's details, flattened.
+pub fn object_json(o: &ObjectInfo) -> Value {
+    let mut v = json!({
+        "address": o.address,
+        "kind": o.kind.as_str(),
+        "kernel_name": o.kernel_name,
+        "owner_uid": o.owner_uid,
+        "owner_gid": o.owner_gid,
+        "mode": mode(o.mode),
+        "lifetime": lifetime(o.lifetime),
+        "creator_pid": o.creator_pid,
+        "created_at_ms": o.created_at_ms,
+        "created_at": timestamp(o.created_at_ms),
+        "opens": o.opens,
+    });
+    match &o.details {
+        KindDetails::Mq(d) => {
+            v["depth"] = d.depth.into();
+            v["capacity"] = d.capacity.into();
+            v["msg_size"] = d.msg_size.into();
+        }
+    }
+    v
+}
+
+/// The daemon's status as JSON.
+pub fn status_json(s: &StatusInfo) -> Value {
+    let c = &s.counters;
+    let l = &s.limits;
+    json!({
+        "server": s.server,
+        "pid": s.pid,
+        "uptime_ms": s.uptime_ms,
+        "socket": s.socket,
+        "prefix": s.prefix,
+        "objects": s.objects,
+        "sessions": s.sessions,
+        "counters": {
+            "connections": c.connections,
+            "requests": c.requests,
+            "errors": c.errors,
+            "created": c.created,
+            "deleted": c.deleted,
+            "capabilities": c.capabilities,
+        },
+        "limits": {
+            "max_frame": l.max_frame,
+            "max_message_size": l.max_message_size,
+            "max_objects_per_uid": l.max_objects_per_uid,
+            "max_connections": l.max_connections,
+        },
+    })
+}
+
+/// An object's fields, one `label: value` per line.
+pub fn object_fields(o: &ObjectInfo) -> String {
+    let mut rows = vec![
+        ("address", o.address.clone()),
+        ("kind", o.kind.to_string()),
+        ("kernel name", o.kernel_name.clone()),
+    ];
+    match &o.details {
+        KindDetails::Mq(d) => rows.extend([
+            ("depth", d.depth.to_string()),
+            ("capacity", d.capacity.to_string()),
+            ("message size", format!("{} bytes", d.msg_size)),
+        ]),
+    }
+    rows.extend([
+        ("owner", format!("uid {}, gid {}", o.owner_uid, o.owner_gid)),
+        ("mode", mode(o.mode)),
+        ("lifetime", lifetime(o.lifetime).to_owned()),
+        ("creator pid", o.creator_pid.to_string()),
+        ("created", timestamp(o.created_at_ms)),
+        ("opens", o.opens.to_string()),
+    ]);
+    fields(&rows)
+}
+
+/// The daemon's status, one `label: value` per line.
+pub fn status_fields(s: &StatusInfo) -> String {
+    let c = &s.counters;
+    let l = &s.limits;
+    fields(&[
+        ("server", format!("{} (pid {})", s.server, s.pid)),
+        ("uptime", uptime(s.uptime_ms)),
+        ("socket", s.socket.clone()),
+        ("prefix", s.prefix.clone()),
+        ("objects", s.objects.to_string()),
+        ("sessions", s.sessions.to_string()),
+        (
+            "counters",
+            format!(
+                "{} connections, {} requests, {} errors, {} created, {} deleted, {} capabilities",
+                c.connections, c.requests, c.errors, c.created, c.deleted, c.capabilities
+            ),
+        ),
+        (
+            "limits",
+            format!(
+                "frames up to {} bytes, messages up to {} bytes, {} objects per user, {} connections",
+                l.max_frame, l.max_message_size, l.max_objects_per_uid, l.max_connections
+            ),
+        ),
+    ])
+}
+
+/// Objects as a table, one row each.
+pub fn object_table(objects: &[ObjectInfo]) -> String {
+    let headers = [
+        "ADDRESS",
+        "DEPTH",
+        "CAPACITY",
+        "MSG SIZE",
+        "MODE",
+        "OWNER",
+        "LIFETIME",
+        "KERNEL NAME",
+    ];
+    let rows = objects
+        .iter()
+        .map(|o| {
+            let (depth, capacity, size) = match &o.details {
+                KindDetails::Mq(d) => (d.depth, d.capacity, d.msg_size),
+            };
+            vec![
+                o.address.clone(),
+                depth.to_string(),
+                capacity.to_string(),
+                size.to_string(),
+                mode(o.mode),
+                format!("{}:{}", o.owner_uid, o.owner_gid),
+                lifetime(o.lifetime).to_owned(),
+                o.kernel_name.clone(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(
+        &headers,
+        &rows,
+        &[false, true, true, true, false, false, false, false],
+    )
+}
+
+/// `label: value` lines with the values aligned.
+pub fn fields(rows: &[(&str, String)]) -> String {
+    let width = rows.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
+    let mut s = String::new();
+    for (k, v) in rows {
+        let _ = writeln!(s, "{:<width$} {v}", format!("{k}:"));
+    }
+    s.pop();
+    s
+}
+
+/// A plain-text table; `right[i]` right-aligns column `i` (numbers).
+pub fn table(headers: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            if right.get(i).copied().unwrap_or(false) {
+                let _ = write!(line, "{cell:>w$}");
+            } else {
+                let _ = write!(line, "{cell:<w$}");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.pop();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipc_client::{Kind, MqDetails};
+
+    fn info() -> ObjectInfo {
+        ObjectInfo {
+            address: "mq:jobs".into(),
+            kind: Kind::Mq,
+            kernel_name: "/ipcd.jobs".into(),
+            owner_uid: 1000,
+            owner_gid: 100,
+            mode: 0o640,
+            creator_pid: 42,
+            created_at_ms: 1_700_000_000_123,
+            lifetime: Lifetime::Persistent,
+            opens: 3,
+            details: KindDetails::Mq(MqDetails {
+                capacity: 10,
+                msg_size: 8192,
+                depth: 2,
+            }),
+        }
+    }
+
+    #[test]
+    fn tables_align_numbers_right() {
+        let t = table(
+            &["NAME", "N"],
+            &[
+                vec!["a".into(), "5".into()],
+                vec!["long".into(), "100".into()],
+            ],
+            &[false, true],
+        );
+        assert_eq!(t, "NAME    N\na       5\nlong  100");
+    }
+
+    #[test]
+    fn fields_align_values() {
+        assert_eq!(
+            fields(&[("a", "1".into()), ("long", "2".into())]),
+            "a:    1\nlong: 2"
+        );
+    }
+
+    #[test]
+    fn objects_show_mode_in_octal_and_time_in_utc() {
+        let text = object_fields(&info());
+        assert!(text.contains("mode:         0640"), "{text}");
+        assert!(
+            text.contains("created:      2023-11-14T22:13:20Z"),
+            "{text}"
+        );
+        assert!(text.contains("owner:        uid 1000, gid 100"), "{text}");
+        let j = object_json(&info());
+        assert_eq!(j["mode"], "0640");
+        assert_eq!(j["depth"], 2);
+        assert_eq!(j["lifetime"], "persistent");
+    }
+
+    #[test]
+    fn object_tables_have_one_row_per_object() {
+        let t = object_table(&[info(), info()]);
+        assert_eq!(t.lines().count(), 3);
+        assert!(
+            t.starts_with(
+                "ADDRESS  DEPTH  CAPACITY  MSG SIZE  MODE  OWNER     LIFETIME    KERNEL NAME"
+            ),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn uptime_is_rounded_to_seconds() {
+        assert_eq!(uptime(3_723_456), "1h 2m 3s");
+        assert_eq!(mode(0o7), "0007");
+    }
+}
