@@ -1,0 +1,248 @@
+//! The results of a bench: one [`Row`] per measured thing, printed as a table or
+//! as one JSON document.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// One line of results. Every figure is the median over the repeated runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Row {
+    /// What was measured, e.g. `round trip`, `one-way`, `stat pipelined`.
+    pub measure: String,
+    /// How, e.g. `mq raw`, `mq ipc-client`.
+    pub mechanism: String,
+    /// Message size in bytes, where it applies.
+    pub size: Option<usize>,
+    /// Median latency, microseconds.
+    pub p50_us: Option<f64>,
+    /// 99th-percentile latency, microseconds.
+    pub p99_us: Option<f64>,
+    /// Messages (or operations) per second.
+    pub per_second: Option<f64>,
+    /// Payload megabytes (10⁶ bytes) per second.
+    pub mb_per_second: Option<f64>,
+    /// This mechanism's figure divided by the raw mechanism's: the median over
+    /// all pairs of adjacent blocks (same processes, back to back) of the
+    /// ratio of their p50s (latency rows) or their rates (throughput rows).
+    pub vs_raw: Option<f64>,
+    /// The goal this row is held to, if any.
+    pub target: Option<Target>,
+    /// Repeated runs the figures are the median of.
+    pub runs: usize,
+    /// Timed operations in one run (median over the runs).
+    pub operations: u64,
+    /// The row's main figure for each run, in run order: p50 µs for latency
+    /// rows, per-second rates for throughput rows. Shows the spread.
+    pub per_run: Vec<f64>,
+    /// For rows compared with raw: the median pair ratio of each run, in run order.
+    pub per_run_vs_raw: Vec<f64>,
+}
+
+/// A goal a figure is held to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Target {
+    /// Human-readable goal, e.g. `≤ 1.10× raw`.
+    pub goal: String,
+    /// Which figure is compared: `vs_raw`, `per_second` or `p50_us`.
+    pub figure: &'static str,
+    /// The threshold.
+    pub threshold: f64,
+    /// Whether the measured figure must be at most (`true`) or at least the threshold.
+    pub at_most: bool,
+    /// The measured figure.
+    pub measured: f64,
+    /// Whether the goal is met.
+    pub met: bool,
+}
+
+impl Target {
+    /// A goal that `measured` must not exceed `threshold`.
+    pub fn at_most(
+        goal: impl Into<String>,
+        figure: &'static str,
+        threshold: f64,
+        measured: f64,
+    ) -> Self {
+        Target {
+            goal: goal.into(),
+            figure,
+            threshold,
+            at_most: true,
+            measured,
+            met: measured <= threshold,
+        }
+    }
+
+    /// A goal that `measured` must reach `threshold`.
+    pub fn at_least(
+        goal: impl Into<String>,
+        figure: &'static str,
+        threshold: f64,
+        measured: f64,
+    ) -> Self {
+        Target {
+            goal: goal.into(),
+            figure,
+            threshold,
+            at_most: false,
+            measured,
+            met: measured >= threshold,
+        }
+    }
+}
+
+/// A latency in microseconds, as `52.3 µs` or `3.21 ms`.
+pub fn fmt_time(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{us:.1} µs")
+    } else {
+        format!("{:.2} ms", us / 1000.0)
+    }
+}
+
+/// A rate, as `812`, `41.2 k` or `1.23 M`.
+pub fn fmt_rate(per_second: f64) -> String {
+    if per_second >= 1e6 {
+        format!("{:.2} M", per_second / 1e6)
+    } else if per_second >= 1e3 {
+        format!("{:.1} k", per_second / 1e3)
+    } else {
+        format!("{per_second:.0}")
+    }
+}
+
+/// A message size, as `64 B` or `4 KiB`.
+pub fn fmt_size(bytes: usize) -> String {
+    if bytes >= 1024 && bytes.is_multiple_of(1024) {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// The table columns: header and whether the column is right-aligned.
+const COLUMNS: [(&str, bool); 10] = [
+    ("measure", false),
+    ("mechanism", false),
+    ("size", true),
+    ("p50", true),
+    ("p99", true),
+    ("msgs/s", true),
+    ("MB/s", true),
+    ("vs raw", true),
+    ("target", false),
+    ("result", false),
+];
+
+/// The cells of one row, in [`COLUMNS`] order; `-` where a figure does not apply.
+fn cells(row: &Row) -> [String; 10] {
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    [
+        row.measure.clone(),
+        row.mechanism.clone(),
+        or_dash(row.size.map(fmt_size)),
+        or_dash(row.p50_us.map(fmt_time)),
+        or_dash(row.p99_us.map(fmt_time)),
+        or_dash(row.per_second.map(fmt_rate)),
+        or_dash(row.mb_per_second.map(|v| format!("{v:.1}"))),
+        or_dash(row.vs_raw.map(|v| format!("{v:.2}×"))),
+        or_dash(row.target.as_ref().map(|t| t.goal.clone())),
+        or_dash(
+            row.target
+                .as_ref()
+                .map(|t| if t.met { "pass" } else { "FAIL" }.to_owned()),
+        ),
+    ]
+}
+
+/// The rows as an aligned plain-text table, with a header line.
+pub fn table(rows: &[Row]) -> String {
+    let body: Vec<[String; 10]> = rows.iter().map(cells).collect();
+    let mut widths = COLUMNS.map(|(h, _)| h.chars().count());
+    for r in &body {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let header = COLUMNS.map(|(h, _)| h.to_owned());
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(&body) {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            let (w, right) = (widths[i], COLUMNS[i].1);
+            if i > 0 {
+                line.push_str("  ");
+            }
+            if right {
+                let _ = write!(line, "{cell:>w$}");
+            } else {
+                let _ = write!(line, "{cell:<w$}");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(fmt_time(52.34), "52.3 µs");
+        assert_eq!(fmt_time(3210.0), "3.21 ms");
+        assert_eq!(fmt_rate(812.4), "812");
+        assert_eq!(fmt_rate(41_234.0), "41.2 k");
+        assert_eq!(fmt_rate(1_234_000.0), "1.23 M");
+        assert_eq!(fmt_size(64), "64 B");
+        assert_eq!(fmt_size(4096), "4 KiB");
+        assert_eq!(fmt_size(1000), "1000 B");
+    }
+
+    #[test]
+    fn targets_compare_in_the_right_direction() {
+        assert!(Target::at_most("≤ 1.10× raw", "vs_raw", 1.1, 1.05).met);
+        assert!(!Target::at_most("≤ 1.10× raw", "vs_raw", 1.1, 1.2).met);
+        assert!(Target::at_least("≥ 50 k/s", "per_second", 50e3, 60e3).met);
+        assert!(!Target::at_least("≥ 50 k/s", "per_second", 50e3, 40e3).met);
+    }
+
+    #[test]
+    fn table_is_aligned_and_marks_failures() {
+        let rows = [
+            Row {
+                measure: "round trip".into(),
+                mechanism: "mq raw".into(),
+                size: Some(64),
+                p50_us: Some(52.0),
+                p99_us: Some(80.0),
+                ..Row::default()
+            },
+            Row {
+                measure: "round trip".into(),
+                mechanism: "mq ipc-client".into(),
+                size: Some(4096),
+                p50_us: Some(60.0),
+                p99_us: Some(1200.0),
+                vs_raw: Some(1.154),
+                target: Some(Target::at_most("≤ 1.10× raw", "vs_raw", 1.1, 1.154)),
+                ..Row::default()
+            },
+        ];
+        let t = table(&rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("measure     mechanism"), "{t}");
+        assert!(
+            lines[2].contains("1.15×") && lines[2].ends_with("FAIL"),
+            "{t}"
+        );
+        // Right-aligned p50 column: both values end at the same character column.
+        let end = |l: &str, pat: &str| l.find(pat).map(|i| l[..i + pat.len()].chars().count());
+        assert_eq!(end(lines[1], "52.0 µs"), end(lines[2], "60.0 µs"));
+        assert!(lines[1].ends_with('-'), "{t}");
+    }
+}
