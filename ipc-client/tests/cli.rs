@@ -1,0 +1,325 @@
+//! `ipcctl` as a process: help, usage errors, exit statuses and output formats,
+//! against a small fake daemon that hands out real POSIX message queues.
+
+use std::io::{IoSlice, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use nix::mqueue::{MQ_OFlag, MqAttr, mq_close, mq_open, mq_unlink};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+use nix::sys::stat::Mode;
+use protocol::{
+    Access, ClientFrame, Credentials, ErrorCode, Kind, KindDetails, Lifetime, Limits, MqDetails,
+    ObjectInfo, Outcome, Reply, Request, ServerFrame, Welcome, WireError,
+};
+
+fn ipcctl(socket: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ipcctl"))
+        .args(args)
+        .env("IPCD_SOCKET", socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A fake ipcd serving one real queue as `mq:q`; everything else is not found.
+struct FakeDaemon {
+    socket: PathBuf,
+    queue: String,
+}
+
+impl FakeDaemon {
+    fn start(tag: &str) -> Self {
+        let pid = std::process::id();
+        let socket = std::env::temp_dir().join(format!("ipcctl-{tag}-{pid}.sock"));
+        let queue = format!("/ipcctl-test-{tag}-{pid}");
+        let _ = std::fs::remove_file(&socket);
+        let _ = mq_unlink(queue.as_str());
+        let attr = MqAttr::new(0, 2, 32, 0);
+        let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_RDWR;
+        mq_close(
+            mq_open(
+                queue.as_str(),
+                flags,
+                Mode::from_bits_truncate(0o600),
+                Some(&attr),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let listener = UnixListener::bind(&socket).unwrap();
+        let name = queue.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let name = name.clone();
+                std::thread::spawn(move || serve(stream.unwrap(), &name));
+            }
+        });
+        FakeDaemon { socket, queue }
+    }
+}
+
+impl Drop for FakeDaemon {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = mq_unlink(self.queue.as_str());
+    }
+}
+
+fn read_frame(s: &mut UnixStream) -> Option<ClientFrame> {
+    let mut header = [0u8; 4];
+    s.read_exact(&mut header).ok()?;
+    let mut payload = vec![0; u32::from_le_bytes(header) as usize];
+    s.read_exact(&mut payload).ok()?;
+    Some(protocol::decode_client(&payload).unwrap())
+}
+
+fn write_frame(s: &mut UnixStream, frame: &ServerFrame, fds: &[i32]) {
+    let bytes = protocol::frame::frame(&protocol::encode_server(frame).unwrap(), 1 << 20).unwrap();
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs = if fds.is_empty() { &[][..] } else { &cmsg[..] };
+    sendmsg::<()>(
+        s.as_raw_fd(),
+        &[IoSlice::new(&bytes)],
+        cmsgs,
+        MsgFlags::empty(),
+        None,
+    )
+    .unwrap();
+}
+
+fn serve(mut s: UnixStream, queue: &str) {
+    let Some(ClientFrame::Hello(_)) = read_frame(&mut s) else {
+        return;
+    };
+    let welcome = Welcome {
+        version: protocol::PROTOCOL_VERSION,
+        min_version: 1,
+        max_version: protocol::PROTOCOL_VERSION,
+        server: "fake".into(),
+        limits: Limits {
+            max_frame: 1 << 20,
+            max_message_size: 8192,
+            max_objects_per_uid: 9,
+            max_connections: 9,
+        },
+        peer: Credentials {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        },
+    };
+    write_frame(&mut s, &ServerFrame::Welcome(welcome), &[]);
+    while let Some(ClientFrame::Request { id, body }) = read_frame(&mut s) {
+        let info = ObjectInfo {
+            address: "mq:q".into(),
+            kind: Kind::Mq,
+            kernel_name: queue.into(),
+            owner_uid: 0,
+            owner_gid: 0,
+            mode: 0o600,
+            creator_pid: 1,
+            created_at_ms: 0,
+            lifetime: Lifetime::Persistent,
+            opens: 0,
+            details: KindDetails::Mq(MqDetails {
+                capacity: 2,
+                msg_size: 32,
+                depth: 0,
+            }),
+        };
+        match body {
+            Request::Open { address, access } if address == "mq:q" => {
+                let flags = match access {
+                    Access::Read => MQ_OFlag::O_RDONLY,
+                    Access::Write => MQ_OFlag::O_WRONLY,
+                    Access::ReadWrite => MQ_OFlag::O_RDWR,
+                };
+                let mqd = mq_open(queue, flags, Mode::empty(), None).unwrap();
+                let result = Outcome::Ok(Reply::Opened { info, access });
+                write_frame(
+                    &mut s,
+                    &ServerFrame::Response { id, fds: 1, result },
+                    &[mqd.as_raw_fd()],
+                );
+                mq_close(mqd).unwrap();
+            }
+            Request::Stat { address } if address == "mq:q" => {
+                let result = Outcome::Ok(Reply::Stat(info));
+                write_frame(&mut s, &ServerFrame::Response { id, fds: 0, result }, &[]);
+            }
+            other => {
+                let e = WireError::new(ErrorCode::NotFound, format!("no object for {other:?}"));
+                write_frame(
+                    &mut s,
+                    &ServerFrame::Response {
+                        id,
+                        fds: 0,
+                        result: Outcome::Err(e),
+                    },
+                    &[],
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn help_and_usage_errors() {
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    let help = ipcctl(nowhere, &["--help"], b"");
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8(help.stdout).unwrap();
+    assert!(text.contains("64  usage error"), "{text}");
+    for cmd in [
+        "ping", "status", "list", "stat", "create", "delete", "send", "recv",
+    ] {
+        let o = ipcctl(nowhere, &[cmd, "--help"], b"");
+        assert_eq!(o.status.code(), Some(0), "{cmd}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Example"),
+            "{cmd} --help has no example"
+        );
+    }
+    for args in [
+        &[][..],
+        &["bogus"],
+        &["recv"],
+        &["recv", "mq:q", "--timeout", "5"],
+        &["create", "mq:q", "--mode", "9"],
+    ] {
+        let o = ipcctl(nowhere, args, b"");
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(ipcctl(nowhere, &["--version"], b"").status.code(), Some(0));
+}
+
+#[test]
+fn a_missing_daemon_is_an_error_naming_the_socket() {
+    let o = ipcctl(Path::new("/nonexistent/ipcd.sock"), &["ping"], b"");
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("ipcctl: cannot connect to ipcd at /nonexistent/ipcd.sock: "),
+        "{e}"
+    );
+    assert!(e.contains("is ipcd running?"), "{e}");
+}
+
+#[test]
+fn send_and_recv_with_exit_statuses() {
+    let d = FakeDaemon::start("sr");
+    let s = &d.socket;
+    let o = ipcctl(s, &["recv", "mq:q", "--nonblock"], b"");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "ipcctl: mq:q is empty (would-block)\n");
+
+    assert!(
+        ipcctl(s, &["send", "mq:q", "hello", "--priority", "2"], b"")
+            .status
+            .success()
+    );
+    assert!(
+        ipcctl(s, &["send", "mq:q"], b"from stdin\n")
+            .status
+            .success()
+    );
+    let o = ipcctl(s, &["send", "mq:q", "x", "--timeout", "50ms"], b"");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("(timed-out)"), "{}", stderr(&o));
+
+    let o = ipcctl(
+        s,
+        &["recv", "mq:q", "--json", "--count", "5", "--nonblock"],
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "{\"message\":\"hello\",\"priority\":2}\n{\"message\":\"from stdin\\n\",\"priority\":0}\n"
+    );
+
+    assert!(
+        ipcctl(s, &["send", "mq:q", "--lines"], b"a\nb\n")
+            .status
+            .success()
+    );
+    let o = ipcctl(s, &["recv", "mq:q", "--follow", "--timeout", "100ms"], b"");
+    assert_eq!((o.status.code(), o.stdout), (Some(0), b"a\nb\n".to_vec()));
+
+    assert!(ipcctl(s, &["send", "mq:q", "raw"], b"").status.success());
+    let o = ipcctl(s, &["recv", "mq:q", "--raw"], b"");
+    assert_eq!(o.stdout, b"raw");
+
+    let o = ipcctl(s, &["send", "mq:q", &"x".repeat(33)], b"");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("exceeds the queue's message size of 32 bytes (too-large)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn daemon_errors_and_stat_output() {
+    let d = FakeDaemon::start("st");
+    let o = ipcctl(&d.socket, &["stat", "mq:nope"], b"");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).ends_with("(not-found)\n"), "{}", stderr(&o));
+    let o = ipcctl(&d.socket, &["stat", "mq:q"], b"");
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("message size: 32 bytes") && text.contains("mode:         0600"),
+        "{text}"
+    );
+    let o = ipcctl(&d.socket, &["--json", "stat", "mq:q"], b"");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["capacity"].as_u64(), v["mode"].as_str()),
+        (Some(2), Some("0600"))
+    );
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_recv_quietly() {
+    let d = FakeDaemon::start("hd");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ipcctl"))
+        .args(["recv", "mq:q", "--follow"])
+        .env("IPCD_SOCKET", &d.socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        ipcctl(&d.socket, &["send", "mq:q", "one"], b"")
+            .status
+            .success()
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 4];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"one\n");
+    drop(stdout); // like `| head -1`: no more messages come, yet recv must end
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("ipcctl recv --follow kept running after its reader left");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+}
