@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use ipc_client::Kind;
 
+use crate::bench;
+
 const LONG_ABOUT: &str = "\
 Control ipcd and use the IPC objects it hosts.
 
@@ -120,6 +122,13 @@ Examples:
   ipcctl recv mq:jobs --count 10 --timeout 2s
   ipcctl recv mq:blobs --raw > blob.bin")]
     Recv(RecvArgs),
+
+    /// Measure throughput and latency
+    Bench(bench::BenchArgs),
+
+    /// The second process of `ipcctl bench` (internal)
+    #[command(hide = true)]
+    BenchPeer(bench::PeerArgs),
 }
 
 /// `ipcctl create`.

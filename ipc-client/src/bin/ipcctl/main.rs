@@ -1,6 +1,7 @@
 //! `ipcctl`: the command-line client for ipcd (parsing, dispatch, exit status).
 
 mod admin;
+mod bench;
 mod cli;
 mod data;
 mod output;
@@ -58,6 +59,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete { address } => admin::delete(&mut connect()?, address, json),
         Command::Send(args) => data::send(&mut connect()?, args),
         Command::Recv(args) => data::recv(&mut connect()?, args, json),
+        Command::Bench(args) => bench::run(args, socket, json),
+        Command::BenchPeer(args) => bench::peer(args),
     }
 }
 
