@@ -163,9 +163,10 @@ impl Client {
         &self.path
     }
 
-    /// Limits how long each request may wait for its answer (`None`: forever).
-    /// A request that times out fails with [`Error::TimedOut`] and closes the
-    /// connection, since its answer may still arrive.
+    /// Limits how long each request (or each whole [`pipeline`](Self::pipeline))
+    /// may wait for its answers (`None`: forever). A request that times out fails
+    /// with [`Error::TimedOut`] and closes the connection, since its answer may
+    /// still arrive.
     pub fn set_timeout(&mut self, timeout: Option<Duration>) {
         self.timeout = timeout;
     }
@@ -298,12 +299,18 @@ impl Client {
         let requests = requests.into_iter();
         let first = self.next_id;
         let mut count = 0usize;
+        let mark = self.conn.queued();
         for r in requests {
             let id = first.wrapping_add(count as u64);
-            self.conn.queue(&ClientFrame::Request {
+            let frame = ClientFrame::Request {
                 id,
                 body: r.borrow().clone(),
-            })?;
+            };
+            if let Err(e) = self.conn.queue(&frame) {
+                // Send none of the batch rather than part of it.
+                self.conn.unqueue(mark);
+                return Err(e);
+            }
             count += 1;
         }
         self.take_ids(count as u64);

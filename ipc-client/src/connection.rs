@@ -178,6 +178,19 @@ impl Connection {
         Ok(())
     }
 
+    /// How many bytes are queued; pass it to [`unqueue`](Self::unqueue) to drop
+    /// frames queued after this point.
+    pub(crate) fn queued(&self) -> usize {
+        self.output.len()
+    }
+
+    /// Drops frames queued after [`queued`](Self::queued) returned `mark`.
+    /// Nothing is sent between the two calls, so those frames are still whole.
+    pub(crate) fn unqueue(&mut self, mark: usize) {
+        debug_assert!(mark >= self.written);
+        self.output.truncate(mark.max(self.written));
+    }
+
     /// The next frame from the daemon, sending queued bytes while waiting.
     pub(crate) fn receive(&mut self, deadline: Option<Instant>) -> Result<ServerFrame> {
         if self.broken {

@@ -43,3 +43,15 @@ pub use protocol::{
     Access, CreateSpec, ErrorCode, Event, Kind, KindDetails, KindParams, Lifetime, MqDetails,
     MqParams, ObjectInfo, Reply, Request, StatusInfo, Welcome, WireError,
 };
+
+#[cfg(test)]
+mod tests {
+    fn shareable<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_can_move_between_threads() {
+        shareable::<crate::Client>();
+        shareable::<crate::MessageQueue>();
+        shareable::<crate::Error>();
+    }
+}

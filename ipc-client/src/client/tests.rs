@@ -305,3 +305,28 @@ fn idle_waits_end_when_the_daemon_leaves() {
     daemon.join().unwrap();
     std::fs::remove_file(path).unwrap();
 }
+
+#[test]
+fn a_batch_that_cannot_be_encoded_is_not_sent_at_all() {
+    let (path, daemon) = fake_daemon(|mut peer| {
+        peer.handshake();
+        peer.serve(|peer, id, body| {
+            assert_eq!(body, Request::Ping, "no part of the failed batch arrives");
+            peer.write(&respond(id, Outcome::Ok(Reply::Pong)));
+        });
+    });
+    let mut client = Client::connect_to(&path).unwrap();
+    let huge = "x".repeat(2 << 20);
+    let batch = [
+        Request::Stat {
+            address: "mq:a".into(),
+        },
+        Request::Stat { address: huge },
+    ];
+    let e = client.pipeline(&batch).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+    client.ping().unwrap();
+    drop(client);
+    daemon.join().unwrap();
+    std::fs::remove_file(path).unwrap();
+}
