@@ -219,6 +219,8 @@ pub fn run(args: &BenchArgs, socket: Option<&Path>, json: bool) -> anyhow::Resul
             }
         }
     }
+    // Probed before the bench loads the machine itself.
+    let machine = Machine::probe();
     let ctx = Ctx {
         args,
         socket,
@@ -248,14 +250,14 @@ pub fn run(args: &BenchArgs, socket: Option<&Path>, json: bool) -> anyhow::Resul
     let text = if json {
         let doc = Document {
             tool: concat!("ipcctl ", env!("CARGO_PKG_VERSION")),
-            machine: Machine::probe(),
+            machine,
             settings: Settings::of(&ctx),
             results: &rows,
             targets_met: missed == 0,
         };
         serde_json::to_string_pretty(&doc)? + "\n"
     } else {
-        let m = Machine::probe();
+        let m = &machine;
         let mut runs = match args.repeat {
             1 => "1 run".to_owned(),
             n => format!("{n} runs"),
@@ -268,7 +270,7 @@ pub fn run(args: &BenchArgs, socket: Option<&Path>, json: bool) -> anyhow::Resul
             .map_or_else(String::new, |l| format!(" · load average {l:.2}"));
         format!(
             "{}\n{missed} target(s) missed · figures are medians of {runs}; `vs raw` is the median \
-             ratio of adjacent raw/ipc-client blocks\n{} CPUs · {} · Linux {}{load}\n",
+             ratio of adjacent raw/ipc-client blocks\n{} CPUs · {} · Linux {}{load} at the start\n",
             report::table(&rows),
             m.cpus,
             m.cpu_model,
@@ -363,8 +365,8 @@ struct Machine {
     cpu_model: String,
     /// The kernel release.
     kernel: String,
-    /// The 1-minute load average when the bench ended (other work on the
-    /// machine skews every figure; above ~0.2 on 2 CPUs, distrust them).
+    /// The 1-minute load average when the bench started (other work on the
+    /// machine skews every figure; well above 0.2 on 2 CPUs, distrust them).
     load_average: Option<f64>,
 }
 
