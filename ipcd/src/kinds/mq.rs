@@ -7,24 +7,24 @@
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_getattr, mq_open, mq_unlink};
+use nix::mqueue::{MQ_OFlag, MqAttr, mq_open, mq_unlink};
 use nix::sys::stat::{Mode, fchmod, fstat};
 use protocol::{Access, MqDetails, MqParams};
 
 use super::CreateArgs;
 use crate::error::RequestError;
-use crate::sys::fd::mqd_into_owned;
+use crate::sys::fd::{mq_getattr_fd, mqd_into_owned};
 
 /// The daemon's own descriptor on a queue it hosts.
 #[derive(Debug)]
 pub struct MqObject {
-    mqd: MqdT,
+    fd: OwnedFd,
 }
 
 impl MqObject {
     /// Capacity, message size and depth, as the kernel reports them now.
     pub fn details(&self) -> Result<MqDetails, RequestError> {
-        let attr = mq_getattr(&self.mqd).map_err(|e| RequestError::os("mq_getattr", e))?;
+        let attr = mq_getattr_fd(self.fd.as_fd()).map_err(|e| RequestError::os("mq_getattr", e))?;
         Ok(MqDetails {
             capacity: attr.maxmsg() as u64,
             msg_size: attr.msgsize() as u64,
@@ -51,10 +51,12 @@ pub fn create(args: &CreateArgs<'_>, params: &MqParams) -> Result<MqObject, Requ
         .capacity
         .map(u64::from)
         .unwrap_or_else(|| read_proc("msg_default").unwrap_or(10));
-    let msg_size = params
-        .msg_size
-        .map(u64::from)
-        .unwrap_or_else(|| read_proc("msgsize_default").unwrap_or(8192));
+    // The default message size never exceeds the daemon's limit; an explicit one may not.
+    let msg_size = params.msg_size.map(u64::from).unwrap_or_else(|| {
+        read_proc("msgsize_default")
+            .unwrap_or(8192)
+            .min(args.max_message_size)
+    });
     if capacity == 0 || msg_size == 0 {
         return Err(RequestError::InvalidArgument(format!(
             "capacity and message size must be at least 1 (got capacity {capacity}, message size {msg_size})"
@@ -70,11 +72,13 @@ pub fn create(args: &CreateArgs<'_>, params: &MqParams) -> Result<MqObject, Requ
     let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC;
     let mqd = mq_open(name, flags, Mode::S_IRUSR | Mode::S_IWUSR, Some(&attr))
         .map_err(|e| create_error(name, e, capacity, msg_size))?;
-    let queue = MqObject { mqd };
+    let queue = MqObject {
+        fd: mqd_into_owned(mqd),
+    };
     // Only the "other" bits are mirrored on the kernel object: its owner is the
     // daemon's user, so owner and group bits would grant the wrong people.
     let kernel_mode = Mode::from_bits_truncate(0o600 | (args.mode & 0o006));
-    if let Err(e) = fchmod(queue.mqd.as_fd(), kernel_mode) {
+    if let Err(e) = fchmod(queue.fd.as_fd(), kernel_mode) {
         let _ = mq_unlink(name);
         return Err(RequestError::os(format!("fchmod {name}"), e));
     }
@@ -128,14 +132,15 @@ fn adopt(args: &CreateArgs<'_>) -> Result<MqObject, RequestError> {
         Errno::ENOENT => RequestError::NotFound(format!("kernel queue {name} to adopt")),
         e => RequestError::os(format!("mq_open {name}"), e),
     })?;
-    let st = fstat(mqd.as_fd()).map_err(|e| RequestError::os(format!("fstat {name}"), e))?;
+    let fd = mqd_into_owned(mqd);
+    let st = fstat(fd.as_fd()).map_err(|e| RequestError::os(format!("fstat {name}"), e))?;
     if args.peer.uid != 0 && args.peer.uid != st.st_uid {
         return Err(RequestError::PermissionDenied(format!(
             "kernel queue {name} belongs to uid {}, not to uid {}",
             st.st_uid, args.peer.uid
         )));
     }
-    Ok(MqObject { mqd })
+    Ok(MqObject { fd })
 }
 
 /// Re-opens a recorded queue after a restart; `Ok(None)` if it no longer exists.
@@ -146,7 +151,9 @@ pub fn reopen(name: &str) -> Result<Option<MqObject>, RequestError> {
         Mode::empty(),
         None,
     ) {
-        Ok(mqd) => Ok(Some(MqObject { mqd })),
+        Ok(mqd) => Ok(Some(MqObject {
+            fd: mqd_into_owned(mqd),
+        })),
         Err(Errno::ENOENT) => Ok(None),
         Err(e) => Err(RequestError::os(format!("mq_open {name}"), e)),
     }

@@ -1,8 +1,9 @@
 //! Conversions between nix's message-queue descriptor and owned file descriptors.
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 
-use nix::mqueue::MqdT;
+use nix::mqueue::{MqAttr, MqdT, mq_getattr};
 
 /// Turns a message-queue descriptor into an owned fd (on Linux an `mqd_t` is an fd).
 pub fn mqd_into_owned(mqd: MqdT) -> OwnedFd {
@@ -12,10 +13,12 @@ pub fn mqd_into_owned(mqd: MqdT) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(raw) }
 }
 
-/// Turns an owned fd that refers to a message queue back into a `MqdT`.
-pub fn owned_into_mqd(fd: OwnedFd) -> MqdT {
-    let raw = fd.into_raw_fd();
-    // SAFETY: `raw` is a valid descriptor we own (taken from an `OwnedFd`), and the
-    // caller promises it refers to a message queue; `MqdT` becomes its only owner.
-    unsafe { MqdT::from_raw_fd(raw) }
+/// `mq_getattr` on a queue held as an owned fd (nix's `MqdT` never closes itself,
+/// so the daemon keeps queues as `OwnedFd`s and views them as `MqdT` only here).
+pub fn mq_getattr_fd(fd: BorrowedFd<'_>) -> nix::Result<MqAttr> {
+    // SAFETY: `fd` is a valid open descriptor for the duration of the borrow; the
+    // `MqdT` is a temporary view that is never closed (`ManuallyDrop`), so
+    // ownership stays with the caller.
+    let view = ManuallyDrop::new(unsafe { MqdT::from_raw_fd(fd.as_raw_fd()) });
+    mq_getattr(&view)
 }

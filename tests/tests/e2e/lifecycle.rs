@@ -146,8 +146,9 @@ fn sighup_rereads_config_and_sigusr1_dumps_status() {
         d.log().contains("max_connections: 1024 -> 7")
     });
     eventually("new limit in force", || {
-        d.ipcctl_ok(&["--json", "status"])
-            .contains("\"max_connections\":7")
+        let status = d.ipcctl_ok(&["--json", "status"]);
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        status["limits"]["max_connections"] == 7
     });
     d.signal(Signal::SIGUSR1);
     eventually("status dump logged", || {

@@ -14,9 +14,9 @@ fn send_and_recv_across_processes_with_priorities() {
     d.ipcctl_ok(&["send", "mq:jobs", "mid", "--priority", "5"]);
     let stat = d.ipcctl_ok(&["--json", "stat", "mq:jobs"]);
     let stat: serde_json::Value = serde_json::from_str(&stat).unwrap();
-    assert_eq!(stat["details"]["depth"], 3, "{stat}");
-    assert_eq!(stat["details"]["capacity"], 10, "{stat}");
-    assert_eq!(stat["details"]["msg_size"], 128, "{stat}");
+    assert_eq!(stat["depth"], 3, "{stat}");
+    assert_eq!(stat["capacity"], 10, "{stat}");
+    assert_eq!(stat["msg_size"], 128, "{stat}");
     let out = d.ipcctl_ok(&["--json", "recv", "mq:jobs", "--count", "3"]);
     let got: Vec<serde_json::Value> = out
         .lines()
@@ -93,6 +93,8 @@ fn ten_thousand_messages_arrive_in_order() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    // Drain the receiver's stdout concurrently, or it blocks on a full pipe.
+    let receiver = std::thread::spawn(move || receiver.wait_with_output().unwrap());
     let mut sender = d
         .ipcctl()
         .args(["send", "mq:bulk", "--lines"])
@@ -100,14 +102,11 @@ fn ten_thousand_messages_arrive_in_order() {
         .spawn()
         .unwrap();
     let input: String = (0..10_000).map(|i| format!("message {i}\n")).collect();
-    sender
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    let mut stdin = sender.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
     assert!(sender.wait().unwrap().success());
-    let out = receiver.wait_with_output().unwrap();
+    let out = receiver.join().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8(out.stdout).unwrap(), input);
     d.ipcctl_ok(&["delete", "mq:bulk"]);
@@ -159,7 +158,7 @@ fn closed_stdout_is_not_an_error() {
 fn help_teaches_and_usage_errors_exit_64() {
     let d = TestDaemon::start();
     let help = d.ipcctl_ok(&["--help"]);
-    for needle in ["Exit codes", "64", "send", "recv", "create", "list"] {
+    for needle in ["Exit status", "64", "send", "recv", "create", "list"] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
     for cmd in [
@@ -190,6 +189,7 @@ fn adopt_registers_a_queue_made_elsewhere() {
     )
     .unwrap();
     nix::mqueue::mq_send(&q, b"from outside", 0).unwrap();
+    nix::mqueue::mq_close(q).unwrap();
     let out = d.run_ipcctl(&["create", "mq:foreign"]);
     assert_eq!(
         out.status.code(),
