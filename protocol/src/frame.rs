@@ -45,7 +45,10 @@ impl FrameHeader {
             return Err(FrameError::Empty);
         }
         if len > max.min(HARD_MAX_FRAME) {
-            return Err(FrameError::TooLarge { len, max: max.min(HARD_MAX_FRAME) });
+            return Err(FrameError::TooLarge {
+                len,
+                max: max.min(HARD_MAX_FRAME),
+            });
         }
         Ok(FrameHeader { len })
     }
@@ -57,7 +60,10 @@ impl FrameHeader {
 pub fn frame(payload: &[u8], max: u32) -> Result<Vec<u8>, FrameError> {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     if len > max.min(HARD_MAX_FRAME) {
-        return Err(FrameError::TooLarge { len, max: max.min(HARD_MAX_FRAME) });
+        return Err(FrameError::TooLarge {
+            len,
+            max: max.min(HARD_MAX_FRAME),
+        });
     }
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&len.to_le_bytes());
