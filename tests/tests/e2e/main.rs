@@ -5,4 +5,5 @@ mod bad_input;
 mod lifecycle;
 mod limits;
 mod mq_cli;
+mod mq_client;
 mod permissions;
