@@ -28,6 +28,8 @@ pub struct Config {
     pub remove_socket: bool,
     /// Where the registry is saved.
     pub state_dir: PathBuf,
+    /// Where file-backed objects live (FIFOs in `<runtime_dir>/fifo`).
+    pub runtime_dir: PathBuf,
     /// Prepended to object names to form kernel names.
     pub prefix: String,
     /// Settings that may change on SIGHUP.

@@ -46,6 +46,9 @@ pub enum RequestError {
     /// The daemon is shutting down.
     #[error("ipcd is shutting down")]
     ShuttingDown,
+    /// The operation cannot proceed now and the caller may retry (e.g. no FIFO reader yet).
+    #[error("{0}")]
+    WouldBlock(String),
 }
 
 impl RequestError {
@@ -71,6 +74,7 @@ impl RequestError {
             RequestError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             RequestError::Os { .. } => ErrorCode::Os,
             RequestError::ShuttingDown => ErrorCode::ShuttingDown,
+            RequestError::WouldBlock(_) => ErrorCode::WouldBlock,
         }
     }
 

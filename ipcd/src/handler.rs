@@ -3,9 +3,10 @@
 
 use std::os::fd::OwnedFd;
 
-use protocol::{Address, Kind, Reply, Request};
+use protocol::{Address, Reply, Request};
 
 use crate::error::RequestError;
+use crate::kinds;
 use crate::session::Peer;
 use crate::shared::{AtomicCounters, Shared};
 
@@ -16,13 +17,8 @@ pub struct Caller {
     pub peer: Peer,
     /// The connection's id (owner of `session` lifetime objects).
     pub session: u64,
-}
-
-/// Checks that the params in a create request are for the address's kind.
-fn params_kind(params: &protocol::KindParams) -> Kind {
-    match params {
-        protocol::KindParams::Mq(_) => Kind::Mq,
-    }
+    /// The protocol version agreed in the handshake.
+    pub version: u16,
 }
 
 /// Handles one request; returns the reply and any descriptors to pass with it.
@@ -35,13 +31,13 @@ pub fn handle(
     let reply = match request {
         Request::Ping => Reply::Pong,
         Request::Status => Reply::Status(shared.status()),
-        Request::List { kind } => Reply::List(shared.registry().list(kind, peer)),
+        Request::List { kind } => Reply::List(shared.registry().list(kind, peer, caller.version)),
         Request::Stat { address } => {
             Reply::Stat(shared.registry().stat(&Address::parse(&address)?, peer)?)
         }
         Request::Create { address, spec } => {
             let address = Address::parse(&address)?;
-            let given = params_kind(&spec.params);
+            let given = kinds::params_kind(&spec.params);
             if given != address.kind {
                 return Err(RequestError::WrongKind(format!(
                     "parameters for kind '{given}' given to create '{address}'"
@@ -60,6 +56,10 @@ pub fn handle(
                 .open(&Address::parse(&address)?, access, peer)?;
             AtomicCounters::bump(&shared.counters.capabilities, fds.len() as u64);
             return Ok((Reply::Opened { info, access }, fds));
+        }
+        Request::Close { address } => {
+            shared.registry().close(&Address::parse(&address)?, peer)?;
+            Reply::Closed
         }
         Request::Delete { address } => {
             shared.registry().delete(&Address::parse(&address)?, peer)?;

@@ -40,8 +40,12 @@ pub async fn run(
         message,
     };
     std::fs::create_dir_all(&config.state_dir).map_err(|e| state_err(e.to_string()))?;
-    let registry = registry::Registry::load(config.state_dir.clone(), config.prefix.clone())
-        .map_err(state_err)?;
+    let registry = registry::Registry::load(
+        config.state_dir.clone(),
+        config.runtime_dir.clone(),
+        config.prefix.clone(),
+    )
+    .map_err(state_err)?;
     let listener =
         tokio::net::UnixListener::from_std(listener).map_err(|source| DaemonError::Io {
             context: "registering the listener".into(),

@@ -44,6 +44,10 @@ struct Args {
     /// else /var/lib/ipcd]
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Directory for file-backed objects (FIFOs go in DIR/fifo)
+    /// [default: the socket's directory]
+    #[arg(long, value_name = "DIR")]
+    runtime_dir: Option<PathBuf>,
     /// Prefix of kernel names: mq:jobs becomes the POSIX queue /<PREFIX>jobs
     #[arg(long, value_name = "P", default_value = DEFAULT_PREFIX)]
     prefix: String,
@@ -94,10 +98,18 @@ fn run(args: Args) -> Result<()> {
     let cli_level = args.log_level.clone();
     let filter = init_logging(cli_level.as_deref().or(tunables.log_level.as_deref()))?;
     config::check_prefix(&args.prefix).map_err(anyhow::Error::msg)?;
+    let socket_path = config::resolve_socket_path(args.socket.as_deref());
     let config = Config {
-        socket_path: config::resolve_socket_path(args.socket.as_deref()),
+        socket_path: socket_path.clone(),
         remove_socket: true,
         state_dir: config::resolve_state_dir(args.state_dir.as_deref()),
+        runtime_dir: match &args.runtime_dir {
+            Some(dir) => dir.clone(),
+            None => socket_path
+                .parent()
+                .map(|p| p.to_owned())
+                .unwrap_or_else(|| ".".into()),
+        },
         prefix: args.prefix.clone(),
         tunables,
     };

@@ -45,6 +45,9 @@ pub struct StoredObject {
     pub created_at_ms: u64,
     /// `true` when removed at the end of the creating connection.
     pub session: bool,
+    /// `true` when the daemon holds the object open to buffer data (buffered FIFOs).
+    #[serde(default)]
+    pub buffered: bool,
 }
 
 /// Path of the state file in `dir`.

@@ -45,6 +45,7 @@ pub struct Object {
 
 impl Object {
     fn info(&self) -> Result<ObjectInfo, RequestError> {
+        let details = self.handle.details(&self.kernel_name)?;
         Ok(ObjectInfo {
             address: self.address.to_string(),
             kind: self.address.kind,
@@ -60,7 +61,7 @@ impl Object {
                 Lifetime::Persistent
             },
             opens: self.opens,
-            details: self.handle.details()?,
+            details,
         })
     }
 
@@ -74,6 +75,7 @@ impl Object {
             creator_pid: self.creator_pid,
             created_at_ms: self.created_at_ms,
             session: self.session.is_some(),
+            buffered: self.handle.is_buffered(),
         }
     }
 }
@@ -83,6 +85,7 @@ impl Object {
 pub struct Registry {
     objects: BTreeMap<Address, Object>,
     state_dir: PathBuf,
+    runtime_dir: PathBuf,
     prefix: String,
 }
 
@@ -98,10 +101,11 @@ impl Registry {
     ///
     /// Objects of `session` lifetime belonged to connections of a previous run, so
     /// their kernel objects are removed. Vanished objects are logged and dropped.
-    pub fn load(state_dir: PathBuf, prefix: String) -> Result<Self, String> {
+    pub fn load(state_dir: PathBuf, runtime_dir: PathBuf, prefix: String) -> Result<Self, String> {
         let mut reg = Registry {
             objects: BTreeMap::new(),
             state_dir,
+            runtime_dir,
             prefix,
         };
         let Some(file) = persist::load(&reg.state_dir)? else {
@@ -122,7 +126,7 @@ impl Registry {
                 }
                 continue;
             }
-            match kinds::reopen(address.kind, &rec.kernel_name) {
+            match kinds::reopen(address.kind, &rec.kernel_name, rec.buffered) {
                 Ok(Some(handle)) => {
                     info!(%address, kernel_name = %rec.kernel_name, "re-adopted");
                     reg.objects.insert(
@@ -140,6 +144,9 @@ impl Registry {
                             handle,
                         },
                     );
+                }
+                Ok(None) if address.kind == Kind::Pipe => {
+                    info!(%address, "an anonymous pipe dies with the daemon process; forgetting it")
                 }
                 Ok(None) => {
                     warn!(%address, kernel_name = %rec.kernel_name, "vanished while ipcd was down; forgetting it")
@@ -211,7 +218,7 @@ impl Registry {
                 peer.uid
             )));
         }
-        let kernel_name = kinds::kernel_name(&address, &self.prefix);
+        let kernel_name = kinds::kernel_name(&address, &self.prefix, &self.runtime_dir);
         let handle = kinds::create(
             address.kind,
             &CreateArgs {
@@ -270,10 +277,26 @@ impl Registry {
                 obj.owner_uid
             )));
         }
-        let fds = obj.handle.open(&obj.kernel_name, access)?;
         let obj = self.objects.get_mut(address).expect("checked above");
+        let fds = obj.handle.open(&obj.kernel_name, access)?;
         obj.opens += 1;
         Ok((obj.info()?, fds))
+    }
+
+    /// Closes the daemon's write end of a pipe; needs write access.
+    pub fn close(&mut self, address: &Address, peer: &Peer) -> Result<(), RequestError> {
+        let obj = self.get(address, peer)?;
+        if !access::may_open(peer, obj, false, true) {
+            return Err(RequestError::PermissionDenied(format!(
+                "uid {} may not write to '{address}', so may not close it",
+                peer.uid
+            )));
+        }
+        let obj = self.objects.get_mut(address).expect("checked above");
+        if obj.handle.close()? {
+            info!(%address, uid = peer.uid, "closed for writing");
+        }
+        Ok(())
     }
 
     /// One object's details.
@@ -282,10 +305,13 @@ impl Registry {
     }
 
     /// Every object the caller may see, optionally of one kind, sorted by address.
-    pub fn list(&self, kind: Option<Kind>, peer: &Peer) -> Vec<ObjectInfo> {
+    ///
+    /// Kinds newer than the caller's protocol `version` are left out: it could not decode them.
+    pub fn list(&self, kind: Option<Kind>, peer: &Peer, version: u16) -> Vec<ObjectInfo> {
         self.objects
             .values()
             .filter(|o| kind.is_none_or(|k| o.address.kind == k) && access::may_see(peer, o))
+            .filter(|o| o.address.kind.since_version() <= version)
             .filter_map(|o| match o.info() {
                 Ok(i) => Some(i),
                 Err(e) => {

@@ -156,7 +156,11 @@ pub async fn run(shared: Arc<Shared>, stream: UnixStream, mut shutdown: watch::R
     let (tx, rx) = mpsc::channel::<Outgoing>(256);
     let writer = tokio::spawn(write_loop(write_half, rx));
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
-    let caller = Caller { peer, session: id };
+    let caller = Caller {
+        peer,
+        session: id,
+        version: PROTOCOL_VERSION,
+    };
 
     let mut session = Session {
         shared: &shared,
@@ -325,6 +329,7 @@ impl Session<'_> {
             },
         };
         self.greeted = true;
+        self.caller.version = hello.version;
         self.send(ServerFrame::Welcome(welcome), Vec::new()).await;
         true
     }

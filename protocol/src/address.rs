@@ -23,16 +23,30 @@ pub const NAME_RULE: &str =
 pub enum Kind {
     /// A POSIX message queue (`mq_open(3)`). Since version 1.
     Mq,
+    /// An anonymous pipe held by the daemon, ends passed as descriptors. Since version 2.
+    Pipe,
+    /// A named pipe (`mkfifo(3)`) in the daemon's runtime directory. Since version 2.
+    Fifo,
 }
 
 impl Kind {
     /// Every kind, in wire order.
-    pub const ALL: &'static [Kind] = &[Kind::Mq];
+    pub const ALL: &'static [Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo];
+
+    /// The protocol version that introduced this kind; older peers cannot decode it.
+    pub fn since_version(self) -> u16 {
+        match self {
+            Kind::Mq => 1,
+            Kind::Pipe | Kind::Fifo => 2,
+        }
+    }
 
     /// The prefix used in addresses (`mq` in `mq:jobs`).
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Mq => "mq",
+            Kind::Pipe => "pipe",
+            Kind::Fifo => "fifo",
         }
     }
 

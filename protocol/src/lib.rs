@@ -32,7 +32,7 @@ pub use frame::{FrameError, FrameHeader, HARD_MAX_FRAME, HEADER_LEN, MIN_MAX_FRA
 pub use message::*;
 
 /// The protocol version this crate speaks. Bumped when a message is added.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The oldest protocol version this crate can still speak.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;

@@ -144,6 +144,13 @@ pub enum Request {
         /// `KIND:NAME`.
         address: String,
     },
+    /// Close the daemon's write end of a pipe, so readers see end-of-file once it
+    /// is drained and the other writers are gone; answered by [`Reply::Closed`].
+    /// Since version 2.
+    Close {
+        /// `KIND:NAME` (a `pipe:`).
+        address: String,
+    },
 }
 
 /// How to create an object.
@@ -177,6 +184,27 @@ pub enum Lifetime {
 pub enum KindParams {
     /// POSIX message queue parameters. Since version 1.
     Mq(MqParams),
+    /// Anonymous pipe parameters. Since version 2.
+    Pipe(PipeParams),
+    /// Named pipe parameters. Since version 2.
+    Fifo(FifoParams),
+}
+
+/// Anonymous pipe parameters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct PipeParams {
+    /// Buffer size in bytes (`F_SETPIPE_SZ`); `None` keeps the kernel default (64 KiB).
+    pub capacity: Option<u32>,
+}
+
+/// Named pipe parameters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct FifoParams {
+    /// The daemon holds the FIFO open, so writers need not wait for a reader and
+    /// their bytes wait in the kernel buffer until one comes.
+    pub buffered: bool,
 }
 
 /// POSIX message queue parameters; `None` takes the kernel default.
@@ -237,8 +265,11 @@ pub enum Reply {
     Stat(ObjectInfo),
     /// Answers [`Request::Create`]. Since version 1.
     Created(ObjectInfo),
-    /// Answers [`Request::Open`]; the descriptors come with the frame. For `mq`,
-    /// one descriptor: the queue, opened with the granted access. Since version 1.
+    /// Answers [`Request::Open`]; the descriptors come with the frame: one, a
+    /// fresh open file description with the granted access. `mq`: the queue.
+    /// `pipe`: the requested end (`ReadWrite` is refused). `fifo`: the FIFO,
+    /// opened `O_NONBLOCK` (a writer open fails with `WouldBlock` while no reader
+    /// has it open, unless it is buffered). Since version 1.
     Opened {
         /// The object.
         info: ObjectInfo,
@@ -247,6 +278,8 @@ pub enum Reply {
     },
     /// Answers [`Request::Delete`]. Since version 1.
     Deleted,
+    /// Answers [`Request::Close`]. Since version 2.
+    Closed,
 }
 
 /// What the daemon knows of one object.
@@ -283,6 +316,43 @@ pub struct ObjectInfo {
 pub enum KindDetails {
     /// A POSIX message queue. Since version 1.
     Mq(MqDetails),
+    /// An anonymous pipe. Since version 2.
+    Pipe(PipeDetails),
+    /// A named pipe. Since version 2.
+    Fifo(FifoDetails),
+}
+
+/// An anonymous pipe's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct PipeDetails {
+    /// Buffer size in bytes (`F_GETPIPE_SZ`).
+    pub capacity: u64,
+    /// Bytes waiting to be read (`FIONREAD`).
+    pub buffered: u64,
+    /// Read ends handed out since the daemon started.
+    pub readers_opened: u64,
+    /// Write ends handed out since the daemon started.
+    pub writers_opened: u64,
+    /// Whether the daemon closed its write end (`close`): no new writers, and
+    /// readers see end-of-file once the other writers are gone and it is drained.
+    pub closed: bool,
+}
+
+/// A named pipe's state.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct FifoDetails {
+    /// The FIFO's path, usable from a shell.
+    pub path: String,
+    /// Whether the daemon holds it open (see [`FifoParams::buffered`]).
+    pub buffered: bool,
+    /// Bytes waiting to be read (`FIONREAD`), when the daemon holds it open; else 0.
+    pub buffered_bytes: u64,
+    /// Read ends handed out since the daemon started.
+    pub readers_opened: u64,
+    /// Write ends handed out since the daemon started.
+    pub writers_opened: u64,
 }
 
 /// A POSIX message queue's attributes as the kernel reports them.

@@ -22,3 +22,13 @@ pub fn mq_getattr_fd(fd: BorrowedFd<'_>) -> nix::Result<MqAttr> {
     let view = ManuallyDrop::new(unsafe { MqdT::from_raw_fd(fd.as_raw_fd()) });
     mq_getattr(&view)
 }
+
+/// Bytes waiting to be read in a pipe or FIFO (`FIONREAD`).
+pub fn bytes_readable(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which points to a
+    // live local; the descriptor is valid for the duration of the borrow.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n as *mut libc::c_int) };
+    nix::errno::Errno::result(rc).map(|_| n.max(0) as u64)
+}

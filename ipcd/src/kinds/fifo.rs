@@ -1,0 +1,163 @@
+//! `fifo:NAME` — a named pipe at `<runtime dir>/fifo/<prefix>NAME`.
+//!
+//! Standard FIFO semantics by default: opening for writing needs a reader. The
+//! daemon opens with `O_NONBLOCK` (it never waits), so a writer open without a
+//! reader answers `WouldBlock` and the client retries until its timeout. A
+//! `buffered` FIFO is held open by the daemon (`O_RDWR`), so writers always get
+//! in and their bytes wait in the kernel buffer until a reader comes.
+//! FIFOs are files: they survive a daemon restart and are re-adopted.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use protocol::{Access, FifoDetails, FifoParams};
+
+use super::CreateArgs;
+use crate::error::RequestError;
+use crate::sys::fd::bytes_readable;
+
+/// A FIFO the daemon hosts.
+#[derive(Debug)]
+pub struct FifoObject {
+    /// The daemon's own `O_RDWR` descriptor when buffered.
+    hold: Option<OwnedFd>,
+    readers_opened: u64,
+    writers_opened: u64,
+}
+
+fn open_path(path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+    nix::fcntl::open(
+        path,
+        flags | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Creates the FIFO file with the object's mode, owned by the object's owner.
+pub fn create(args: &CreateArgs<'_>, params: &FifoParams) -> Result<FifoObject, RequestError> {
+    let path = args.kernel_name;
+    if args.adopt {
+        let meta = std::fs::symlink_metadata(path)
+            .map_err(|_| RequestError::NotFound(format!("FIFO {path} to adopt")))?;
+        if !meta.file_type().is_fifo() {
+            return Err(RequestError::WrongKind(format!(
+                "{path} exists but is not a FIFO"
+            )));
+        }
+        return hold(path, params.buffered);
+    }
+    if let Some(dir) = Path::new(path).parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RequestError::os(format!("creating {}", dir.display()), io_errno(&e)))?;
+    }
+    nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR).map_err(|e| match e {
+        Errno::EEXIST => {
+            RequestError::AlreadyExists(format!("FIFO {path} (use adopt to register it)"))
+        }
+        e => RequestError::os(format!("mkfifo {path}"), e),
+    })?;
+    let finish = || -> Result<FifoObject, RequestError> {
+        // The file's mode is the object's mode (mkfifo's is masked by umask), and
+        // it belongs to the object's owner so `ipcctl path` works from a shell.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(args.mode))
+            .map_err(|e| RequestError::os(format!("chmod {path}"), io_errno(&e)))?;
+        if nix::unistd::geteuid().is_root() {
+            nix::unistd::chown(
+                path,
+                Some(nix::unistd::Uid::from_raw(args.peer.uid)),
+                Some(nix::unistd::Gid::from_raw(args.peer.gid)),
+            )
+            .map_err(|e| RequestError::os(format!("chown {path}"), e))?;
+        }
+        hold(path, params.buffered)
+    };
+    finish().inspect_err(|_| {
+        let _ = std::fs::remove_file(path);
+    })
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn hold(path: &str, buffered: bool) -> Result<FifoObject, RequestError> {
+    let hold = if buffered {
+        Some(
+            open_path(path, OFlag::O_RDWR)
+                .map_err(|e| RequestError::os(format!("open {path}"), e))?,
+        )
+    } else {
+        None
+    };
+    Ok(FifoObject {
+        hold,
+        readers_opened: 0,
+        writers_opened: 0,
+    })
+}
+
+/// Re-adopts a recorded FIFO after a restart; `Ok(None)` if the file is gone.
+pub fn reopen(path: &str, buffered: bool) -> Result<Option<FifoObject>, RequestError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_fifo() => hold(path, buffered).map(Some),
+        _ => Ok(None),
+    }
+}
+
+impl FifoObject {
+    /// Path, buffering and ends handed out.
+    pub fn details(&self, path: &str) -> Result<FifoDetails, RequestError> {
+        let buffered_bytes = match &self.hold {
+            Some(fd) => bytes_readable(fd.as_fd()).map_err(|e| RequestError::os("FIONREAD", e))?,
+            None => 0,
+        };
+        Ok(FifoDetails {
+            path: path.to_owned(),
+            buffered: self.hold.is_some(),
+            buffered_bytes,
+            readers_opened: self.readers_opened,
+            writers_opened: self.writers_opened,
+        })
+    }
+
+    /// Whether the daemon holds the FIFO open.
+    pub fn is_buffered(&self) -> bool {
+        self.hold.is_some()
+    }
+
+    /// A fresh non-blocking descriptor on the FIFO.
+    pub fn open(&mut self, path: &str, access: Access) -> Result<OwnedFd, RequestError> {
+        let flags = match access {
+            Access::Read => OFlag::O_RDONLY,
+            Access::Write => OFlag::O_WRONLY,
+            Access::ReadWrite => {
+                return Err(RequestError::InvalidArgument(
+                    "a FIFO is opened either for reading or for writing".into(),
+                ));
+            }
+        };
+        let fd = open_path(path, flags).map_err(|e| match e {
+            Errno::ENXIO => RequestError::WouldBlock(format!("no reader has {path} open yet")),
+            Errno::ENOENT => RequestError::NotFound(format!("FIFO {path} vanished")),
+            e => RequestError::os(format!("open {path}"), e),
+        })?;
+        match access {
+            Access::Read => self.readers_opened += 1,
+            _ => self.writers_opened += 1,
+        }
+        Ok(fd)
+    }
+}
+
+/// Removes the FIFO file; one already gone is not an error.
+pub fn unlink(path: &str) -> Result<(), RequestError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(RequestError::os(format!("unlink {path}"), io_errno(&e))),
+    }
+}

@@ -1,0 +1,128 @@
+//! `pipe:NAME` — an anonymous pipe hosted by the daemon.
+//!
+//! The daemon holds both ends. Opening hands out a *fresh* open file
+//! description of the requested end (re-opened through `/proc/self/fd`), so a
+//! client's `O_NONBLOCK` never leaks to others. The buffer lives only in the
+//! kernel; it dies with the daemon process.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::stat::Mode;
+use protocol::{Access, PipeDetails, PipeParams};
+
+use crate::error::RequestError;
+use crate::sys::fd::bytes_readable;
+
+/// Both ends of a hosted pipe, and what was handed out.
+#[derive(Debug)]
+pub struct PipeObject {
+    read: OwnedFd,
+    /// `None` once `close` dropped the daemon's write end.
+    write: Option<OwnedFd>,
+    readers_opened: u64,
+    writers_opened: u64,
+}
+
+fn read_max_size() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Creates a pipe, sized to `params.capacity` bytes if given.
+pub fn create(params: &PipeParams) -> Result<PipeObject, RequestError> {
+    let (read, write) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| RequestError::os("pipe2", e))?;
+    if let Some(capacity) = params.capacity {
+        let max = read_max_size().unwrap_or(1024 * 1024);
+        if u64::from(capacity) > max {
+            return Err(RequestError::KernelLimit(format!(
+                "pipe capacity {capacity} exceeds /proc/sys/fs/pipe-max-size ({max}); raise it with \
+                 'sysctl fs.pipe-max-size={capacity}'"
+            )));
+        }
+        if capacity == 0 {
+            return Err(RequestError::InvalidArgument(
+                "pipe capacity must be at least 1 byte".into(),
+            ));
+        }
+        fcntl(write.as_fd(), FcntlArg::F_SETPIPE_SZ(capacity as i32)).map_err(|e| match e {
+            Errno::EPERM | Errno::EBUSY => RequestError::KernelLimit(format!(
+                "pipe capacity {capacity}: the user's pipe buffer allowance is used up \
+                 (/proc/sys/fs/pipe-user-pages-soft): {e}"
+            )),
+            e => RequestError::os(format!("F_SETPIPE_SZ {capacity}"), e),
+        })?;
+    }
+    Ok(PipeObject {
+        read,
+        write: Some(write),
+        readers_opened: 0,
+        writers_opened: 0,
+    })
+}
+
+/// A fresh open file description of `fd`'s pipe, opened with `flags`, blocking.
+fn reopen(fd: &OwnedFd, flags: OFlag) -> Result<OwnedFd, RequestError> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let new = nix::fcntl::open(
+        path.as_str(),
+        flags | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| RequestError::os(format!("reopening pipe through {path}"), e))?;
+    fcntl(new.as_fd(), FcntlArg::F_SETFL(flags & !OFlag::O_ACCMODE))
+        .map_err(|e| RequestError::os("clearing O_NONBLOCK", e))?;
+    Ok(new)
+}
+
+impl PipeObject {
+    /// Capacity, buffered bytes and ends handed out.
+    pub fn details(&self) -> Result<PipeDetails, RequestError> {
+        let capacity = fcntl(self.read.as_fd(), FcntlArg::F_GETPIPE_SZ)
+            .map_err(|e| RequestError::os("F_GETPIPE_SZ", e))?;
+        let buffered =
+            bytes_readable(self.read.as_fd()).map_err(|e| RequestError::os("FIONREAD", e))?;
+        Ok(PipeDetails {
+            capacity: capacity as u64,
+            buffered,
+            readers_opened: self.readers_opened,
+            writers_opened: self.writers_opened,
+            closed: self.write.is_none(),
+        })
+    }
+
+    /// A descriptor for one end of the pipe.
+    pub fn open(&mut self, access: Access) -> Result<OwnedFd, RequestError> {
+        match access {
+            Access::Read => {
+                let fd = reopen(&self.read, OFlag::O_RDONLY)?;
+                self.readers_opened += 1;
+                Ok(fd)
+            }
+            Access::Write => {
+                let Some(write) = &self.write else {
+                    return Err(RequestError::InvalidArgument(
+                        "the pipe was closed for writing; delete and create it again".into(),
+                    ));
+                };
+                let fd = reopen(write, OFlag::O_WRONLY)?;
+                self.writers_opened += 1;
+                Ok(fd)
+            }
+            Access::ReadWrite => Err(RequestError::InvalidArgument(
+                "a pipe end is either for reading or for writing; open it twice for both".into(),
+            )),
+        }
+    }
+
+    /// Drops the daemon's write end; returns whether it was still open.
+    pub fn close_write(&mut self) -> bool {
+        self.write.take().is_some()
+    }
+}
