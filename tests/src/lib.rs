@@ -253,6 +253,11 @@ impl TestDaemon {
         format!("/{}{name}", self.prefix)
     }
 
+    /// The path of a FIFO `fifo:NAME` hosted by this daemon.
+    pub fn fifo_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join("fifo").join(format!("{}{name}", self.prefix))
+    }
+
     /// An `ipcctl` command aimed at this daemon.
     pub fn ipcctl(&self) -> Command {
         let mut cmd = Command::new(ipcctl_bin());
@@ -284,7 +289,9 @@ impl TestDaemon {
     /// (`mq:` entries from `/dev/mqueue` when it is mounted).
     pub fn kernel_leftovers(&self) -> Vec<String> {
         let mut found = Vec::new();
-        for (dir, tag) in [("/dev/mqueue", "mq"), ("/dev/shm", "shm")] {
+        let fifo_dir = self.dir.path().join("fifo");
+        let dirs = [(Path::new("/dev/mqueue"), "mq"), (Path::new("/dev/shm"), "shm"), (fifo_dir.as_path(), "fifo")];
+        for (dir, tag) in dirs {
             if let Ok(entries) = std::fs::read_dir(dir) {
                 for e in entries.flatten() {
                     let name = e.file_name().to_string_lossy().into_owned();
@@ -334,6 +341,8 @@ impl TestDaemon {
             let name = leftover.split_once(':').map(|(_, n)| n).unwrap_or_default();
             if leftover.starts_with("mq:") {
                 let _ = nix::mqueue::mq_unlink(format!("/{name}").as_str());
+            } else if leftover.starts_with("fifo:") {
+                let _ = std::fs::remove_file(self.dir.path().join("fifo").join(name));
             } else {
                 let _ = std::fs::remove_file(Path::new("/dev/shm").join(name));
             }

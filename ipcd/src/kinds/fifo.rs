@@ -153,6 +153,17 @@ impl FifoObject {
     }
 }
 
+/// Opens the FIFO for writing, if anyone reads it, so that closing this
+/// descriptor later wakes readers with end-of-file.
+///
+/// A reader blocked in `poll` sees POLLHUP only once a writer has come and gone
+/// after it opened; without this, deleting a FIFO would leave it waiting forever
+/// for a writer that can no longer come.
+pub fn reader_waker(path: &str) -> Option<OwnedFd> {
+    // ENXIO: no reader has it open, nothing to wake.
+    open_path(path, OFlag::O_WRONLY).ok()
+}
+
 /// Removes the FIFO file; one already gone is not an error.
 pub fn unlink(path: &str) -> Result<(), RequestError> {
     match std::fs::remove_file(path) {

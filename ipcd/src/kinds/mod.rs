@@ -157,8 +157,11 @@ impl Handle {
                 Ok(())
             }
             Handle::Fifo(f) => {
+                let waker = fifo::reader_waker(kernel_name);
                 drop(f);
-                fifo::unlink(kernel_name)
+                let unlinked = fifo::unlink(kernel_name);
+                drop(waker);
+                unlinked
             }
         }
     }
