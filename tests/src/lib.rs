@@ -255,7 +255,10 @@ impl TestDaemon {
 
     /// The path of a FIFO `fifo:NAME` hosted by this daemon.
     pub fn fifo_path(&self, name: &str) -> PathBuf {
-        self.dir.path().join("fifo").join(format!("{}{name}", self.prefix))
+        self.dir
+            .path()
+            .join("fifo")
+            .join(format!("{}{name}", self.prefix))
     }
 
     /// An `ipcctl` command aimed at this daemon.
@@ -290,7 +293,11 @@ impl TestDaemon {
     pub fn kernel_leftovers(&self) -> Vec<String> {
         let mut found = Vec::new();
         let fifo_dir = self.dir.path().join("fifo");
-        let dirs = [(Path::new("/dev/mqueue"), "mq"), (Path::new("/dev/shm"), "shm"), (fifo_dir.as_path(), "fifo")];
+        let dirs = [
+            (Path::new("/dev/mqueue"), "mq"),
+            (Path::new("/dev/shm"), "shm"),
+            (fifo_dir.as_path(), "fifo"),
+        ];
         for (dir, tag) in dirs {
             if let Ok(entries) = std::fs::read_dir(dir) {
                 for e in entries.flatten() {

@@ -2,8 +2,10 @@
 //! `ipc-client`, one module per area. One test binary, many modules.
 
 mod bad_input;
+mod fifo;
 mod lifecycle;
 mod limits;
 mod mq_cli;
 mod mq_client;
 mod permissions;
+mod pipe;
