@@ -21,6 +21,23 @@ pub struct Caller {
     pub version: u16,
 }
 
+/// Parses an address, refusing kinds newer than the connection's protocol
+/// version: such a client could not decode their details.
+fn parse(address: &str, caller: &Caller) -> Result<Address, RequestError> {
+    let address = Address::parse(address)?;
+    let needs = address.kind.since_version();
+    if needs > caller.version {
+        return Err(RequestError::BadAddress(protocol::WireError::new(
+            protocol::ErrorCode::UnknownKind,
+            format!(
+                "kind '{}' needs protocol version {needs}; this connection speaks version {}",
+                address.kind, caller.version
+            ),
+        )));
+    }
+    Ok(address)
+}
+
 /// Handles one request; returns the reply and any descriptors to pass with it.
 pub fn handle(
     shared: &Shared,
@@ -33,10 +50,10 @@ pub fn handle(
         Request::Status => Reply::Status(shared.status()),
         Request::List { kind } => Reply::List(shared.registry().list(kind, peer, caller.version)),
         Request::Stat { address } => {
-            Reply::Stat(shared.registry().stat(&Address::parse(&address)?, peer)?)
+            Reply::Stat(shared.registry().stat(&parse(&address, caller)?, peer)?)
         }
         Request::Create { address, spec } => {
-            let address = Address::parse(&address)?;
+            let address = parse(&address, caller)?;
             let given = kinds::params_kind(&spec.params);
             if given != address.kind {
                 return Err(RequestError::WrongKind(format!(
@@ -53,16 +70,16 @@ pub fn handle(
         Request::Open { address, access } => {
             let (info, fds) = shared
                 .registry()
-                .open(&Address::parse(&address)?, access, peer)?;
+                .open(&parse(&address, caller)?, access, peer)?;
             AtomicCounters::bump(&shared.counters.capabilities, fds.len() as u64);
             return Ok((Reply::Opened { info, access }, fds));
         }
         Request::Close { address } => {
-            shared.registry().close(&Address::parse(&address)?, peer)?;
+            shared.registry().close(&parse(&address, caller)?, peer)?;
             Reply::Closed
         }
         Request::Delete { address } => {
-            shared.registry().delete(&Address::parse(&address)?, peer)?;
+            shared.registry().delete(&parse(&address, caller)?, peer)?;
             AtomicCounters::bump(&shared.counters.deleted, 1);
             Reply::Deleted
         }
