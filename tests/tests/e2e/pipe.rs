@@ -214,3 +214,42 @@ fn another_uid_is_denied_and_session_pipes_vanish() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn a_version_1_client_neither_sees_nor_touches_pipes() {
+    use ipcd_tests::raw::RawConn;
+    use protocol::{ClientFrame, ErrorCode, Hello, Outcome, Reply, Request, ServerFrame};
+    let d = TestDaemon::start();
+    d.ipcctl_ok(&["create", "pipe:new"]);
+    d.ipcctl_ok(&["create", "mq:old"]);
+    let mut c = RawConn::connect(&d.socket);
+    c.send(&ClientFrame::Hello(Hello {
+        version: 1,
+        client_name: "v1".into(),
+    }));
+    assert!(matches!(c.recv(), Some(ServerFrame::Welcome(w)) if w.version == 1));
+    match c.request(Request::List { kind: None }) {
+        ServerFrame::Response {
+            result: Outcome::Ok(Reply::List(objects)),
+            ..
+        } => {
+            let names: Vec<_> = objects.iter().map(|o| o.address.as_str()).collect();
+            assert_eq!(names, ["mq:old"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match c.request(Request::Stat {
+        address: "pipe:new".into(),
+    }) {
+        ServerFrame::Response {
+            result: Outcome::Err(e),
+            ..
+        } => {
+            assert_eq!(e.code, ErrorCode::UnknownKind, "{}", e.message);
+            assert!(e.message.contains("version 2"), "{}", e.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    d.ipcctl_ok(&["delete", "pipe:new"]);
+    d.ipcctl_ok(&["delete", "mq:old"]);
+}
