@@ -20,9 +20,9 @@ use std::path::PathBuf;
 use protocol::frame::frame;
 use protocol::{
     Access, ClientFrame, CodecError, Counters, CreateSpec, Credentials, ErrorCode, Event,
-    FrameHeader, HARD_MAX_FRAME, HEADER_LEN, Hello, Kind, KindDetails, KindParams, Lifetime,
-    Limits, MqDetails, MqParams, ObjectInfo, Outcome, Reply, Request, ServerFrame, StatusInfo,
-    Welcome, WireError,
+    FifoDetails, FifoParams, FrameHeader, HARD_MAX_FRAME, HEADER_LEN, Hello, Kind, KindDetails,
+    KindParams, Lifetime, Limits, MqDetails, MqParams, ObjectInfo, Outcome, PipeDetails,
+    PipeParams, Reply, Request, ServerFrame, StatusInfo, Welcome, WireError,
 };
 
 /// Either direction's frame type.
@@ -178,6 +178,56 @@ fn jobs_info(opens: u64, depth: u64) -> ObjectInfo {
     }
 }
 
+/// `pipe:chunks` (version 2): a session pipe with a 256 KiB buffer.
+fn chunks_info(opens: u64, details: PipeDetails) -> ObjectInfo {
+    ObjectInfo {
+        address: "pipe:chunks".into(),
+        kind: Kind::Pipe,
+        kernel_name: "(anonymous pipe)".into(),
+        owner_uid: 1000,
+        owner_gid: 1000,
+        mode: 0o660,
+        creator_pid: 4242,
+        created_at_ms: 1_767_225_660_000, // 2026-01-01T00:01:00Z
+        lifetime: Lifetime::Session,
+        opens,
+        details: KindDetails::Pipe(details),
+    }
+}
+
+fn chunks_details(readers_opened: u64, buffered: u64, closed: bool) -> PipeDetails {
+    PipeDetails {
+        capacity: 262_144,
+        buffered,
+        readers_opened,
+        writers_opened: 0,
+        closed,
+    }
+}
+
+/// `fifo:logs` (version 2): a buffered FIFO under the system daemon's runtime directory.
+fn logs_info(opens: u64, writers_opened: u64, buffered_bytes: u64) -> ObjectInfo {
+    ObjectInfo {
+        address: "fifo:logs".into(),
+        kind: Kind::Fifo,
+        kernel_name: "/run/ipcd/fifo/ipcd.logs".into(),
+        owner_uid: 1000,
+        owner_gid: 1000,
+        mode: 0o620,
+        creator_pid: 4242,
+        created_at_ms: 1_767_225_720_000, // 2026-01-01T00:02:00Z
+        lifetime: Lifetime::Persistent,
+        opens,
+        details: KindDetails::Fifo(FifoDetails {
+            path: "/run/ipcd/fifo/ipcd.logs".into(),
+            buffered: true,
+            buffered_bytes,
+            readers_opened: 0,
+            writers_opened,
+        }),
+    }
+}
+
 fn limits() -> Limits {
     Limits {
         max_frame: 1_048_576,
@@ -281,6 +331,93 @@ fn client_cases() -> Vec<(&'static str, ClientFrame)> {
                 },
             ),
         ),
+        // ---- version 2 ----
+        (
+            "hello_v2",
+            ClientFrame::Hello(Hello {
+                version: 2,
+                client_name: "ipcctl".into(),
+            }),
+        ),
+        (
+            "request_create_pipe_chunks",
+            request(
+                11,
+                Request::Create {
+                    address: "pipe:chunks".into(),
+                    spec: CreateSpec {
+                        mode: Some(0o660),
+                        lifetime: Lifetime::Session,
+                        adopt: false,
+                        params: KindParams::Pipe(PipeParams {
+                            capacity: Some(262_144),
+                        }),
+                    },
+                },
+            ),
+        ),
+        (
+            "request_create_fifo_logs",
+            request(
+                12,
+                Request::Create {
+                    address: "fifo:logs".into(),
+                    spec: CreateSpec {
+                        mode: Some(0o620),
+                        lifetime: Lifetime::Persistent,
+                        adopt: false,
+                        params: KindParams::Fifo(FifoParams { buffered: true }),
+                    },
+                },
+            ),
+        ),
+        (
+            "request_open_pipe_read",
+            request(
+                13,
+                Request::Open {
+                    address: "pipe:chunks".into(),
+                    access: Access::Read,
+                },
+            ),
+        ),
+        (
+            "request_close_pipe_chunks",
+            request(
+                14,
+                Request::Close {
+                    address: "pipe:chunks".into(),
+                },
+            ),
+        ),
+        (
+            "request_open_fifo_write",
+            request(
+                15,
+                Request::Open {
+                    address: "fifo:logs".into(),
+                    access: Access::Write,
+                },
+            ),
+        ),
+        (
+            "request_list_pipe",
+            request(
+                16,
+                Request::List {
+                    kind: Some(Kind::Pipe),
+                },
+            ),
+        ),
+        (
+            "request_list_fifo",
+            request(
+                17,
+                Request::List {
+                    kind: Some(Kind::Fifo),
+                },
+            ),
+        ),
     ]
 }
 
@@ -381,6 +518,109 @@ fn server_cases() -> Vec<(&'static str, ServerFrame)> {
             ServerFrame::Fatal(WireError::new(
                 ErrorCode::UnsupportedVersion,
                 "unsupported protocol version 2: this daemon speaks versions 1 to 1",
+            )),
+        ),
+        // ---- version 2 ----
+        (
+            "welcome_v2",
+            ServerFrame::Welcome(Welcome {
+                version: 2,
+                min_version: 1,
+                max_version: 2,
+                server: "ipcd 0.1.0".into(),
+                limits: limits(),
+                peer: Credentials {
+                    pid: 4242,
+                    uid: 1000,
+                    gid: 1000,
+                },
+            }),
+        ),
+        (
+            "response_created_pipe_chunks",
+            ok(
+                11,
+                0,
+                Reply::Created(chunks_info(0, chunks_details(0, 0, false))),
+            ),
+        ),
+        (
+            "response_created_fifo_logs",
+            ok(12, 0, Reply::Created(logs_info(0, 0, 0))),
+        ),
+        (
+            "response_opened_pipe_read",
+            ok(
+                13,
+                1,
+                Reply::Opened {
+                    info: chunks_info(1, chunks_details(1, 0, false)),
+                    access: Access::Read,
+                },
+            ),
+        ),
+        ("response_closed", ok(14, 0, Reply::Closed)),
+        (
+            "response_opened_fifo_write",
+            ok(
+                15,
+                1,
+                Reply::Opened {
+                    info: logs_info(1, 1, 0),
+                    access: Access::Write,
+                },
+            ),
+        ),
+        (
+            "response_list_pipe",
+            ok(
+                16,
+                0,
+                Reply::List(vec![chunks_info(1, chunks_details(1, 4096, true))]),
+            ),
+        ),
+        (
+            "response_list_fifo",
+            ok(17, 0, Reply::List(vec![logs_info(3, 3, 1200)])),
+        ),
+        (
+            "response_stat_pipe_closed",
+            ok(
+                18,
+                0,
+                Reply::Stat(chunks_info(1, chunks_details(1, 4096, true))),
+            ),
+        ),
+        (
+            // An unbuffered FIFO that nobody reads: the client retries the open.
+            "response_would_block_fifo",
+            ServerFrame::Response {
+                id: 19,
+                fds: 0,
+                result: Outcome::Err(WireError::new(
+                    ErrorCode::WouldBlock,
+                    "no reader has /run/ipcd/fifo/ipcd.tail open yet",
+                )),
+            },
+        ),
+        (
+            // What a version 1 connection gets for an address of a version 2 kind
+            // (a frame version 1 peers decode).
+            "response_kind_needs_v2",
+            ServerFrame::Response {
+                id: 20,
+                fds: 0,
+                result: Outcome::Err(WireError::new(
+                    ErrorCode::UnknownKind,
+                    "kind 'pipe' needs protocol version 2; this connection speaks version 1",
+                )),
+            },
+        ),
+        (
+            "fatal_unsupported_version_3",
+            ServerFrame::Fatal(WireError::new(
+                ErrorCode::UnsupportedVersion,
+                "protocol version 3 is not supported; this ipcd speaks versions 1 to 2",
             )),
         ),
     ]
