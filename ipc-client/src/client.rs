@@ -221,6 +221,21 @@ impl Client {
         }
     }
 
+    /// Closes the daemon's write end of a pipe (`pipe:NAME`): no new writers
+    /// may open it, and readers see end-of-file once it is drained and the
+    /// writers already handed out are closed. Other kinds answer `WrongKind`.
+    pub fn close(&mut self, address: &str) -> Result<()> {
+        match self
+            .request(Request::Close {
+                address: address.to_owned(),
+            })?
+            .reply
+        {
+            Reply::Closed => Ok(()),
+            other => Err(unexpected("Closed", &other)),
+        }
+    }
+
     /// Creates (or adopts) an object. For message queues,
     /// [`create_mq`](Self::create_mq) also opens it.
     pub fn create(&mut self, address: &str, spec: CreateSpec) -> Result<ObjectInfo> {

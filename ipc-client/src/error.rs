@@ -88,6 +88,42 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A line or binary message for a pipe or FIFO does not fit in one atomic
+    /// write of `PIPE_BUF` (4096) bytes, so it is refused: written in pieces it
+    /// could interleave with other writers' bytes.
+    #[error(
+        "{what} of {len} bytes is too large for {address}: one atomic write carries at most \
+         {max} bytes (PIPE_BUF is 4096), and a longer one could interleave with other writers'"
+    )]
+    ExceedsPipeBuf {
+        /// The object's address.
+        address: String,
+        /// `"message"` or `"line (with its newline)"`.
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The most allowed.
+        max: usize,
+    },
+
+    /// Writing to a pipe or FIFO failed because no process has it open for
+    /// reading any more (`EPIPE`): the object was deleted, or a FIFO's reader left.
+    #[error("no reader left on {address} (deleted?)")]
+    ReaderGone {
+        /// The object's address.
+        address: String,
+    },
+
+    /// What came out of a pipe or FIFO is not a valid length-prefixed message:
+    /// the stream ended inside one, or a length is impossible.
+    #[error("bad message on {address}: {detail}")]
+    BadMessage {
+        /// The object's address.
+        address: String,
+        /// What is wrong.
+        detail: String,
+    },
+
     /// A system call on an object's descriptor failed.
     #[error("{op} on {address} failed: {errno}")]
     Os {
@@ -115,13 +151,20 @@ impl Error {
             Error::Server(e) | Error::Fatal(e) => Some(e.code),
             Error::TimedOut => Some(ErrorCode::TimedOut),
             Error::WouldBlock => Some(ErrorCode::WouldBlock),
-            Error::MessageTooLarge { .. } => Some(ErrorCode::TooLarge),
+            Error::MessageTooLarge { .. } | Error::ExceedsPipeBuf { .. } => {
+                Some(ErrorCode::TooLarge)
+            }
             Error::BufferTooSmall { .. } | Error::InvalidArgument(_) => {
                 Some(ErrorCode::InvalidArgument)
             }
             Error::AccessDenied { .. } => Some(ErrorCode::PermissionDenied),
             Error::Os { .. } => Some(ErrorCode::Os),
-            Error::Connect { .. } | Error::Io(_) | Error::Protocol(_) | Error::Closed => None,
+            Error::Connect { .. }
+            | Error::Io(_)
+            | Error::Protocol(_)
+            | Error::Closed
+            | Error::ReaderGone { .. }
+            | Error::BadMessage { .. } => None,
         }
     }
 

@@ -301,7 +301,12 @@ mod tests {
     #[test]
     fn kinds_are_checked_locally() {
         assert_eq!(parse_kind("mq"), Ok(Kind::Mq));
-        assert!(parse_kind("pipe").unwrap_err().contains("known kinds: mq"));
+        assert_eq!(parse_kind("pipe"), Ok(Kind::Pipe));
+        assert!(
+            parse_kind("nope")
+                .unwrap_err()
+                .contains("known kinds: mq, pipe, fifo")
+        );
     }
 
     #[test]
@@ -336,7 +341,7 @@ mod tests {
             &["ipcctl", "send", "mq:a", "hi", "--lines"],
             &["ipcctl", "send", "mq:a", "hi", "--priority", "32768"],
             &["ipcctl", "create", "mq:a", "--mode", "999"],
-            &["ipcctl", "list", "pipe"],
+            &["ipcctl", "list", "nope"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }

@@ -33,6 +33,9 @@ fn open_queue(client: &mut Client, address: &str, access: Access) -> anyhow::Res
     };
     match info.kind {
         Kind::Mq => Ok(MessageQueue::from_opened(info, access, response.fds)?),
+        Kind::Pipe | Kind::Fifo => {
+            anyhow::bail!("{address}: send and recv support mq: only so far")
+        }
     }
 }
 

@@ -101,6 +101,7 @@ pub fn object_json(o: &ObjectInfo) -> Value {
             v["capacity"] = d.capacity.into();
             v["msg_size"] = d.msg_size.into();
         }
+        KindDetails::Pipe(_) | KindDetails::Fifo(_) => {}
     }
     v
 }
@@ -147,6 +148,7 @@ pub fn object_fields(o: &ObjectInfo) -> String {
             ("capacity", d.capacity.to_string()),
             ("message size", format!("{} bytes", d.msg_size)),
         ]),
+        KindDetails::Pipe(_) | KindDetails::Fifo(_) => {}
     }
     rows.extend([
         ("owner", format!("uid {}, gid {}", o.owner_uid, o.owner_gid)),
@@ -204,6 +206,7 @@ pub fn object_table(objects: &[ObjectInfo]) -> String {
         .map(|o| {
             let (depth, capacity, size) = match &o.details {
                 KindDetails::Mq(d) => (d.depth, d.capacity, d.msg_size),
+                KindDetails::Pipe(_) | KindDetails::Fifo(_) => (0, 0, 0),
             };
             vec![
                 o.address.clone(),
