@@ -1,12 +1,16 @@
-//! Commands about the daemon and its objects: ping, status, list, stat, create, delete.
+//! Commands about the daemon and its objects: ping, status, list, stat, create,
+//! delete, close and path.
 
 use std::io::IsTerminal as _;
 use std::time::Instant;
 
-use ipc_client::{Client, CreateSpec, Kind, KindParams, Lifetime, MqParams};
+use ipc_client::{
+    Client, CreateSpec, FifoParams, Kind, KindDetails, KindParams, Lifetime, MqParams, PipeParams,
+};
 use serde_json::json;
 
 use crate::cli::CreateArgs;
+use crate::data::{Usage, kind_of};
 use crate::output::{self, Out};
 
 /// `ipcctl ping`: one round trip, timed.
@@ -80,10 +84,7 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
             Lifetime::Persistent
         },
         adopt: args.adopt,
-        params: KindParams::Mq(MqParams {
-            capacity: args.capacity,
-            msg_size: args.msg_size,
-        }),
+        params: create_params(args)?,
     };
     let info = client.create(&args.address, spec)?;
     let mut out = Out::new();
@@ -91,7 +92,12 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
         out.json_pretty(&output::object_json(&info))?;
     } else {
         let verb = if args.adopt { "adopted" } else { "created" };
-        out.line(format!("{verb} {} ({})", info.address, info.kernel_name))?;
+        let what = match &info.details {
+            KindDetails::Pipe(d) => format!("anonymous pipe of {} bytes", d.capacity),
+            KindDetails::Fifo(d) if d.buffered => format!("{}, buffered", d.path),
+            _ => info.kernel_name.clone(),
+        };
+        out.line(format!("{verb} {} ({what})", info.address))?;
     }
     out.flush()?;
     if args.session {
@@ -104,6 +110,85 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
         client.wait_closed()?;
     }
     Ok(())
+}
+
+/// The kind's parameters from `create`'s flags; a flag for another kind is a
+/// usage error.
+fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
+    let kind = kind_of(&args.address)?;
+    let not_for = |flag: &str, what: &str| -> anyhow::Error {
+        Usage(format!("{flag} is {what}; {} is a {kind}", args.address)).into()
+    };
+    Ok(match kind {
+        Kind::Mq => {
+            if args.buffered {
+                return Err(not_for("--buffered", "for fifo: only"));
+            }
+            KindParams::Mq(MqParams {
+                capacity: args.capacity,
+                msg_size: args.msg_size,
+            })
+        }
+        Kind::Pipe => {
+            if args.msg_size.is_some() {
+                return Err(not_for(
+                    "--msg-size",
+                    "for mq: only (a pipe is a byte stream; its messages are lines \
+                     of at most 4096 bytes)",
+                ));
+            }
+            if args.buffered {
+                return Err(not_for(
+                    "--buffered",
+                    "for fifo: only (a pipe always buffers)",
+                ));
+            }
+            KindParams::Pipe(PipeParams {
+                capacity: args.capacity,
+            })
+        }
+        Kind::Fifo => {
+            if args.capacity.is_some() {
+                return Err(not_for("--capacity", "for mq: and pipe: only"));
+            }
+            if args.msg_size.is_some() {
+                return Err(not_for("--msg-size", "for mq: only"));
+            }
+            KindParams::Fifo(FifoParams {
+                buffered: args.buffered,
+            })
+        }
+    })
+}
+
+/// `ipcctl close ADDR`: the daemon drops a pipe's write end.
+pub fn close(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()> {
+    client.close(address)?;
+    if json {
+        let mut out = Out::new();
+        out.json(&json!({ "closed": address }))?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// `ipcctl path ADDR`: a FIFO's path.
+pub fn path(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()> {
+    let info = client.stat(address)?;
+    let KindDetails::Fifo(d) = &info.details else {
+        anyhow::bail!(
+            "{address} has no path: only fifo: objects are files (a {} is reached through \
+             ipcctl send, recv and exec, or ipc-client) (wrong-kind)",
+            info.kind
+        );
+    };
+    let mut out = Out::new();
+    if json {
+        out.json(&json!({ "address": info.address, "path": d.path }))?;
+    } else {
+        out.line(&d.path)?;
+    }
+    out.flush()
 }
 
 /// `ipcctl delete ADDR`.

@@ -12,17 +12,26 @@ use crate::bench;
 const LONG_ABOUT: &str = "\
 Control ipcd and use the IPC objects it hosts.
 
-ipcd keeps named IPC objects (POSIX message queues, addressed as mq:NAME), checks
-who may use them and hands out file descriptors. ipcctl creates, lists, inspects
-and deletes them, and sends and receives messages; the messages go through the
-kernel object directly, not through the daemon.";
+ipcd keeps named IPC objects, checks who may use them and hands out file
+descriptors; the data goes through the kernel object directly, not through the
+daemon. Kinds, addressed as KIND:NAME:
+
+  mq:NAME    a POSIX message queue: messages with priorities, up to --msg-size
+  pipe:NAME  an anonymous pipe shared by unrelated processes: a byte stream;
+             send/recv move lines (or --raw bytes), exec joins a command to it
+  fifo:NAME  a named pipe (mkfifo) with a path any shell tool can open
+
+ipcctl creates, lists, inspects, closes and deletes them, sends and receives, and
+runs commands with their standard input/output joined to pipes and FIFOs.";
 
 const AFTER_HELP: &str = "\
 Exit status:
   0   success
-  1   timed out, or nothing to receive / no room to send (--timeout, --nonblock)
+  1   timed out, or nothing to receive / no room to send (--timeout, --nonblock),
+      or a pipe at end of file with no line to receive
   2   any other error, reported on stderr as: ipcctl: MESSAGE (error-code)
   64  usage error
+  (exec exits with its command's status instead)
 
 Socket: --socket, else $IPCD_SOCKET, else $XDG_RUNTIME_DIR/ipcd/ipcd.sock,
 else /run/ipcd/ipcd.sock.
@@ -31,6 +40,13 @@ Examples:
   ipcctl create mq:jobs --capacity 100 --msg-size 1024 --mode 0660
   echo 'build #42' | ipcctl send mq:jobs
   ipcctl recv mq:jobs --timeout 2s
+  ipcctl create pipe:logs --capacity 1MiB
+  tail -f app.log | ipcctl send --raw pipe:logs
+  ipcctl recv pipe:logs --follow
+  ipcctl close pipe:logs                  # readers see end of file once drained
+  ipcctl create fifo:events --buffered
+  echo hi > \"$(ipcctl path fifo:events)\"
+  ipcctl exec --stdin pipe:a --stdout pipe:b -- tr a-z A-Z
   ipcctl list --json";
 
 /// `ipcctl [--socket PATH] [--json] COMMAND`
@@ -76,52 +92,135 @@ pub enum Command {
     Status,
 
     /// List objects, of one kind or all
-    #[command(after_help = "Examples:\n  ipcctl list\n  ipcctl list mq --json")]
+    #[command(after_help = "\
+Columns: QUEUED is what waits to be read (mq: messages; pipe and buffered fifo:
+bytes), CAPACITY is mq: messages × message size, pipe: buffer bytes; ENDS counts
+read/write ends handed out since ipcd started, and says closed (pipe) or buffered
+(fifo).
+
+Examples:
+  ipcctl list
+  ipcctl list pipe --json")]
     List {
-        /// Only objects of this kind (mq)
+        /// Only objects of this kind (mq, pipe, fifo)
         #[arg(value_parser = parse_kind)]
         kind: Option<Kind>,
     },
 
-    /// Show one object's details: depth, sizes, owner, mode, lifetime, creator
-    #[command(after_help = "Example:\n  ipcctl stat mq:jobs")]
+    /// Show one object's details: what waits in it, sizes, ends, owner, mode, lifetime
+    #[command(after_help = "Examples:\n  ipcctl stat mq:jobs\n  ipcctl stat pipe:logs --json")]
     Stat {
         /// Object address, KIND:NAME (e.g. mq:jobs)
         address: String,
     },
 
-    /// Create an object (a message queue for mq:NAME)
+    /// Create an object: a message queue, a pipe or a FIFO
     #[command(after_help = "\
+--capacity means different things per kind: messages for mq:, bytes for pipe:.
+
+A fifo: follows standard FIFO semantics: a writer waits (up to its --timeout) until
+a reader has it open, and a reader sees end of file when its writers have gone.
+With --buffered, ipcd holds the FIFO open itself: writers get in at once and their
+bytes wait in the kernel buffer until a reader comes (lost if ipcd stops).
+
 Examples:
   ipcctl create mq:jobs --capacity 100 --msg-size 1024 --mode 0660
-  ipcctl create mq:scratch --session     # removed when ipcctl is interrupted")]
+  ipcctl create mq:scratch --session     # removed when ipcctl is interrupted
+  ipcctl create pipe:logs --capacity 1MiB
+  ipcctl create fifo:events --buffered --mode 0660")]
     Create(CreateArgs),
 
-    /// Delete an object and its kernel object
-    #[command(after_help = "Example:\n  ipcctl delete mq:jobs")]
+    /// Delete an object and its kernel object (a FIFO's file is unlinked)
+    #[command(after_help = "\
+Readers waiting on a deleted pipe or FIFO see end of file once no writer is left.
+
+Example:
+  ipcctl delete mq:jobs")]
     Delete {
         /// Object address, KIND:NAME (e.g. mq:jobs)
         address: String,
     },
 
-    /// Send a message to a queue
+    /// Close a pipe for writing: readers see end of file once it is drained
     #[command(after_help = "\
+ipcd drops its own write end: no new writer may open the pipe, and readers see
+end of file once the bytes in it are read and the writers already open are gone.
+Only pipes can be closed; delete removes any object.
+
+Example:
+  ipcctl send pipe:in 'last line' && ipcctl close pipe:in")]
+    Close {
+        /// Pipe address, pipe:NAME
+        address: String,
+    },
+
+    /// Print a FIFO's path, for shell tools
+    #[command(after_help = "\
+Examples:
+  echo hi > \"$(ipcctl path fifo:events)\"
+  cat \"$(ipcctl path fifo:events)\"")]
+    Path {
+        /// FIFO address, fifo:NAME
+        address: String,
+    },
+
+    /// Send a message to a queue, or a line or bytes to a pipe or FIFO
+    #[command(after_help = "\
+mq: MESSAGE, or all of standard input, is one message (--lines: one per line).
+
+pipe: and fifo: carry lines: MESSAGE is written with a newline added (unless it
+ends with one) in a single write; without MESSAGE, all of standard input is sent
+the same way, in one write; --lines writes each line of standard input with its
+own write. Every such write is at most PIPE_BUF (4096) bytes including the
+newline, which the kernel keeps whole, so lines from concurrent senders never
+interleave; longer ones are refused (too-large) rather than split. --raw streams
+standard input (or MESSAGE) as it is, with no newline and no size limit (and no
+atomicity beyond 4096 bytes). A fifo: sender waits for a reader unless the FIFO
+is --buffered; --timeout bounds that wait too.
+
 Examples:
   ipcctl send mq:jobs 'build #42' --priority 5
   ipcctl send mq:jobs < request.bin          # all of stdin as one message
   seq 10 | ipcctl send mq:jobs --lines       # one message per line
-  ipcctl send mq:jobs hello --timeout 500ms  # exit 1 if still full after 500ms")]
+  ipcctl send mq:jobs hello --timeout 500ms  # exit 1 if still full after 500ms
+  ipcctl send pipe:logs 'disk 93% full'
+  tail -f app.log | ipcctl send --raw pipe:logs
+  ipcctl send fifo:events hi --timeout 2s    # exit 1 if no reader came in 2s")]
     Send(SendArgs),
 
-    /// Receive messages from a queue and print them, one per line
+    /// Receive messages or lines and print them, one per line
     #[command(after_help = "\
+pipe: and fifo: are read a line at a time, byte by byte, so a receiver takes
+exactly the lines it prints and leaves the rest to the next one; --follow reads in
+bulk (it takes everything anyway). A pipe at end of file (closed or deleted, and
+drained) ends recv; a fifo: whose writers left is waited on for the next writer,
+except with --raw, which copies bytes as they come until end of file, like cat.
+
 Examples:
   ipcctl recv mq:jobs                    # wait for one message
   ipcctl recv mq:jobs --nonblock         # exit 1 at once if the queue is empty
   ipcctl recv mq:jobs --follow --json    # every message as a JSON line, until interrupted
   ipcctl recv mq:jobs --count 10 --timeout 2s
-  ipcctl recv mq:blobs --raw > blob.bin")]
+  ipcctl recv mq:blobs --raw > blob.bin
+  ipcctl recv pipe:logs --follow | grep ERROR
+  ipcctl recv --raw pipe:logs > all.log  # until the pipe is closed and drained
+  ipcctl recv fifo:events --count 3")]
     Recv(RecvArgs),
+
+    /// Run a command with its standard input/output joined to pipes or FIFOs
+    #[command(after_help = "\
+The command's standard input reads from --stdin, its standard output writes to
+--stdout; what is not given is inherited. A fifo: for --stdin is handed over once
+a writer has written (or come and gone); a fifo: for --stdout once a reader has it
+open. ipcctl waits for the command and exits with its status (128+N if signal N
+killed it; 127 if it was not found, 126 if it could not run). Signals sent to
+ipcctl (kill) are passed on; those from the terminal reach the command directly.
+
+Examples:
+  ipcctl exec --stdin pipe:a --stdout pipe:b -- tr a-z A-Z
+  ipcctl exec --stdout pipe:logs -- make
+  ipcctl exec --stdin fifo:jobs --timeout 10s -- ./worker")]
+    Exec(ExecArgs),
 
     /// Measure throughput and latency
     Bench(bench::BenchArgs),
@@ -134,16 +233,25 @@ Examples:
 /// `ipcctl create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Address of the new object, KIND:NAME (e.g. mq:jobs)
+    /// Address of the new object, KIND:NAME (e.g. mq:jobs, pipe:logs, fifo:events)
     pub address: String,
 
-    /// Maximum number of messages in the queue [default: the kernel's, usually 10]
-    #[arg(long, value_name = "N")]
+    /// mq: maximum number of messages [default: the kernel's, usually 10].
+    /// pipe: buffer size in bytes, e.g. 65536, 256KiB, 1MiB (rounded up to a
+    /// power of two pages; at most /proc/sys/fs/pipe-max-size) [default: 64KiB].
+    /// Not for fifo
+    #[arg(long, value_name = "N|BYTES", value_parser = parse_size)]
     pub capacity: Option<u32>,
 
-    /// Maximum size of one message in bytes [default: the kernel's, usually 8192]
-    #[arg(long, value_name = "BYTES")]
+    /// mq only: maximum size of one message in bytes [default: the kernel's,
+    /// usually 8192]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub msg_size: Option<u32>,
+
+    /// fifo only: ipcd holds the FIFO open, so writers need not wait for a
+    /// reader and bytes wait in the kernel buffer until one comes
+    #[arg(long)]
+    pub buffered: bool,
 
     /// Permission bits in octal, e.g. 0660: read lets a user or group receive,
     /// write lets them send [default: 0600]
@@ -156,6 +264,7 @@ pub struct CreateArgs {
     pub session: bool,
 
     /// Register an existing kernel object of this name instead of creating one
+    /// (mq, fifo)
     #[arg(long)]
     pub adopt: bool,
 }
@@ -163,27 +272,36 @@ pub struct CreateArgs {
 /// `ipcctl send`.
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// Queue address, KIND:NAME (e.g. mq:jobs)
+    /// Object address, KIND:NAME (e.g. mq:jobs, pipe:logs, fifo:events)
     pub address: String,
 
-    /// The message; without it, all of standard input is sent as one message
+    /// The message (pipe, fifo: a line; a newline is added); without it, all of
+    /// standard input is sent as one message
     #[arg(conflicts_with = "lines")]
     pub message: Option<OsString>,
 
-    /// Send each line of standard input as a message of its own (without the newline)
+    /// Send each line of standard input as a message of its own (mq: without
+    /// the newline; pipe, fifo: one write per line)
     #[arg(long)]
     pub lines: bool,
 
-    /// Priority, 0-32767: higher-priority messages are received first
-    #[arg(long, short, value_name = "P", default_value_t = 0,
-          value_parser = clap::value_parser!(u32).range(0..32768))]
-    pub priority: u32,
+    /// pipe, fifo: write MESSAGE or standard input as it is, streaming, without
+    /// adding a newline or limiting the size
+    #[arg(long, conflicts_with = "lines")]
+    pub raw: bool,
 
-    /// Wait at most this long for room in a full queue, then exit 1 (e.g. 500ms, 2s)
+    /// mq only: priority, 0-32767; higher-priority messages are received first
+    /// [default: 0]
+    #[arg(long, short, value_name = "P",
+          value_parser = clap::value_parser!(u32).range(0..32768))]
+    pub priority: Option<u32>,
+
+    /// Wait at most this long for room in a full queue or pipe, or for a FIFO
+    /// reader, then exit 1 (e.g. 500ms, 2s)
     #[arg(long, short, value_name = "DUR", value_parser = parse_duration, conflicts_with = "nonblock")]
     pub timeout: Option<Duration>,
 
-    /// Don't wait: exit 1 at once if the queue is full
+    /// Don't wait: exit 1 at once if the queue or pipe is full, or a FIFO has no reader
     #[arg(long, short)]
     pub nonblock: bool,
 }
@@ -191,30 +309,59 @@ pub struct SendArgs {
 /// `ipcctl recv`.
 #[derive(Debug, Args)]
 pub struct RecvArgs {
-    /// Queue address, KIND:NAME (e.g. mq:jobs)
+    /// Object address, KIND:NAME (e.g. mq:jobs, pipe:logs, fifo:events)
     pub address: String,
 
-    /// Wait at most this long for each message (e.g. 500ms, 2s); exit 1 if none came
+    /// Wait at most this long for each message or line (e.g. 500ms, 2s); exit 1
+    /// if none came
     #[arg(long, short, value_name = "DUR", value_parser = parse_duration, conflicts_with = "nonblock")]
     pub timeout: Option<Duration>,
 
-    /// Don't wait: take what is there now; exit 1 if the queue is empty
+    /// Don't wait: take what is there now; exit 1 if there is nothing
     #[arg(long, short)]
     pub nonblock: bool,
 
-    /// Receive up to N messages [default: 1]
+    /// Receive up to N messages or lines [default: 1]
     #[arg(long, short, value_name = "N", conflicts_with = "follow",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 
     /// Keep receiving until interrupted (with --timeout: until idle that long;
-    /// with --nonblock: until the queue is empty)
+    /// with --nonblock: until nothing is left; a pipe: until end of file)
     #[arg(long, short)]
     pub follow: bool,
 
-    /// Write each message's bytes exactly as received, adding nothing (no newline)
+    /// Write the bytes exactly as received, adding nothing (mq: each message;
+    /// pipe, fifo: the stream, until end of file)
     #[arg(long, conflicts_with = "json")]
     pub raw: bool,
+}
+
+/// `ipcctl exec`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("joined").args(["stdin", "stdout"]).multiple(true).required(true))]
+pub struct ExecArgs {
+    /// The pipe or FIFO the command reads as its standard input (pipe:NAME, fifo:NAME)
+    #[arg(long, value_name = "ADDR")]
+    pub stdin: Option<String>,
+
+    /// The pipe or FIFO the command writes as its standard output (pipe:NAME, fifo:NAME)
+    #[arg(long, value_name = "ADDR")]
+    pub stdout: Option<String>,
+
+    /// Wait at most this long for a FIFO's other end (a writer for --stdin, a
+    /// reader for --stdout), then exit 1 without running the command
+    #[arg(long, short, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// The command and its arguments (put them after --)
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<OsString>,
 }
 
 /// How long a send or receive may wait.
@@ -257,7 +404,31 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
     Ok(mode)
 }
 
-/// Parses an object kind (`mq`).
+/// Parses a count or a size in bytes: `65536`, `64K`, `64KiB`, `1M`, `1MiB`
+/// (K and M are 1024 and 1024², as for pipe buffers).
+pub fn parse_size(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "k" | "KiB" | "kiB" | "KB" | "kB" => 1024,
+        "M" | "MiB" | "MB" => 1024 * 1024,
+        _ => {
+            return Err(format!(
+                "'{s}' is not a number or a size (examples: 100, 65536, 64KiB, 1MiB)"
+            ));
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number or a size (examples: 100, 64KiB, 1MiB)"))?;
+    n.checked_mul(factor)
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| format!("'{s}' is too large (at most {})", u32::MAX))
+}
+
+/// Parses an object kind (`mq`, `pipe`, `fifo`).
 pub fn parse_kind(s: &str) -> Result<Kind, String> {
     s.parse::<Kind>().map_err(|e| e.message)
 }
@@ -287,6 +458,39 @@ mod tests {
         assert!(parse_mode("").is_err());
         assert!(parse_mode("0o").is_err());
         assert!(parse_mode("-1").is_err());
+    }
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("10"), Ok(10));
+        assert!(parse_size("5000M").unwrap_err().contains("too large"));
+        assert!(parse_size("1.5M").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("lots").unwrap_err().contains("examples"));
+    }
+
+    #[test]
+    fn exec_takes_the_command_after_its_options() {
+        let cli = Cli::try_parse_from([
+            "ipcctl", "exec", "--stdin", "pipe:a", "--stdout", "fifo:b", "--", "tr", "-d", "x",
+        ])
+        .unwrap();
+        let Command::Exec(e) = cli.command else {
+            panic!()
+        };
+        assert_eq!(e.stdin.as_deref(), Some("pipe:a"));
+        assert_eq!(e.stdout.as_deref(), Some("fifo:b"));
+        assert_eq!(e.command, ["tr", "-d", "x"]);
+        let cli =
+            Cli::try_parse_from(["ipcctl", "exec", "--stdout", "pipe:b", "ls", "-l"]).unwrap();
+        let Command::Exec(e) = cli.command else {
+            panic!()
+        };
+        assert_eq!(e.command, ["ls", "-l"]);
     }
 
     #[test]
@@ -342,6 +546,10 @@ mod tests {
             &["ipcctl", "send", "mq:a", "hi", "--priority", "32768"],
             &["ipcctl", "create", "mq:a", "--mode", "999"],
             &["ipcctl", "list", "nope"],
+            &["ipcctl", "send", "pipe:a", "--raw", "--lines"],
+            &["ipcctl", "create", "pipe:a", "--capacity", "1GB"],
+            &["ipcctl", "exec", "--", "true"],
+            &["ipcctl", "exec", "--stdin", "pipe:a"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }

@@ -4,6 +4,7 @@ mod admin;
 mod bench;
 mod cli;
 mod data;
+mod exec;
 mod output;
 
 use std::io::{self, Write as _};
@@ -35,12 +36,13 @@ fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(e) => report(&e),
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; returns the exit status (0, or `exec`'s command's).
+fn run(cli: Cli) -> anyhow::Result<u8> {
     let socket = cli.socket.as_deref();
     let json = cli.json;
     let connect = || -> anyhow::Result<Client> {
@@ -57,11 +59,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stat { address } => admin::stat(&mut connect()?, address, json),
         Command::Create(args) => admin::create(&mut connect()?, args, json),
         Command::Delete { address } => admin::delete(&mut connect()?, address, json),
+        Command::Close { address } => admin::close(&mut connect()?, address, json),
+        Command::Path { address } => admin::path(&mut connect()?, address, json),
         Command::Send(args) => data::send(&mut connect()?, args),
         Command::Recv(args) => data::recv(&mut connect()?, args, json),
+        Command::Exec(args) => return exec::exec(connect()?, args),
         Command::Bench(args) => bench::run(args, socket, json),
         Command::BenchPeer(args) => bench::peer(args),
     }
+    .map(|()| 0)
 }
 
 /// Prints `ipcctl: MESSAGE (code)` and picks the exit status; a closed stdout is quiet.
@@ -74,6 +80,7 @@ fn report(e: &anyhow::Error) -> ExitCode {
         .find_map(|c| c.downcast_ref::<ipc_client::Error>());
     let nothing = e.chain().any(|c| c.is::<data::NothingInTime>())
         || client_error.is_some_and(ipc_client::Error::is_timeout_or_would_block);
+    let usage = e.chain().any(|c| c.is::<data::Usage>());
     // Daemon errors name their code already; add it for the client's own.
     let slug = match client_error {
         Some(ipc_client::Error::Server(_) | ipc_client::Error::Fatal(_)) | None => None,
@@ -92,5 +99,11 @@ fn report(e: &anyhow::Error) -> ExitCode {
         msg.push_str("; is ipcd running? (its socket is set with --socket or IPCD_SOCKET)");
     }
     let _ = writeln!(io::stderr(), "{msg}");
-    ExitCode::from(if nothing { EXIT_NOTHING } else { EXIT_ERROR })
+    ExitCode::from(if usage {
+        EXIT_USAGE
+    } else if nothing {
+        EXIT_NOTHING
+    } else {
+        EXIT_ERROR
+    })
 }

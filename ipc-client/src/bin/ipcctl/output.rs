@@ -101,7 +101,20 @@ pub fn object_json(o: &ObjectInfo) -> Value {
             v["capacity"] = d.capacity.into();
             v["msg_size"] = d.msg_size.into();
         }
-        KindDetails::Pipe(_) | KindDetails::Fifo(_) => {}
+        KindDetails::Pipe(d) => {
+            v["capacity"] = d.capacity.into();
+            v["buffered"] = d.buffered.into();
+            v["readers_opened"] = d.readers_opened.into();
+            v["writers_opened"] = d.writers_opened.into();
+            v["closed"] = d.closed.into();
+        }
+        KindDetails::Fifo(d) => {
+            v["path"] = d.path.clone().into();
+            v["buffered"] = d.buffered.into();
+            v["buffered_bytes"] = d.buffered_bytes.into();
+            v["readers_opened"] = d.readers_opened.into();
+            v["writers_opened"] = d.writers_opened.into();
+        }
     }
     v
 }
@@ -137,18 +150,44 @@ pub fn status_json(s: &StatusInfo) -> Value {
 
 /// An object's fields, one `label: value` per line.
 pub fn object_fields(o: &ObjectInfo) -> String {
-    let mut rows = vec![
-        ("address", o.address.clone()),
-        ("kind", o.kind.to_string()),
-        ("kernel name", o.kernel_name.clone()),
-    ];
+    let mut rows = vec![("address", o.address.clone()), ("kind", o.kind.to_string())];
     match &o.details {
         KindDetails::Mq(d) => rows.extend([
+            ("kernel name", o.kernel_name.clone()),
             ("depth", d.depth.to_string()),
             ("capacity", d.capacity.to_string()),
             ("message size", format!("{} bytes", d.msg_size)),
         ]),
-        KindDetails::Pipe(_) | KindDetails::Fifo(_) => {}
+        KindDetails::Pipe(d) => rows.extend([
+            ("kernel name", o.kernel_name.clone()),
+            ("buffered", format!("{} bytes", d.buffered)),
+            ("capacity", format!("{} bytes", d.capacity)),
+            ("read ends", format!("{} handed out", d.readers_opened)),
+            ("write ends", format!("{} handed out", d.writers_opened)),
+            (
+                "closed",
+                if d.closed {
+                    "yes: no new writers; readers see end of file once drained".to_owned()
+                } else {
+                    "no".to_owned()
+                },
+            ),
+        ]),
+        KindDetails::Fifo(d) => {
+            rows.push(("path", d.path.clone()));
+            if d.buffered {
+                rows.extend([
+                    ("buffered", "yes: ipcd holds it open".to_owned()),
+                    ("waiting", format!("{} bytes", d.buffered_bytes)),
+                ]);
+            } else {
+                rows.push(("buffered", "no: writers wait for a reader".to_owned()));
+            }
+            rows.extend([
+                ("read ends", format!("{} handed out", d.readers_opened)),
+                ("write ends", format!("{} handed out", d.writers_opened)),
+            ]);
+        }
     }
     rows.extend([
         ("owner", format!("uid {}, gid {}", o.owner_uid, o.owner_gid)),
@@ -193,9 +232,9 @@ pub fn status_fields(s: &StatusInfo) -> String {
 pub fn object_table(objects: &[ObjectInfo]) -> String {
     let headers = [
         "ADDRESS",
-        "DEPTH",
+        "QUEUED",
         "CAPACITY",
-        "MSG SIZE",
+        "ENDS",
         "MODE",
         "OWNER",
         "LIFETIME",
@@ -204,15 +243,42 @@ pub fn object_table(objects: &[ObjectInfo]) -> String {
     let rows = objects
         .iter()
         .map(|o| {
-            let (depth, capacity, size) = match &o.details {
-                KindDetails::Mq(d) => (d.depth, d.capacity, d.msg_size),
-                KindDetails::Pipe(_) | KindDetails::Fifo(_) => (0, 0, 0),
+            let (queued, capacity, ends) = match &o.details {
+                KindDetails::Mq(d) => (
+                    format!("{} msg", d.depth),
+                    format!("{} × {} B", d.capacity, d.msg_size),
+                    "-".to_owned(),
+                ),
+                KindDetails::Pipe(d) => (
+                    format!("{} B", d.buffered),
+                    format!("{} B", d.capacity),
+                    format!(
+                        "{}r {}w{}",
+                        d.readers_opened,
+                        d.writers_opened,
+                        if d.closed { " closed" } else { "" }
+                    ),
+                ),
+                KindDetails::Fifo(d) => (
+                    if d.buffered {
+                        format!("{} B", d.buffered_bytes)
+                    } else {
+                        "-".to_owned()
+                    },
+                    "-".to_owned(),
+                    format!(
+                        "{}r {}w{}",
+                        d.readers_opened,
+                        d.writers_opened,
+                        if d.buffered { " buffered" } else { "" }
+                    ),
+                ),
             };
             vec![
                 o.address.clone(),
-                depth.to_string(),
-                capacity.to_string(),
-                size.to_string(),
+                queued,
+                capacity,
+                ends,
                 mode(o.mode),
                 format!("{}:{}", o.owner_uid, o.owner_gid),
                 lifetime(o.lifetime).to_owned(),
@@ -223,7 +289,7 @@ pub fn object_table(objects: &[ObjectInfo]) -> String {
     table(
         &headers,
         &rows,
-        &[false, true, true, true, false, false, false, false],
+        &[false, true, true, false, false, false, false, false],
     )
 }
 
@@ -270,7 +336,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipc_client::{Kind, MqDetails};
+    use ipc_client::{FifoDetails, Kind, MqDetails, PipeDetails};
 
     fn info() -> ObjectInfo {
         ObjectInfo {
@@ -334,10 +400,69 @@ mod tests {
         assert_eq!(t.lines().count(), 3);
         assert!(
             t.starts_with(
-                "ADDRESS  DEPTH  CAPACITY  MSG SIZE  MODE  OWNER     LIFETIME    KERNEL NAME"
+                "ADDRESS  QUEUED     CAPACITY  ENDS  MODE  OWNER     LIFETIME    KERNEL NAME"
             ),
             "{t}"
         );
+        assert!(
+            t.contains("mq:jobs   2 msg  10 × 8192 B  -     0640"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn pipes_and_fifos_show_their_ends_and_buffers() {
+        let mut pipe = info();
+        pipe.address = "pipe:p".into();
+        pipe.kind = Kind::Pipe;
+        pipe.kernel_name = "(anonymous pipe)".into();
+        pipe.details = KindDetails::Pipe(PipeDetails {
+            capacity: 65536,
+            buffered: 21,
+            readers_opened: 2,
+            writers_opened: 1,
+            closed: true,
+        });
+        let mut fifo = info();
+        fifo.address = "fifo:f".into();
+        fifo.kind = Kind::Fifo;
+        fifo.kernel_name = "/run/ipcd/fifo/ipcd.f".into();
+        fifo.details = KindDetails::Fifo(FifoDetails {
+            path: "/run/ipcd/fifo/ipcd.f".into(),
+            buffered: true,
+            buffered_bytes: 5,
+            readers_opened: 0,
+            writers_opened: 3,
+        });
+        let t = object_table(&[pipe.clone(), fifo.clone()]);
+        assert!(
+            t.contains("pipe:p     21 B   65536 B  2r 1w closed    0640"),
+            "{t}"
+        );
+        assert!(
+            t.contains("fifo:f      5 B         -  0r 3w buffered  0640"),
+            "{t}"
+        );
+
+        let text = object_fields(&pipe);
+        assert!(text.contains("buffered:    21 bytes"), "{text}");
+        assert!(text.contains("closed:      yes"), "{text}");
+        let j = object_json(&pipe);
+        assert_eq!(
+            (j["buffered"].as_u64(), j["closed"].as_bool()),
+            (Some(21), Some(true))
+        );
+
+        let text = object_fields(&fifo);
+        assert!(
+            text.contains("path:        /run/ipcd/fifo/ipcd.f"),
+            "{text}"
+        );
+        assert!(text.contains("waiting:     5 bytes"), "{text}");
+        let j = object_json(&fifo);
+        assert_eq!(j["path"], "/run/ipcd/fifo/ipcd.f");
+        assert_eq!(j["buffered"], true);
+        assert_eq!(j["buffered_bytes"], 5);
     }
 
     #[test]

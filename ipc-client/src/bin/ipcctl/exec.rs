@@ -1,0 +1,169 @@
+//! `ipcctl exec`: run a command with its standard input/output joined to
+//! hosted pipes or FIFOs, and exit with its status.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ipc_client::{Client, Kind};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
+use nix::unistd::Pid;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::iterator::exfiltrator::WithRawSiginfo;
+
+use crate::cli::{ExecArgs, Wait};
+use crate::data::{NothingInTime, Sink, Usage, kind_of};
+
+/// Signals passed on to the command when someone sends them to ipcctl.
+const FORWARDED: [i32; 6] = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2];
+
+/// Exit status when the command does not exist (as shells use it).
+const EXIT_NOT_FOUND: u8 = 127;
+/// Exit status when the command exists but cannot run.
+const EXIT_CANNOT_RUN: u8 = 126;
+
+/// Checks that `address` is a pipe or FIFO; `what` is `--stdin` or `--stdout`.
+fn stream_kind(address: &str, what: &str) -> anyhow::Result<Kind> {
+    match kind_of(address)? {
+        Kind::Mq => Err(Usage(format!(
+            "{what} joins a pipe: or fifo:; {address} is a message queue"
+        ))
+        .into()),
+        kind => Ok(kind),
+    }
+}
+
+/// `ipcctl exec`: returns the exit status to leave with.
+pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
+    let wait = args.timeout.map_or(Wait::Forever, Wait::Timeout);
+    // Open the reader first (that never waits), then the writer (a FIFO waits
+    // for its reader), then wait for the reader's writer: the order a shell's
+    // `cmd < in > out` would take, so two execs wired crosswise do not deadlock.
+    let stdin = match &args.stdin {
+        Some(address) => Some(match stream_kind(address, "--stdin")? {
+            Kind::Fifo => Input::Fifo(client.open_fifo_reader(address)?),
+            _ => Input::Pipe(client.open_pipe_reader(address)?),
+        }),
+        None => None,
+    };
+    let stdout = match &args.stdout {
+        Some(address) => {
+            let kind = stream_kind(address, "--stdout")?;
+            Some(OwnedFd::from(Sink::open(&mut client, address, kind, wait)?))
+        }
+        None => None,
+    };
+    let stdin = match stdin {
+        Some(input) => Some(input.into_fd(args.timeout)?),
+        None => None,
+    };
+    // The command needs no daemon connection.
+    drop(client);
+
+    let program = &args.command[0];
+    let mut command = std::process::Command::new(program);
+    command.args(&args.command[1..]);
+    if let Some(fd) = stdin {
+        command.stdin(Stdio::from(fd));
+    }
+    if let Some(fd) = stdout {
+        command.stdout(Stdio::from(fd));
+    }
+    // Catch the signals before the command exists, so none kills ipcctl
+    // and leaves the command orphaned; the command starts with default handlers.
+    let mut signals = SignalsInfo::<WithRawSiginfo>::new(FORWARDED)?;
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("ipcctl: cannot run {}: {e}", program.to_string_lossy());
+            return Ok(match e.kind() {
+                std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
+                _ => EXIT_CANNOT_RUN,
+            });
+        }
+    };
+    // Our copies of the pipe ends go, so readers see end of file when the command ends.
+    drop(command);
+
+    let pid = Pid::from_raw(i32::try_from(child.id())?);
+    let reaped = Arc::new(Mutex::new(false));
+    let handle = signals.handle();
+    let forwarder = {
+        let reaped = Arc::clone(&reaped);
+        std::thread::spawn(move || {
+            for info in signals.forever() {
+                // The terminal signals the whole foreground process group, the
+                // command included: passing those on would deliver them twice.
+                if info.si_code == libc::SI_KERNEL {
+                    continue;
+                }
+                // Until it is reaped the pid is the command's, even as a zombie.
+                let done = reaped.lock().unwrap_or_else(PoisonError::into_inner);
+                if !*done && let Ok(sig) = Signal::try_from(info.si_signo) {
+                    let _ = kill(pid, sig);
+                }
+            }
+        })
+    };
+    let status = wait_for(child, pid, &reaped)?;
+    handle.close();
+    let _ = forwarder.join();
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(u8::MAX),
+        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(u8::MAX),
+        (None, None) => u8::MAX,
+    })
+}
+
+/// Waits for the command to end, then reaps it under the lock the signal
+/// forwarder takes, so it never signals a pid that was reused.
+fn wait_for(
+    mut child: Child,
+    pid: Pid,
+    reaped: &Mutex<bool>,
+) -> anyhow::Result<std::process::ExitStatus> {
+    loop {
+        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(anyhow::Error::new(e).context("waitid")),
+        }
+    }
+    let mut done = reaped.lock().unwrap_or_else(PoisonError::into_inner);
+    *done = true;
+    Ok(child.wait()?)
+}
+
+/// The command's standard input, before it is handed over.
+enum Input {
+    Pipe(ipc_client::PipeReader),
+    Fifo(ipc_client::FifoReader),
+}
+
+impl Input {
+    /// The descriptor for the command; a FIFO first waits (at most `timeout`)
+    /// until a writer has written or come and gone, or the command would read
+    /// end of file at once.
+    fn into_fd(self, timeout: Option<Duration>) -> anyhow::Result<OwnedFd> {
+        match self {
+            Input::Pipe(r) => Ok(OwnedFd::from(r)),
+            Input::Fifo(r) => {
+                let address = r.address().to_owned();
+                r.into_blocking(timeout).map_err(|e| match e {
+                    ipc_client::Error::TimedOut => NothingInTime(format!(
+                        "no writer came to {address} within {} (timed-out)",
+                        humantime::format_duration(timeout.unwrap_or_default())
+                    ))
+                    .into(),
+                    e => {
+                        anyhow::Error::new(e).context(format!("waiting for a writer on {address}"))
+                    }
+                })
+            }
+        }
+    }
+}
