@@ -108,7 +108,7 @@ pub enum Error {
 
     /// Writing to a pipe or FIFO failed because no process has it open for
     /// reading any more (`EPIPE`): the object was deleted, or a FIFO's reader left.
-    #[error("no reader left on {address} (deleted?)")]
+    #[error("no reader left on {address} ({})", reader_gone_hint(address))]
     ReaderGone {
         /// The object's address.
         address: String,
@@ -134,6 +134,15 @@ pub enum Error {
         /// The error number.
         errno: nix::errno::Errno,
     },
+}
+
+/// Why a pipe or FIFO may have no reader left.
+fn reader_gone_hint(address: &str) -> &'static str {
+    if address.starts_with("fifo:") {
+        "its readers closed it, or it was deleted"
+    } else {
+        "deleted?"
+    }
 }
 
 impl Error {

@@ -97,7 +97,10 @@ fn a_writer_without_a_reader_fails_clearly() {
     let tx = f.writer();
     drop(rx);
     let e = tx.send_line(b"anyone?").unwrap_err();
-    assert_eq!(e.to_string(), "no reader left on fifo:f (deleted?)");
+    assert_eq!(
+        e.to_string(),
+        "no reader left on fifo:f (its readers closed it, or it was deleted)"
+    );
 }
 
 #[test]

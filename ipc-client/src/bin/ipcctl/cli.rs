@@ -444,6 +444,29 @@ mod tests {
     }
 
     #[test]
+    fn every_command_has_an_example() {
+        let cli = Cli::command();
+        for sub in cli.get_subcommands() {
+            if sub.is_hide_set() {
+                continue;
+            }
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                help.contains("Example"),
+                "{} --help has no example",
+                sub.get_name()
+            );
+        }
+        let top = cli.get_after_help().unwrap().to_string();
+        for kind in ["mq:", "pipe:", "fifo:", "exec", "close", "path"] {
+            assert!(top.contains(kind), "the top-level help shows no {kind}");
+        }
+    }
+
+    #[test]
     fn modes_are_octal() {
         assert_eq!(parse_mode("0660"), Ok(0o660));
         assert_eq!(parse_mode("660"), Ok(0o660));

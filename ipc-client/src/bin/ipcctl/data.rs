@@ -156,7 +156,9 @@ impl Sink {
         wait: Wait,
     ) -> anyhow::Result<Self> {
         match kind {
-            Kind::Pipe => Ok(Sink::Pipe(client.open_pipe_writer(address)?)),
+            Kind::Pipe => Ok(Sink::Pipe(client.open_pipe_writer(address).map_err(
+                |e| anyhow::Error::new(e).context(format!("cannot open {address} for writing")),
+            )?)),
             Kind::Fifo => {
                 let timeout = match wait {
                     Wait::Forever => None,
@@ -174,7 +176,10 @@ impl Sink {
                         show(timeout.unwrap_or_default())
                     ))
                     .into()),
-                    Err(e) => Err(e.into()),
+                    Err(e) => {
+                        Err(anyhow::Error::new(e)
+                            .context(format!("cannot open {address} for writing")))
+                    }
                 }
             }
             Kind::Mq => {
