@@ -38,6 +38,40 @@
 //! # Ok::<(), ipc_client::Error>(())
 //! ```
 //!
+//! # Pipes and FIFOs
+//!
+//! A `pipe:` is an anonymous pipe the daemon holds (both ends) and hands out end
+//! by end ([`Client::open_pipe_reader`], [`Client::open_pipe_writer`]); readers
+//! see end-of-file after [`Client::close_pipe`] once it is drained and the
+//! handed-out writers are closed. A `fifo:` is a named pipe in the daemon's
+//! runtime directory ([`Client::fifo_path`]) with standard FIFO semantics: a
+//! writer waits for a reader ([`Client::open_fifo_writer`] retries until its
+//! timeout), unless the FIFO is buffered ([`FifoOptions::buffered`]).
+//!
+//! - **Messages are atomic, so they are at most [`PIPE_BUF`] bytes.** A line
+//!   ([`PipeWriter::send_line`]) or a length-prefixed binary message
+//!   ([`PipeWriter::send_msg`]: a `u32` little-endian length, then the bytes) is
+//!   one `write(2)` of at most 4096 bytes, which POSIX keeps whole, so
+//!   concurrent writers never interleave one. Larger ones are *refused* with
+//!   [`Error::ExceedsPipeBuf`] rather than written in pieces another writer
+//!   could tear apart; send big payloads as raw bytes ([`std::io::Write`]) or
+//!   through a message queue.
+//! - **A reader takes exactly one message.** Several processes may read a pipe
+//!   in turn, so [`PipeReader::recv_msg`] reads exactly the length and the
+//!   payload, and [`PipeReader::read_line`] reads byte by byte up to the
+//!   newline; nothing after it is taken. ([`std::io::Read`] takes whatever is
+//!   there.) Readers running *at the same time* can still split a message
+//!   between them — give a pipe one reader at a time.
+//! - **Every wait has a timeout.** Descriptors are non-blocking (each handle
+//!   has its own open file description) and blocking calls wait in `poll(2)`,
+//!   so `*_timeout` and `try_*` variants hold even when other processes race
+//!   for the same bytes. A call that times out part-way through a message
+//!   keeps the bytes it took for the next call. Converting a handle into an
+//!   [`OwnedFd`](std::os::fd::OwnedFd) or [`Stdio`](std::process::Stdio) for a
+//!   child restores blocking mode (a FIFO reader first waits for a writer).
+//! - **Writing with no reader left** (the object was deleted, a FIFO's reader
+//!   went away) is [`Error::ReaderGone`], not a `SIGPIPE`.
+//!
 //! Errors are [`Error`]; those the daemon reports keep their stable
 //! [`ErrorCode`] ([`Error::code`]).
 

@@ -13,8 +13,8 @@
 //! Messages are atomic: each is one write of at most `PIPE_BUF` (4096) bytes,
 //! so concurrent writers never interleave one; **larger ones are refused**
 //! ([`Error::ExceedsPipeBuf`](crate::Error::ExceedsPipeBuf)). A reader takes
-//! exactly one message and nothing after it. See the `stream` notes on
-//! [`PIPE_BUF`](crate::PIPE_BUF) for the details.
+//! exactly one message and nothing after it. `stream.rs` has the details (the
+//! crate docs summarise them).
 //!
 //! Because the daemon keeps its own write end, readers see end-of-file only
 //! after [`Client::close_pipe`] (and once the other writers are gone), and

@@ -58,7 +58,7 @@ use crate::error::{Error, Result};
 
 /// The most bytes one `write(2)` puts into a pipe or FIFO in one piece (POSIX
 /// `PIPE_BUF`; 4096 on Linux). Every line and message is one write of at most
-/// this many bytes.
+/// this many bytes; longer ones are refused (see the crate docs, "Pipes and FIFOs").
 pub const PIPE_BUF: usize = 4096;
 
 /// Bytes of the length prefix of a binary message: a `u32`, little-endian.
