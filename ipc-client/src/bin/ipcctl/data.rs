@@ -632,6 +632,17 @@ fn recv_stream(client: &mut Client, args: &RecvArgs, json: bool, kind: Kind) -> 
                 if !(is_fifo && again) {
                     break Ended::Eof;
                 }
+                // That writer's last line, even without its newline, is a line.
+                if !args.raw && !carry.is_empty() {
+                    Lines {
+                        out: &mut out,
+                        json,
+                    }
+                    .print(&carry)?;
+                    out.flush()?;
+                    carry.clear();
+                    received += 1;
+                }
                 src = match Source::open(client, address, kind) {
                     Ok(s) => s,
                     Err(e) if client_code(&e) == Some(ErrorCode::NotFound) => {
