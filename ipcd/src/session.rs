@@ -276,7 +276,10 @@ impl Session<'_> {
                 let (result, fds) = match result {
                     Ok((reply, fds)) => (Outcome::Ok(reply), fds),
                     Err(e) => {
-                        AtomicCounters::bump(&self.shared.counters.errors, 1);
+                        // "Try again later" (a FIFO without a reader yet) is not a failure.
+                        if e.code() != ErrorCode::WouldBlock {
+                            AtomicCounters::bump(&self.shared.counters.errors, 1);
+                        }
                         debug!(session = self.caller.session, "request {id} failed: {e}");
                         (Outcome::Err(e.to_wire()), Vec::new())
                     }
