@@ -76,9 +76,9 @@ struct FileConfig {
 impl Tunables {
     /// Reads tunables from a TOML file; missing keys take defaults.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::parse(&text).map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
@@ -88,7 +88,8 @@ impl Tunables {
 
     /// Parses tunables from TOML text.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
         let mut t = Tunables::default();
         if let Some(mode) = file.socket_mode {
             t.socket_mode = parse_mode(&mode)?;
@@ -148,8 +149,8 @@ impl Tunables {
         );
         diff(
             "socket_mode",
-            format!("{:o}", old.socket_mode),
-            format!("{:o}", self.socket_mode),
+            format!("{:04o}", old.socket_mode),
+            format!("{:04o}", self.socket_mode),
         );
         diff(
             "socket_group",
@@ -178,7 +179,8 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
 
 /// Checks a kernel-name prefix: up to 50 characters of `A-Z a-z 0-9 . _ -`.
 pub fn check_prefix(prefix: &str) -> Result<(), String> {
-    let ok = prefix.len() <= 50
+    let ok = !prefix.is_empty()
+        && prefix.len() <= 50
         && prefix
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
@@ -186,7 +188,8 @@ pub fn check_prefix(prefix: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "invalid prefix '{prefix}': up to 50 characters of A-Z a-z 0-9 . _ -"
+            "invalid prefix '{prefix}': 1-50 characters of A-Z a-z 0-9 . _ - (kernel names are \
+             system-wide, so an empty prefix could clash with other software)"
         ))
     }
 }
@@ -207,7 +210,7 @@ pub fn resolve_socket_path(explicit: Option<&Path>) -> PathBuf {
 }
 
 /// Resolves the state directory: explicit > `$IPCD_STATE_DIR` > `$XDG_STATE_HOME/ipcd`
-/// > `/var/lib/ipcd`.
+/// > `~/.local/state/ipcd` (when not root) > `/var/lib/ipcd`.
 pub fn resolve_state_dir(explicit: Option<&Path>) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_owned();
@@ -217,6 +220,12 @@ pub fn resolve_state_dir(explicit: Option<&Path>) -> PathBuf {
     }
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         return Path::new(&dir).join("ipcd");
+    }
+    // A user's daemon (not root) keeps state where XDG says state goes by default.
+    if !nix::unistd::geteuid().is_root()
+        && let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty())
+    {
+        return Path::new(&home).join(".local/state/ipcd");
     }
     PathBuf::from("/var/lib/ipcd")
 }

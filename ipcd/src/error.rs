@@ -14,6 +14,9 @@ pub enum RequestError {
     /// No object has this address.
     #[error("no object '{0}'")]
     NotFound(String),
+    /// A kernel object the request needs does not exist (the message says which).
+    #[error("{0}")]
+    KernelObjectMissing(String),
     /// An object with this address is registered already.
     #[error("object '{0}' already exists")]
     AlreadyExists(String),
@@ -64,7 +67,7 @@ impl RequestError {
     pub fn code(&self) -> ErrorCode {
         match self {
             RequestError::BadAddress(e) => e.code,
-            RequestError::NotFound(_) => ErrorCode::NotFound,
+            RequestError::NotFound(_) | RequestError::KernelObjectMissing(_) => ErrorCode::NotFound,
             RequestError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             RequestError::WrongKind(_) => ErrorCode::WrongKind,
             RequestError::PermissionDenied(_) => ErrorCode::PermissionDenied,
@@ -97,12 +100,12 @@ impl From<WireError> for RequestError {
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not valid.
     #[error("invalid config file {path}: {message}")]
@@ -121,12 +124,12 @@ pub enum DaemonError {
     #[error("another ipcd is already listening on {0}")]
     AlreadyRunning(PathBuf),
     /// The socket could not be set up.
-    #[error("cannot listen on {path}: {source}")]
+    #[error("cannot listen on {path}: {error}")]
     Listen {
         /// The socket path.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The registry could not be loaded or saved.
     #[error("state file {path}: {message}")]
@@ -140,11 +143,14 @@ pub enum DaemonError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// Other I/O failure.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         /// What was being done.
         context: String,
         /// Why it failed.
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    /// Another ipcd uses the state directory.
+    #[error("another ipcd is using the state directory {0} (it holds the lock on its registry)")]
+    StateInUse(PathBuf),
 }

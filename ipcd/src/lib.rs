@@ -25,33 +25,64 @@ pub use error::DaemonError;
 pub use server::Control;
 use tokio::sync::mpsc;
 
-/// Loads the registry (re-adopting surviving objects) and serves `listener` until
-/// [`Control::Shutdown`] arrives or `control` closes.
-///
-/// `listener` must be non-blocking. Call from within a tokio runtime.
+/// A daemon that has locked its state directory and loaded its registry, ready
+/// to serve. Starting and serving are separate so `main` can report readiness
+/// (and clean up the socket on failure) in between.
+pub struct Daemon {
+    listener: tokio::net::UnixListener,
+    shared: Arc<shared::Shared>,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl Daemon {
+    /// Locks the state directory, loads the registry (re-adopting surviving
+    /// objects) and takes over `listener`, which must be non-blocking. Call from
+    /// within a tokio runtime.
+    pub fn start(
+        listener: std::os::unix::net::UnixListener,
+        config: Config,
+    ) -> Result<Self, DaemonError> {
+        let state_path = persist::state_path(&config.state_dir);
+        let state_err = |message: String| DaemonError::State {
+            path: state_path.clone(),
+            message,
+        };
+        let lock = persist::lock(&config.state_dir).map_err(|e| match e {
+            persist::LockError::InUse => DaemonError::StateInUse(config.state_dir.clone()),
+            persist::LockError::Io(message) => state_err(message),
+        })?;
+        let registry = registry::Registry::load(
+            config.state_dir.clone(),
+            config.runtime_dir.clone(),
+            config.prefix.clone(),
+        )
+        .map_err(state_err)?;
+        let listener =
+            tokio::net::UnixListener::from_std(listener).map_err(|error| DaemonError::Io {
+                context: "registering the listener".into(),
+                error,
+            })?;
+        let shared = Arc::new(shared::Shared::new(config, registry));
+        Ok(Daemon {
+            listener,
+            shared,
+            _lock: lock,
+        })
+    }
+
+    /// Serves until [`Control::Shutdown`] arrives or `control` closes, then shuts
+    /// down gracefully (see [`server::serve`]).
+    pub async fn serve(self, control: mpsc::Receiver<Control>) {
+        server::serve(self.listener, self.shared, control).await;
+    }
+}
+
+/// [`Daemon::start`] then [`Daemon::serve`].
 pub async fn run(
     listener: std::os::unix::net::UnixListener,
     config: Config,
     control: mpsc::Receiver<Control>,
 ) -> Result<(), DaemonError> {
-    let state_path = persist::state_path(&config.state_dir);
-    let state_err = |message: String| DaemonError::State {
-        path: state_path.clone(),
-        message,
-    };
-    std::fs::create_dir_all(&config.state_dir).map_err(|e| state_err(e.to_string()))?;
-    let registry = registry::Registry::load(
-        config.state_dir.clone(),
-        config.runtime_dir.clone(),
-        config.prefix.clone(),
-    )
-    .map_err(state_err)?;
-    let listener =
-        tokio::net::UnixListener::from_std(listener).map_err(|source| DaemonError::Io {
-            context: "registering the listener".into(),
-            source,
-        })?;
-    let shared = Arc::new(shared::Shared::new(config, registry));
-    server::serve(listener, shared, control).await;
+    Daemon::start(listener, config)?.serve(control).await;
     Ok(())
 }

@@ -41,7 +41,7 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Where the registry is saved [default: $IPCD_STATE_DIR, else $XDG_STATE_HOME/ipcd,
-    /// else /var/lib/ipcd]
+    /// else ~/.local/state/ipcd when not root, else /var/lib/ipcd]
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// Directory for file-backed objects (FIFOs go in DIR/fifo)
@@ -62,10 +62,22 @@ struct Args {
 
 type FilterHandle = reload::Handle<EnvFilter, Registry>;
 
+/// Parses `--log-level`: a level name, or `tracing` directives such as `ipcd=debug`.
+fn parse_filter(level: &str) -> Result<EnvFilter> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let is_directive = level.contains('=') || level.contains(',');
+    if !is_directive && !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+        anyhow::bail!(
+            "invalid log level '{level}': use off, error, warn, info, debug, trace or a directive such as ipcd=debug"
+        );
+    }
+    EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("invalid log level '{level}': {e}"))
+}
+
 fn init_logging(level: Option<&str>) -> Result<FilterHandle> {
     use tracing_subscriber::prelude::*;
     let filter = match level {
-        Some(l) => EnvFilter::try_new(l).with_context(|| format!("invalid log level '{l}'"))?,
+        Some(l) => parse_filter(l)?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
     let (filter, handle) = reload::Layer::new(filter);
@@ -118,9 +130,19 @@ fn run(args: Args) -> Result<()> {
         .build()?;
     runtime.block_on(async move {
         let listener = socket::bind(&config.socket_path, &config.tunables)?;
+        let socket_path = config.socket_path.clone();
+        // From here on the socket file is ours: remove it if we fail to start.
+        let started = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+            .context("installing signal handlers")
+            .and_then(|signals| Ok((signals, ipcd::Daemon::start(listener, config)?)));
+        let (signals, daemon) = match started {
+            Ok(started) => started,
+            Err(e) => {
+                let _ = std::fs::remove_file(&socket_path);
+                return Err(e);
+            }
+        };
         let (control_tx, control_rx) = mpsc::channel(8);
-        let signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
-            .context("installing signal handlers")?;
         let signal_task = tokio::spawn(forward_signals(
             signals,
             control_tx,
@@ -129,10 +151,10 @@ fn run(args: Args) -> Result<()> {
             filter,
         ));
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-        let result = ipcd::run(listener, config, control_rx).await;
+        daemon.serve(control_rx).await;
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         signal_task.abort();
-        result.map_err(anyhow::Error::from)
+        Ok(())
     })
 }
 
@@ -165,11 +187,11 @@ async fn forward_signals(
                             if cli_level.is_none()
                                 && let Some(level) = &t.log_level
                             {
-                                match EnvFilter::try_new(level) {
+                                match parse_filter(level) {
                                     Ok(f) => {
                                         let _ = filter.reload(f);
                                     }
-                                    Err(e) => warn!("invalid log_level '{level}': {e}"),
+                                    Err(e) => warn!("{e:#}"),
                                 }
                             }
                             let _ = control.send(Control::Reload(t)).await;

@@ -90,3 +90,39 @@ pub fn save(dir: &Path, prefix: &str, objects: Vec<StoredObject>) -> std::io::Re
     fs::rename(&tmp, state_path(dir))?;
     File::open(dir)?.sync_all()
 }
+
+/// Why the state directory could not be locked.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process holds the lock.
+    InUse,
+    /// The directory or lock file could not be made or opened.
+    Io(String),
+}
+
+/// Creates the state directory if needed and takes an exclusive lock on
+/// `<dir>/lock` for as long as the returned guard lives, so two daemons never
+/// share (and overwrite) one registry.
+pub fn lock(dir: &Path) -> Result<nix::fcntl::Flock<File>, LockError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(LockError::Io(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
+    }
+    fs::create_dir_all(dir)
+        .map_err(|e| LockError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join("lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| LockError::Io(format!("cannot open {}: {e}", path.display())))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
+        |(_, errno)| match errno {
+            nix::errno::Errno::EWOULDBLOCK => LockError::InUse,
+            e => LockError::Io(format!("cannot lock {}: {e}", path.display())),
+        },
+    )
+}

@@ -204,7 +204,7 @@ impl Registry {
         let mode = spec.mode.unwrap_or(0o600);
         if mode > 0o777 {
             return Err(RequestError::InvalidArgument(format!(
-                "mode {mode:o} has bits outside 0777"
+                "mode {mode:04o} has bits outside 0777"
             )));
         }
         let owned = self
@@ -266,7 +266,7 @@ impl Registry {
         let obj = self.get(address, peer)?;
         if !access::may_open(peer, obj, access.reads(), access.writes()) {
             return Err(RequestError::PermissionDenied(format!(
-                "uid {} may not open '{address}' for {} (mode {:o}, owner uid {})",
+                "uid {} may not open '{address}' for {} (mode {:04o}, owner uid {})",
                 peer.uid,
                 match access {
                     Access::Read => "reading",
@@ -376,7 +376,7 @@ impl Registry {
             .values()
             .map(|o| {
                 format!(
-                    "{} -> {} (owner {}, mode {:o}, opens {})",
+                    "{} -> {} (owner {}, mode {:04o}, opens {})",
                     o.address, o.kernel_name, o.owner_uid, o.mode, o.opens
                 )
             })

@@ -18,6 +18,9 @@ use tracing::{debug, info, warn};
 use crate::handler::{self, Caller};
 use crate::shared::{AtomicCounters, Shared, server_name};
 
+/// How long a new connection may take to send its hello.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A connection's id, unique for the daemon's life.
 pub type SessionId = u64;
 
@@ -48,6 +51,8 @@ enum ReadError {
     Frame(FrameError),
     /// The socket failed.
     Io(std::io::Error),
+    /// No hello arrived within [`HANDSHAKE_TIMEOUT`].
+    NoHello,
 }
 
 async fn read_frame(reader: &mut BufReader<OwnedReadHalf>, max: u32) -> Result<Vec<u8>, ReadError> {
@@ -174,10 +179,13 @@ pub async fn run(shared: Arc<Shared>, stream: UnixStream, mut shutdown: watch::R
         } else {
             protocol::HARD_MAX_FRAME.min(64 * 1024)
         };
+        let greeted = session.greeted;
         let frame = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => None,
             frame = read_frame(&mut reader, max) => Some(frame),
+            // A connection that never says hello must not hold a slot for long.
+            _ = tokio::time::sleep(HANDSHAKE_TIMEOUT), if !greeted => Some(Err(ReadError::NoHello)),
         };
         let Some(frame) = frame else {
             session
@@ -198,6 +206,14 @@ pub async fn run(shared: Arc<Shared>, stream: UnixStream, mut shutdown: watch::R
                     FrameError::Empty => ErrorCode::MalformedFrame,
                 };
                 session.fatal(code, e.to_string()).await;
+                false
+            }
+            Err(ReadError::NoHello) => {
+                let msg = format!(
+                    "no hello within {}s of connecting",
+                    HANDSHAKE_TIMEOUT.as_secs()
+                );
+                session.fatal(ErrorCode::HandshakeRequired, msg).await;
                 false
             }
             Err(ReadError::Io(e)) => {

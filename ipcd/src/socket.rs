@@ -16,9 +16,9 @@ use crate::error::DaemonError;
 /// Fails if another process answers on it; removes a stale socket file left by a
 /// daemon that died. The returned listener is non-blocking.
 pub fn bind(path: &Path, tunables: &Tunables) -> Result<UnixListener, DaemonError> {
-    let listen_err = |source| DaemonError::Listen {
+    let listen_err = |error| DaemonError::Listen {
         path: path.to_owned(),
-        source,
+        error,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(listen_err)?;
@@ -42,14 +42,17 @@ pub fn bind(path: &Path, tunables: &Tunables) -> Result<UnixListener, DaemonErro
         Err(e) => return Err(listen_err(e)),
     }
     let listener = UnixListener::bind(path).map_err(listen_err)?;
-    apply_permissions(path, tunables)?;
+    if let Err(e) = apply_permissions(path, tunables) {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
     listener.set_nonblocking(true).map_err(listen_err)?;
     Ok(listener)
 }
 
 /// Sets the socket file's mode and (if configured) group.
 pub fn apply_permissions(path: &Path, tunables: &Tunables) -> Result<(), DaemonError> {
-    let io = |context: String, source| DaemonError::Io { context, source };
+    let io = |context: String, error| DaemonError::Io { context, error };
     if let Some(name) = &tunables.socket_group {
         let group = Group::from_name(name)
             .map_err(|e| io(format!("looking up group {name}"), e.into()))?

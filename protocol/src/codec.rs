@@ -48,11 +48,28 @@ fn decode<T: bincode::Decode<()>>(payload: &[u8]) -> Result<T, CodecError> {
     } else {
         bincode::decode_from_slice(payload, config())
     };
-    let (value, used) = decoded.map_err(|e| CodecError::Malformed(e.to_string()))?;
+    let (value, used) = decoded.map_err(|e| CodecError::Malformed(describe(&e)))?;
     if used != payload.len() {
         return Err(CodecError::TrailingBytes(payload.len() - used));
     }
     Ok(value)
+}
+
+/// A readable account of a decode error (bincode's own text is its `Debug` form).
+fn describe(e: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError as E;
+    match e {
+        E::UnexpectedEnd { .. } => "the payload ends in the middle of a message".into(),
+        E::LimitExceeded => "the payload claims more data than the size limit allows".into(),
+        E::UnexpectedVariant {
+            type_name, found, ..
+        } => {
+            format!("unknown {type_name} variant {found} (a newer protocol version?)")
+        }
+        E::Utf8 { .. } => "a string is not valid UTF-8".into(),
+        E::InvalidBooleanValue(v) => format!("invalid bool value {v} (must be 0 or 1)"),
+        other => format!("{other:?}"),
+    }
 }
 
 fn encode<T: bincode::Encode>(value: &T) -> Result<Vec<u8>, CodecError> {

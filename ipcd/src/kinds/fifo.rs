@@ -42,7 +42,7 @@ pub fn create(args: &CreateArgs<'_>, params: &FifoParams) -> Result<FifoObject, 
     let path = args.kernel_name;
     if args.adopt {
         let meta = std::fs::symlink_metadata(path)
-            .map_err(|_| RequestError::NotFound(format!("FIFO {path} to adopt")))?;
+            .map_err(|_| RequestError::KernelObjectMissing(format!("no FIFO {path} to adopt")))?;
         if !meta.file_type().is_fifo() {
             return Err(RequestError::WrongKind(format!(
                 "{path} exists but is not a FIFO"
@@ -142,7 +142,9 @@ impl FifoObject {
         };
         let fd = open_path(path, flags).map_err(|e| match e {
             Errno::ENXIO => RequestError::WouldBlock(format!("no reader has {path} open yet")),
-            Errno::ENOENT => RequestError::NotFound(format!("FIFO {path} vanished")),
+            Errno::ENOENT => RequestError::KernelObjectMissing(format!(
+                "FIFO {path} vanished (removed outside ipcd?); delete the object to forget it"
+            )),
             e => RequestError::os(format!("open {path}"), e),
         })?;
         match access {

@@ -129,7 +129,9 @@ fn adopt(args: &CreateArgs<'_>) -> Result<MqObject, RequestError> {
         None,
     )
     .map_err(|e| match e {
-        Errno::ENOENT => RequestError::NotFound(format!("kernel queue {name} to adopt")),
+        Errno::ENOENT => {
+            RequestError::KernelObjectMissing(format!("no kernel queue {name} to adopt"))
+        }
         e => RequestError::os(format!("mq_open {name}"), e),
     })?;
     let fd = mqd_into_owned(mqd);
@@ -168,7 +170,9 @@ pub fn open(name: &str, access: Access) -> Result<OwnedFd, RequestError> {
     };
     let mqd =
         mq_open(name, mode | MQ_OFlag::O_CLOEXEC, Mode::empty(), None).map_err(|e| match e {
-            Errno::ENOENT => RequestError::NotFound(format!("kernel queue {name} vanished")),
+            Errno::ENOENT => RequestError::KernelObjectMissing(format!(
+                "kernel queue {name} vanished (removed outside ipcd?); delete the object to forget it"
+            )),
             e => RequestError::os(format!("mq_open {name}"), e),
         })?;
     Ok(mqd_into_owned(mqd))

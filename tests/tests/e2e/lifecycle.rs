@@ -162,3 +162,26 @@ fn sighup_rereads_config_and_sigusr1_dumps_status() {
     });
     d.ipcctl_ok(&["delete", "mq:dumped"]);
 }
+
+#[test]
+fn a_second_daemon_on_the_same_state_dir_refuses_and_leaves_no_socket() {
+    let d = TestDaemon::start();
+    let other_socket = d.dir().join("other.sock");
+    let out = ipcd_tests::run_with_timeout(
+        std::process::Command::new(ipcd_tests::ipcd_bin())
+            .arg("--socket")
+            .arg(&other_socket)
+            .arg("--state-dir")
+            .arg(&d.state_dir),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another ipcd is using the state directory"),
+        "{out:?}"
+    );
+    assert!(
+        !other_socket.exists(),
+        "a failed start must remove its socket"
+    );
+    d.ipcctl_ok(&["ping"]);
+}

@@ -57,3 +57,22 @@ fn too_many_connections_is_an_error_frame() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_silent_connection_is_dropped_after_the_handshake_timeout() {
+    let d = TestDaemon::start_with_config("socket_mode = \"0666\"\nmax_connections = 1\n");
+    let mut silent = RawConn::connect(&d.socket);
+    silent
+        .stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    match silent.drain().last() {
+        Some(ServerFrame::Fatal(e)) => {
+            assert_eq!(e.code, ErrorCode::HandshakeRequired);
+            assert!(e.message.contains("no hello"), "{}", e.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The slot is free again.
+    d.ipcctl_ok(&["ping"]);
+}
