@@ -54,7 +54,7 @@ impl Budget {
 
     /// Whether a run that started at `start` and has done `done` operations is over.
     #[inline]
-    fn spent(&self, done: u64, start: Instant) -> bool {
+    pub fn spent(&self, done: u64, start: Instant) -> bool {
         done >= self.count || self.time.is_some_and(|t| start.elapsed() >= t)
     }
 }

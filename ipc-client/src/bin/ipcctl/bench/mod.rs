@@ -1,14 +1,18 @@
 //! `ipcctl bench`: measures ipcd's mechanisms between two processes, each against
 //! the raw kernel mechanism in the same run, and checks the project's targets.
 //!
-//! A *target* on the command line (`mq`, `control`, `spawn`) selects one or more
-//! *sections*; each section is one module with a `run(&Ctx) -> Vec<Row>`
-//! function. Adding a mechanism (`pipe`, `fifo`, …) means adding a module, a
-//! [`Section`] and a [`BenchTarget`] variant.
+//! A *target* on the command line (`mq`, `pipe`, `fifo`, `control`, `spawn`)
+//! selects one or more *sections*; each section is one module with a
+//! `run(&Ctx) -> Vec<Row>` function. Adding a mechanism means adding a module,
+//! a [`Section`] and a [`BenchTarget`] variant.
 //!
 //! - [`mq`]: round trip (p50/p99) and one-way throughput of POSIX message queues
 //!   used through `ipc_client` versus raw `mq_send`/`mq_receive`, interleaved
 //!   block by block in the same processes so the ratio survives this VM's drift.
+//! - [`pipe`], [`fifo`]: the same for byte streams, plus 1 MiB bulk
+//!   throughput: pipes hosted by ipcd versus raw `pipe2` pipes, and FIFOs
+//!   created by ipcd versus raw `mkfifo` ones (shared code: [`bytestream`],
+//!   [`streams`]).
 //! - [`control`]: ping round trip and stat operations per second on one
 //!   connection, one at a time and pipelined.
 //! - [`spawn`]: the wall time of whole `ipcctl` processes (`--help`, `ping`,
@@ -16,15 +20,22 @@
 //!
 //! The second process is this binary again (`ipcctl bench-peer`, see [`peer`]).
 
+mod bytestream;
 mod client_mq;
+mod client_stream;
 mod control;
+mod fds;
+mod fifo;
 mod loops;
 mod mq;
 mod peer;
+mod pipe;
 mod raw;
 mod report;
 mod spawn;
 mod stats;
+mod streams;
+mod tmpdir;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::Path;
@@ -56,24 +67,28 @@ const DEFAULT_MESSAGES: u64 = 200_000;
 #[command(after_help = "\
 Examples:
   ipcctl bench                          # mq, control and spawn: about 15 s
+  ipcctl bench pipe fifo                # pipes and FIFOs, about 15 s each
   ipcctl bench control --repeat 5
   ipcctl bench mq --size 64,4096 --duration 200ms --json > bench.json
   ipcctl bench --check                  # exit 2 if a target is missed
 
 Figures: p50/p99 from per-operation timings; msgs/s and MB/s (10^6 bytes) one way;
-`vs raw`: raw mq_send/mq_receive and ipc-client alternate in blocks inside each run;
-it is the median, over adjacent pairs of blocks, of ipc-client / raw.")]
+`vs raw`: the raw mechanism (mq_send/mq_receive, pipe2, mkfifo) and ipc-client
+alternate in blocks inside each run; it is the median, over adjacent pairs of
+blocks, of ipc-client / raw. Pipes and FIFOs add `bulk`: 1 MiB writes and reads.")]
 pub struct BenchArgs {
     /// What to measure: `mq` (queues through ipc-client vs raw, plus the
-    /// `control` and `spawn` sections), `control` (ping and stat on one
-    /// connection) or `spawn` (whole ipcctl processes).
+    /// `control` and `spawn` sections), `pipe` (pipes hosted by ipcd vs raw
+    /// pipe2), `fifo` (FIFOs created by ipcd vs raw mkfifo), `control` (ping
+    /// and stat on one connection) or `spawn` (whole ipcctl processes).
     #[arg(value_enum, default_values_t = [BenchTarget::Mq])]
     pub targets: Vec<BenchTarget>,
     /// Timed round trips per run (also pings and one-at-a-time stats)
     /// [default: 5000, or unbounded with --duration].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub iterations: Option<u64>,
-    /// Messages per throughput run and mechanism (also pipelined stats)
+    /// Messages per throughput run and mechanism (also pipelined stats; pipe
+    /// and fifo runs stop at 1 GiB per mechanism)
     /// [default: 200000, or unbounded with --duration].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub messages: Option<u64>,
@@ -81,7 +96,8 @@ pub struct BenchArgs {
     /// counting: a run stops at whichever limit comes first. E.g. `300ms`.
     #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-    /// Message sizes in bytes, comma-separated or repeated.
+    /// Message sizes in bytes, comma-separated or repeated (pipe and fifo
+    /// add a 1 MiB bulk run).
     #[arg(long = "size", value_name = "BYTES", value_delimiter = ',',
           default_values_t = [64usize, 4096],
           value_parser = clap::value_parser!(u64).range(1..=(1 << 20)).map(|v| v as usize))]
@@ -117,6 +133,10 @@ pub struct BenchArgs {
 pub enum BenchTarget {
     /// POSIX message queues: data plane, then the control and spawn sections.
     Mq,
+    /// Anonymous pipes hosted by ipcd vs raw `pipe2` pipes.
+    Pipe,
+    /// FIFOs created by ipcd vs raw `mkfifo` FIFOs.
+    Fifo,
     /// The control plane: ping and stat on one connection.
     Control,
     /// Whole `ipcctl` processes: `--help`, `ping`, `send`.
@@ -128,6 +148,10 @@ pub enum BenchTarget {
 enum Section {
     /// [`mq`].
     Mq,
+    /// [`pipe`].
+    Pipe,
+    /// [`fifo`].
+    Fifo,
     /// [`control`].
     Control,
     /// [`spawn`].
@@ -139,6 +163,8 @@ impl BenchTarget {
     fn sections(self) -> &'static [Section] {
         match self {
             BenchTarget::Mq => &[Section::Mq, Section::Control, Section::Spawn],
+            BenchTarget::Pipe => &[Section::Pipe],
+            BenchTarget::Fifo => &[Section::Fifo],
             BenchTarget::Control => &[Section::Control],
             BenchTarget::Spawn => &[Section::Spawn],
         }
@@ -230,6 +256,8 @@ pub fn run(args: &BenchArgs, socket: Option<&Path>, json: bool) -> anyhow::Resul
     for section in sections {
         let result = match section {
             Section::Mq => mq::run(&ctx),
+            Section::Pipe => pipe::run(&ctx),
+            Section::Fifo => fifo::run(&ctx),
             Section::Control => control::run(&ctx),
             Section::Spawn => spawn::run(&ctx),
         };
@@ -442,7 +470,9 @@ mod tests {
         assert_eq!(a.duration, Some(Duration::from_millis(250)));
         assert!(parse(&["--size", "0"]).is_err());
         assert!(parse(&["--repeat", "0"]).is_err());
-        assert!(parse(&["pipe"]).is_err());
+        assert!(parse(&["shm"]).is_err());
+        let a = parse(&["pipe", "fifo"]).unwrap();
+        assert_eq!(a.targets, [BenchTarget::Pipe, BenchTarget::Fifo]);
     }
 
     #[test]
@@ -471,5 +501,7 @@ mod tests {
             BenchTarget::Mq.sections(),
             [Section::Mq, Section::Control, Section::Spawn]
         );
+        assert_eq!(BenchTarget::Pipe.sections(), [Section::Pipe]);
+        assert_eq!(BenchTarget::Fifo.sections(), [Section::Fifo]);
     }
 }

@@ -31,7 +31,7 @@ use ipc_client::{Client, MessageQueue};
 use super::Ctx;
 use super::client_mq;
 use super::loops::{Budget, abba, round_trip, send_stream};
-use super::peer::{Mechanism, PeerArgs, PeerProcess, Role};
+use super::peer::{Mechanism, PeerArgs, PeerKind, PeerProcess, Role};
 use super::raw::{self, RawQueue};
 use super::report::{Row, Target};
 use super::stats::{PairRatios, Rate, Samples, median};
@@ -240,6 +240,7 @@ fn peer_args(
 ) -> PeerArgs {
     let own = |s: Option<&str>| s.map(str::to_owned);
     PeerArgs {
+        kind: PeerKind::Mq,
         role,
         raw_rx: own(raw[0]),
         raw_tx: own(raw[1]),

@@ -2,11 +2,13 @@
 //! parent's handle on it.
 //!
 //! The parent re-executes its own binary ([`std::env::current_exe`]) with
-//! `bench-peer` and [`PeerArgs`] naming the queues of both mechanisms. The
-//! peer opens them all (raw ones by kernel name, client ones through the
-//! daemon) and prints `ready`. Then, line by line on its stdin, the parent
+//! `bench-peer` and [`PeerArgs`] naming the channels of both mechanisms:
+//! queues, pipes or FIFOs ([`PeerKind`]). The peer opens them all (raw ones by
+//! kernel name, inherited descriptor or path; client ones through the daemon)
+//! and prints `ready`. Then, line by line on its stdin, the parent
 //! names the mechanism of the next *block* (`raw` or `client`); the peer runs
-//! its half of the loop in [`super::loops`] on it until the end marker and
+//! its half of the loop in [`super::loops`] (queues) or [`super::streams`]
+//! (pipes, FIFOs) on it until the end marker and
 //! answers with one JSON line ([`PeerReport`]). End of stdin ends the peer.
 //! Since both mechanisms run in the same two processes, block after block,
 //! they share CPU placement and drift, which is what makes their ratio stable.
@@ -17,6 +19,7 @@
 
 use std::ffi::OsString;
 use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,33 +29,38 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::ValueEnum as _;
-use ipc_client::Access;
+use ipc_client::{Access, Client};
 use serde::{Deserialize, Serialize};
 
 use super::client_mq;
 use super::loops::{Endpoint, echo, sink};
 use super::raw::{self, RawQueue};
 use super::stats::Rate;
+use super::{fds, fifo, pipe, tmpdir};
 
 /// What one peer process does (the hidden `ipcctl bench-peer` subcommand).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct PeerArgs {
+    /// What the channels are.
+    #[arg(long, value_enum, default_value_t = PeerKind::Mq)]
+    pub kind: PeerKind,
     /// Echo every message back (round trip), or count them (throughput).
     #[arg(long, value_enum)]
     pub role: Role,
-    /// The raw queue to receive from, by kernel name (`/ipcbench.1.0`).
+    /// The raw channel to receive from: a queue's kernel name
+    /// (`/ipcbench.1.0`), an inherited pipe end's descriptor number, or a FIFO's path.
     #[arg(long)]
     pub raw_rx: Option<String>,
-    /// The raw queue to echo to (role `echo`).
+    /// The raw channel to echo to (role `echo`), named as `--raw-rx`.
     #[arg(long)]
     pub raw_tx: Option<String>,
-    /// The ipcd queue to receive from, by object name.
+    /// The ipcd object to receive from, by name.
     #[arg(long)]
     pub client_rx: Option<String>,
-    /// The ipcd queue to echo to (role `echo`).
+    /// The ipcd object to echo to (role `echo`).
     #[arg(long)]
     pub client_tx: Option<String>,
-    /// Message size in bytes (the queues' message size).
+    /// Message size in bytes (for queues, also their message size).
     #[arg(long)]
     pub size: usize,
     /// The daemon's socket (for the client queues); default: the usual resolution.
@@ -64,7 +72,19 @@ pub struct PeerArgs {
     pub parent: Option<u32>,
 }
 
-/// How a peer reaches its queues.
+/// What a peer's channels are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PeerKind {
+    /// POSIX message queues.
+    Mq,
+    /// Anonymous pipes: raw ends inherited from the bench, client ones
+    /// through ipcd.
+    Pipe,
+    /// Named pipes: raw ones by path, client ones through ipcd.
+    Fifo,
+}
+
+/// How a peer reaches its channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mechanism {
     /// `mq_open(3)` by kernel name, `mq_send`/`mq_receive` on the descriptor.
@@ -93,6 +113,8 @@ impl PeerArgs {
     /// The command line (after `bench-peer`) that parses back into `self`.
     pub fn to_args(&self) -> Vec<OsString> {
         let mut a: Vec<OsString> = vec![
+            "--kind".into(),
+            value_name(&self.kind).into(),
             "--role".into(),
             value_name(&self.role).into(),
             "--size".into(),
@@ -122,12 +144,17 @@ impl PeerArgs {
 /// What a peer prints after each block.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PeerReport {
-    /// Messages echoed (role echo) or counted after the first (role sink).
+    /// Messages echoed (role echo) or counted after the clock started (role sink).
     pub messages: u64,
     /// Payload bytes counted (role sink).
     pub bytes: u64,
-    /// Nanoseconds from the first message to the end marker (role sink).
+    /// Nanoseconds from the first message (queues) or the first read (streams)
+    /// to the end marker (role sink).
     pub elapsed_ns: u64,
+    /// Byte streams, role sink: messages received in all, the end marker
+    /// included. 0 for queues.
+    #[serde(default)]
+    pub received: u64,
 }
 
 impl PeerReport {
@@ -144,6 +171,15 @@ impl PeerReport {
 /// The line a peer prints once its queues are open.
 const READY: &str = "ready";
 
+/// One mechanism's channels on the peer's side, whatever they are.
+pub trait Blocks {
+    /// Runs one block of `role` on these channels and reports on it.
+    fn block(&mut self, role: Role, size: usize) -> anyhow::Result<PeerReport>;
+}
+
+/// The peer's two mechanisms; `None` for one the bench named no channels of.
+pub type Sides = (Option<Box<dyn Blocks>>, Option<Box<dyn Blocks>>);
+
 /// One mechanism's queues on the peer's side: where it receives and, for
 /// role echo, where it answers.
 struct Side<E> {
@@ -153,8 +189,7 @@ struct Side<E> {
     tx: Option<E>,
 }
 
-impl<E: Endpoint> Side<E> {
-    /// Runs one block of `role` on these queues.
+impl<E: Endpoint> Blocks for Side<E> {
     fn block(&mut self, role: Role, size: usize) -> anyhow::Result<PeerReport> {
         Ok(match (role, &mut self.tx) {
             (Role::Echo, Some(tx)) => echoed(echo(&mut self.rx, tx, size)?),
@@ -175,27 +210,12 @@ pub fn peer(args: &PeerArgs) -> anyhow::Result<()> {
             bail!("the bench (pid {parent}) has already exited");
         }
     }
-    let mut raw = match &args.raw_rx {
-        Some(rx) => Some(Side {
-            rx: RawQueue::open(rx)?,
-            tx: args.raw_tx.as_deref().map(RawQueue::open).transpose()?,
-        }),
-        None => None,
-    };
     // Kept open for as long as the peer runs, like any application's connection.
     let mut client = None;
-    let mut through_client = match &args.client_rx {
-        Some(rx) => {
-            let c = client.insert(super::connect(args.socket.as_deref())?);
-            Some(Side {
-                rx: client_mq::open(c, rx, Access::Read)?,
-                tx: match &args.client_tx {
-                    Some(tx) => Some(client_mq::open(c, tx, Access::Write)?),
-                    None => None,
-                },
-            })
-        }
-        None => None,
+    let (mut raw, mut through_client) = match args.kind {
+        PeerKind::Mq => open_queues(args, &mut client)?,
+        PeerKind::Pipe => pipe::open_peer_sides(args, &mut client)?,
+        PeerKind::Fifo => fifo::open_peer_sides(args, &mut client)?,
     };
     say(READY)?;
     for line in std::io::stdin().lock().lines() {
@@ -203,17 +223,54 @@ pub fn peer(args: &PeerArgs) -> anyhow::Result<()> {
         let report = match Mechanism::from_str(line.trim(), false) {
             Ok(Mechanism::Raw) => raw
                 .as_mut()
-                .context("no raw queues were named")?
+                .context("no raw channels were named")?
                 .block(args.role, args.size)?,
             Ok(Mechanism::Client) => through_client
                 .as_mut()
-                .context("no ipcd queues were named")?
+                .context("no ipcd objects were named")?
                 .block(args.role, args.size)?,
             Err(_) => bail!("unknown bench command {line:?}"),
         };
         say(&serde_json::to_string(&report)?)?;
     }
     Ok(())
+}
+
+/// Opens the queues `args` name: raw ones by kernel name, client ones through
+/// the daemon (connecting `client`).
+fn open_queues(args: &PeerArgs, client: &mut Option<Client>) -> anyhow::Result<Sides> {
+    let raw: Option<Box<dyn Blocks>> = match &args.raw_rx {
+        Some(rx) => Some(Box::new(Side {
+            rx: RawQueue::open(rx)?,
+            tx: args.raw_tx.as_deref().map(RawQueue::open).transpose()?,
+        })),
+        None => None,
+    };
+    let through_client: Option<Box<dyn Blocks>> = match &args.client_rx {
+        Some(rx) => {
+            let c = peer_client(args, client)?;
+            Some(Box::new(Side {
+                rx: client_mq::open(c, rx, Access::Read)?,
+                tx: match &args.client_tx {
+                    Some(tx) => Some(client_mq::open(c, tx, Access::Write)?),
+                    None => None,
+                },
+            }))
+        }
+        None => None,
+    };
+    Ok((raw, through_client))
+}
+
+/// The peer's connection to the daemon, connected on first use.
+pub fn peer_client<'a>(
+    args: &PeerArgs,
+    client: &'a mut Option<Client>,
+) -> anyhow::Result<&'a mut Client> {
+    if client.is_none() {
+        *client = Some(super::connect(args.socket.as_deref())?);
+    }
+    Ok(client.as_mut().expect("connected just above"))
 }
 
 /// Prints one line to the parent.
@@ -225,20 +282,22 @@ fn say(line: &str) -> anyhow::Result<()> {
 }
 
 /// The report of an echo block.
-fn echoed(messages: u64) -> PeerReport {
+pub fn echoed(messages: u64) -> PeerReport {
     PeerReport {
         messages,
         bytes: 0,
         elapsed_ns: 0,
+        received: 0,
     }
 }
 
 /// The report of a sink block.
-fn counted(rate: Rate) -> PeerReport {
+pub fn counted(rate: Rate) -> PeerReport {
     PeerReport {
         messages: rate.messages,
         bytes: rate.bytes,
         elapsed_ns: super::stats::nanos(rate.elapsed),
+        received: 0,
     }
 }
 
@@ -274,17 +333,31 @@ pub struct PeerProcess {
 
 impl PeerProcess {
     /// Starts `current_exe() bench-peer <args>` and its watchdog, and waits
-    /// until the peer has opened its queues.
+    /// until the peer has opened its channels.
     pub fn spawn(args: &PeerArgs) -> anyhow::Result<Self> {
+        Self::spawn_inheriting(args, Vec::new())
+    }
+
+    /// Like [`spawn`](Self::spawn), and the peer inherits `fds` under their
+    /// numbers (`args` names them); this process's copies are closed once
+    /// the peer has started.
+    pub fn spawn_inheriting(args: &PeerArgs, fds: Vec<OwnedFd>) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find the ipcctl executable")?;
-        let mut child = Command::new(&exe)
+        for fd in &fds {
+            fds::inheritable(fd)?;
+        }
+        let spawned = Command::new(&exe)
             .arg("bench-peer")
             .args(args.to_args())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("cannot start {} bench-peer", exe.display()))?;
+            .spawn();
+        // The peer has its copies now; holding ours would hide its exit from
+        // the other end (no end of file, no EPIPE).
+        drop(fds);
+        let mut child =
+            spawned.with_context(|| format!("cannot start {} bench-peer", exe.display()))?;
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let child = Arc::new(Mutex::new(child));
@@ -414,6 +487,7 @@ fn watch(child: &Mutex<Child>, shared: &Shared) {
             return;
         }
         raw::unlink_all_live();
+        tmpdir::remove_all_live();
         eprintln!("ipcctl: bench peer died mid-run ({status}); giving up");
         std::process::exit(i32::from(crate::EXIT_ERROR));
     }
@@ -433,6 +507,7 @@ mod tests {
     #[test]
     fn peer_args_round_trip_through_the_command_line() {
         let all = PeerArgs {
+            kind: PeerKind::Fifo,
             role: Role::Echo,
             raw_rx: Some("/ipcbench.1.0".into()),
             raw_tx: Some("/ipcbench.1.1".into()),
@@ -443,6 +518,7 @@ mod tests {
             parent: Some(42),
         };
         let minimal = PeerArgs {
+            kind: PeerKind::Mq,
             role: Role::Sink,
             raw_rx: Some("/ipcbench.1.0".into()),
             raw_tx: None,
@@ -471,10 +547,13 @@ mod tests {
             messages: 3,
             bytes: 192,
             elapsed_ns: 1000,
+            received: 4,
         };
         let line = serde_json::to_string(&r).unwrap();
         assert!(!line.contains('\n'));
         assert_eq!(serde_json::from_str::<PeerReport>(&line).unwrap(), r);
         assert_eq!(r.rate().messages, 3);
+        let old = r#"{"messages":3,"bytes":0,"elapsed_ns":0}"#;
+        assert_eq!(serde_json::from_str::<PeerReport>(old).unwrap().received, 0);
     }
 }
