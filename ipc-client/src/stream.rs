@@ -28,11 +28,15 @@
 //!
 //! # Waiting
 //!
-//! Every descriptor is switched to `O_NONBLOCK` (the daemon hands out a fresh
-//! open file description per request, so this affects no one else), and
-//! blocking operations wait in `poll(2)`: that is what lets every operation
-//! take a timeout that holds even when other readers or writers race for the
-//! same bytes, and never spin. A read or write that times out part-way through
+//! Calls without a timeout use the descriptor in blocking mode: a plain
+//! `read(2)`/`write(2)`, as fast as the raw pipe. Calls with a timeout (and the
+//! `try_` calls) switch the descriptor to `O_NONBLOCK` and wait in `poll(2)`:
+//! that is what lets their timeout hold even when other readers or writers race
+//! for the same bytes, and never spin. The daemon hands out a fresh open file
+//! description per request, so the mode affects no one else; the switch costs
+//! two `fcntl` calls only when a handle changes between timed and untimed use.
+//! (So one handle used from several threads at once, some with timeouts and some
+//! without, may see a timed call wait longer than asked: open a handle per thread.) A read or write that times out part-way through
 //! a message keeps what it already took, and the next call continues it.
 //! Converting a handle into an [`OwnedFd`] or a [`Stdio`](std::process::Stdio)
 //! clears `O_NONBLOCK` again, as children expect.
@@ -47,6 +51,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -101,6 +106,8 @@ impl Wait {
 pub(crate) struct End {
     fd: OwnedFd,
     info: ObjectInfo,
+    /// Whether the descriptor is in `O_NONBLOCK` mode now.
+    nonblocking: AtomicBool,
 }
 
 impl End {
@@ -132,7 +139,11 @@ impl End {
                 fds.len()
             ))
         })?;
-        let end = End { fd, info };
+        let end = End {
+            fd,
+            info,
+            nonblocking: AtomicBool::new(true),
+        };
         end.set_nonblocking(true)?;
         Ok(end)
     }
@@ -155,6 +166,17 @@ impl End {
         let mut flags = OFlag::from_bits_retain(flags);
         flags.set(OFlag::O_NONBLOCK, on);
         fcntl(self.fd.as_fd(), FcntlArg::F_SETFL(flags)).map_err(|e| self.os("fcntl", e))?;
+        self.nonblocking.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Puts the descriptor in the mode `wait` needs: blocking for `Forever`
+    /// (plain system calls), non-blocking for timed and `try_` calls (`poll`).
+    fn mode_for(&self, wait: Wait) -> Result<()> {
+        let want = !matches!(wait, Wait::Forever);
+        if self.nonblocking.load(Ordering::Relaxed) != want {
+            self.set_nonblocking(want)?;
+        }
         Ok(())
     }
 
@@ -228,6 +250,7 @@ impl End {
         if buf.is_empty() {
             return Ok(0);
         }
+        self.mode_for(wait)?;
         loop {
             match nix::unistd::read(self.fd.as_fd(), buf) {
                 Ok(0) => {
@@ -269,6 +292,7 @@ impl End {
         if buf.is_empty() {
             return Ok(0);
         }
+        self.mode_for(wait)?;
         loop {
             match nix::unistd::write(self.fd.as_fd(), buf) {
                 Ok(n) => return Ok(n),
@@ -285,6 +309,7 @@ impl End {
         let iov: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
         let total: usize = parts.iter().map(|p| p.len()).sum();
         debug_assert!(total <= PIPE_BUF);
+        self.mode_for(wait)?;
         loop {
             match nix::sys::uio::writev(self.fd.as_fd(), &iov) {
                 Ok(n) if n == total => return Ok(()),
