@@ -16,9 +16,13 @@ use protocol::{
 };
 
 fn ipcctl(socket: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    ipcctl_env(args, stdin, &[("IPCD_SOCKET", socket.as_os_str())])
+}
+
+fn ipcctl_env(args: &[&str], stdin: &[u8], env: &[(&str, &std::ffi::OsStr)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ipcctl"))
         .args(args)
-        .env("IPCD_SOCKET", socket)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -139,6 +143,17 @@ fn serve(mut s: UnixStream, queue: &str) {
             }),
         };
         match body {
+            // A session object whose daemon goes away right after creating it.
+            Request::Create { address, .. } if address == "mq:sess" => {
+                let info = ObjectInfo {
+                    address,
+                    lifetime: Lifetime::Session,
+                    ..info
+                };
+                let result = Outcome::Ok(Reply::Created(info));
+                write_frame(&mut s, &ServerFrame::Response { id, fds: 0, result }, &[]);
+                return;
+            }
             Request::Open { address, access } if address == "mq:q" => {
                 let flags = match access {
                     Access::Read => MQ_OFlag::O_RDONLY,
@@ -179,18 +194,30 @@ fn help_and_usage_errors() {
     let nowhere = Path::new("/nonexistent/ipcd.sock");
     let help = ipcctl(nowhere, &["--help"], b"");
     assert_eq!(help.status.code(), Some(0));
-    let text = String::from_utf8(help.stdout).unwrap();
+    let text = String::from_utf8(help.stdout.clone()).unwrap();
     assert!(text.contains("64  usage error"), "{text}");
     for cmd in [
-        "ping", "status", "list", "stat", "create", "delete", "send", "recv",
+        "ping", "status", "list", "stat", "create", "delete", "close", "path", "send", "recv",
+        "exec", "help",
     ] {
         let o = ipcctl(nowhere, &[cmd, "--help"], b"");
         assert_eq!(o.status.code(), Some(0), "{cmd}");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("Example"), "{cmd} --help has no example");
         assert!(
-            String::from_utf8_lossy(&o.stdout).contains("Example"),
-            "{cmd} --help has no example"
+            text.contains("Exit status:"),
+            "{cmd} --help has no exit status"
         );
+        // `ipcctl help CMD` says the same.
+        let o = ipcctl(nowhere, &["help", cmd], b"");
+        assert_eq!(o.status.code(), Some(0), "help {cmd}");
+        assert_eq!(String::from_utf8_lossy(&o.stdout), text, "help {cmd}");
     }
+    let o = ipcctl(nowhere, &["help"], b"");
+    assert_eq!(o.stdout, help.stdout);
+    let o = ipcctl(nowhere, &["help", "nope"], b"");
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no command 'nope'"), "{}", stderr(&o));
     for args in [
         &[][..],
         &["bogus"],
@@ -200,6 +227,20 @@ fn help_and_usage_errors() {
     ] {
         let o = ipcctl(nowhere, args, b"");
         assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
+    }
+    for (args, says) in [
+        (
+            &["send", "mq:q", "hi", "--priority", "40000"][..],
+            "'--priority <P>': the priority must be 0-32767",
+        ),
+        (
+            &["recv", "mq:q", "--count", "0"],
+            "'--count <N>': the count must be at least 1",
+        ),
+    ] {
+        let o = ipcctl(nowhere, args, b"");
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
     }
     assert_eq!(ipcctl(nowhere, &["--version"], b"").status.code(), Some(0));
 }
@@ -246,8 +287,16 @@ fn send_and_recv_with_exit_statuses() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         String::from_utf8(o.stdout).unwrap(),
-        "{\"message\":\"hello\",\"priority\":2}\n{\"message\":\"from stdin\\n\",\"priority\":0}\n"
+        // Standard input as one message loses its trailing newline, as in `$(…)`.
+        "{\"message\":\"hello\",\"priority\":2}\n{\"message\":\"from stdin\",\"priority\":0}\n"
     );
+    assert!(
+        ipcctl(s, &["send", "mq:q", "--raw"], b"kept\n")
+            .status
+            .success()
+    );
+    let o = ipcctl(s, &["--json", "recv", "mq:q"], b"");
+    assert_eq!(o.stdout, b"{\"message\":\"kept\\n\",\"priority\":0}\n");
 
     assert!(
         ipcctl(s, &["send", "mq:q", "--lines"], b"a\nb\n")
@@ -322,4 +371,180 @@ fn a_reader_that_goes_away_ends_recv_quietly() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_zero_timeout_takes_what_is_there() {
+    let d = FakeDaemon::start("zero");
+    let s = &d.socket;
+    let o = ipcctl(s, &["send", "mq:q", "hi", "--timeout", "0s"], b"");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = ipcctl(s, &["recv", "mq:q", "--timeout", "0s"], b"");
+    assert_eq!((o.status.code(), o.stdout), (Some(0), b"hi\n".to_vec()));
+    let o = ipcctl(s, &["recv", "mq:q", "--timeout", "0s"], b"");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("within 0s (timed-out)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn binary_messages_are_base64_in_json() {
+    let d = FakeDaemon::start("b64");
+    let s = &d.socket;
+    assert!(
+        ipcctl(s, &["send", "mq:q", "--raw"], b"a\xff\x00b")
+            .status
+            .success()
+    );
+    assert!(ipcctl(s, &["send", "mq:q", "ok"], b"").status.success());
+    let o = ipcctl(s, &["--json", "recv", "mq:q", "--count", "2"], b"");
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "{\"message_base64\":\"Yf8AYg==\",\"priority\":0}\n{\"message\":\"ok\",\"priority\":0}\n"
+    );
+}
+
+#[test]
+fn a_line_that_cannot_be_sent_is_named() {
+    let d = FakeDaemon::start("lines");
+    let s = &d.socket;
+    let input = format!("one\ntwo\n{}\nfour\n", "x".repeat(33));
+    let o = ipcctl(s, &["send", "mq:q", "--lines"], input.as_bytes());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with(
+            "ipcctl: stopped at line 3 of standard input, after sending 2 lines: cannot send to mq:q: "
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).ends_with("(too-large)\n"), "{}", stderr(&o));
+    // A full queue (capacity 2) stops it the same way, as "nothing in time".
+    let o = ipcctl(s, &["send", "mq:q", "--lines", "--nonblock"], b"three\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "ipcctl: stopped at line 1 of standard input, after sending 0 lines: mq:q is full (would-block)\n"
+    );
+    let o = ipcctl(s, &["recv", "mq:q", "--count", "2", "--nonblock"], b"");
+    assert_eq!(o.stdout, b"one\ntwo\n");
+}
+
+#[test]
+fn addresses_and_kinds_are_checked_before_connecting() {
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    for (args, says) in [
+        (&["create", "mq:a/b"][..], "invalid name 'a/b' (3 chars)"),
+        (&["create", "foo:bar"], "unknown kind 'foo'"),
+        (
+            &["list", "foo"],
+            "unknown kind 'foo' (known kinds: mq, pipe, fifo) (unknown-kind)",
+        ),
+        (
+            &["send", "jobs", "hi"],
+            "invalid address 'jobs': expected KIND:NAME",
+        ),
+        (&["recv", "pipe:"], "invalid name ''"),
+        (&["stat", "mq:.x"], "invalid name '.x'"),
+        (
+            &[
+                "exec", "--stdin", "pipe:a", "--stdout", "fifo:b c", "--", "true",
+            ],
+            "invalid name 'b c'",
+        ),
+    ] {
+        let o = ipcctl(nowhere, args, b"");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with("ipcctl: "),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("connect"), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn an_empty_socket_variable_counts_as_unset() {
+    let o = ipcctl_env(
+        &["ping"],
+        b"",
+        &[
+            ("IPCD_SOCKET", "".as_ref()),
+            ("XDG_RUNTIME_DIR", "/nonexistent-runtime".as_ref()),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .starts_with("ipcctl: cannot connect to ipcd at /nonexistent-runtime/ipcd/ipcd.sock"),
+        "{}",
+        stderr(&o)
+    );
+    // Conflicts show a usage line without a --socket taken from the environment.
+    let o = ipcctl_env(
+        &["recv", "mq:q", "--count", "2", "--follow"],
+        b"",
+        &[("IPCD_SOCKET", "/x.sock".as_ref())],
+    );
+    assert_eq!(o.status.code(), Some(64));
+    assert!(!stderr(&o).contains("--socket"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_session_object_whose_daemon_goes_away_is_an_error() {
+    let d = FakeDaemon::start("sess");
+    let o = ipcctl(&d.socket, &["create", "mq:sess", "--session"], b"");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("created mq:sess"),
+        "{o:?}"
+    );
+    assert_eq!(
+        stderr(&o),
+        "ipcctl: ipcd closed the connection; mq:sess (session lifetime) is gone\n"
+    );
+}
+
+#[test]
+fn stat_explains_its_counters() {
+    let d = FakeDaemon::start("opens");
+    let o = ipcctl(&d.socket, &["stat", "mq:q"], b"");
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("opens:        0 (descriptors handed out since ipcd started)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn nothing_is_taken_for_an_output_nobody_reads() {
+    let d = FakeDaemon::start("gone");
+    for m in ["m1", "m2"] {
+        assert!(
+            ipcctl(&d.socket, &["send", "mq:q", m], b"")
+                .status
+                .success()
+        );
+    }
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let status = Command::new(env!("CARGO_BIN_EXE_ipcctl"))
+        .args(["recv", "mq:q", "--count", "2"])
+        .env("IPCD_SOCKET", &d.socket)
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let o = ipcctl(
+        &d.socket,
+        &["recv", "mq:q", "--count", "2", "--nonblock"],
+        b"",
+    );
+    assert_eq!(o.stdout, b"m1\nm2\n");
 }

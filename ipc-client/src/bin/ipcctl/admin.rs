@@ -74,7 +74,7 @@ pub fn stat(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()
 }
 
 /// `ipcctl create ADDR …`; with `--session`, stays connected until the daemon
-/// closes the connection or ipcctl is interrupted.
+/// closes the connection (an error: the object is gone) or ipcctl is interrupted.
 pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Result<()> {
     let spec = CreateSpec {
         mode: args.mode,
@@ -107,7 +107,14 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
                 info.address
             );
         }
-        client.wait_closed()?;
+        // The daemon never ends a healthy connection by itself: it stopped or
+        // died, and the object went with it (or with its registry entry).
+        let why = match client.wait_closed() {
+            Ok(()) if client.shutting_down() => "ipcd shut down and closed the connection".into(),
+            Ok(()) => "ipcd closed the connection".into(),
+            Err(e) => format!("lost the connection to ipcd ({e})"),
+        };
+        anyhow::bail!("{why}; {} (session lifetime) is gone", info.address);
     }
     Ok(())
 }

@@ -34,10 +34,10 @@ Exit status:
   (exec exits with its command's status instead)
 
 Socket: --socket, else $IPCD_SOCKET, else $XDG_RUNTIME_DIR/ipcd/ipcd.sock,
-else /run/ipcd/ipcd.sock.
+else /run/ipcd/ipcd.sock (an empty variable counts as unset).
 
 Examples:
-  ipcctl create mq:jobs --capacity 100 --msg-size 1024 --mode 0660
+  ipcctl create mq:jobs --capacity 10 --msg-size 1024 --mode 0660
   echo 'build #42' | ipcctl send mq:jobs
   ipcctl recv mq:jobs --timeout 2s
   ipcctl create pipe:logs --capacity 1MiB
@@ -58,14 +58,17 @@ Examples:
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
     arg_required_else_help = true,
+    disable_help_subcommand = true,
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Path of ipcd's socket [default: $XDG_RUNTIME_DIR/ipcd/ipcd.sock, else /run/ipcd/ipcd.sock]
+    /// Path of ipcd's socket [default: $IPCD_SOCKET, else
+    /// $XDG_RUNTIME_DIR/ipcd/ipcd.sock, else /run/ipcd/ipcd.sock]
+    // Not clap's `env`: an empty IPCD_SOCKET counts as unset, as for ipcd and
+    // the library (main resolves it with `resolve_socket_path`).
     #[arg(
         long,
         global = true,
-        env = "IPCD_SOCKET",
         value_name = "PATH",
         help_heading = "Global options"
     )]
@@ -84,11 +87,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check that the daemon answers, and how fast
-    #[command(after_help = "Example:\n  ipcctl ping")]
+    #[command(after_help = "\
+Example:
+  ipcctl ping
+
+Exit status: 0 the daemon answered, 2 error (e.g. no daemon), 64 usage error.")]
     Ping,
 
     /// Show the daemon's version, uptime, counters and limits
-    #[command(after_help = "Example:\n  ipcctl status --json")]
+    #[command(after_help = "\
+Example:
+  ipcctl status --json
+
+Exit status: 0 success, 2 error, 64 usage error.")]
     Status,
 
     /// List objects, of one kind or all
@@ -100,15 +111,21 @@ read/write ends handed out since ipcd started, and says closed (pipe) or buffere
 
 Examples:
   ipcctl list
-  ipcctl list pipe --json")]
+  ipcctl list pipe --json
+
+Exit status: 0 success, 2 error (an unknown KIND too), 64 usage error.")]
     List {
         /// Only objects of this kind (mq, pipe, fifo)
-        #[arg(value_parser = parse_kind)]
-        kind: Option<Kind>,
+        kind: Option<String>,
     },
 
     /// Show one object's details: what waits in it, sizes, ends, owner, mode, lifetime
-    #[command(after_help = "Examples:\n  ipcctl stat mq:jobs\n  ipcctl stat pipe:logs --json")]
+    #[command(after_help = "\
+Examples:
+  ipcctl stat mq:jobs
+  ipcctl stat pipe:logs --json
+
+Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error.")]
     Stat {
         /// Object address, KIND:NAME (e.g. mq:jobs)
         address: String,
@@ -117,6 +134,9 @@ Examples:
     /// Create an object: a message queue, a pipe or a FIFO
     #[command(after_help = "\
 --capacity means different things per kind: messages for mq:, bytes for pipe:.
+The kernel caps an mq: capacity at fs.mqueue.msg_max (10 by default) and its
+message size at fs.mqueue.msgsize_max (8192) for users without CAP_SYS_RESOURCE;
+see /proc/sys/fs/mqueue/.
 
 A fifo: follows standard FIFO semantics: a writer waits (up to its --timeout) until
 a reader has it open, and a reader sees end of file when its writers have gone.
@@ -124,10 +144,13 @@ With --buffered, ipcd holds the FIFO open itself: writers get in at once and the
 bytes wait in the kernel buffer until a reader comes (lost if ipcd stops).
 
 Examples:
-  ipcctl create mq:jobs --capacity 100 --msg-size 1024 --mode 0660
+  ipcctl create mq:jobs --capacity 10 --msg-size 1024 --mode 0660
   ipcctl create mq:scratch --session     # removed when ipcctl is interrupted
   ipcctl create pipe:logs --capacity 1MiB
-  ipcctl create fifo:events --buffered --mode 0660")]
+  ipcctl create fifo:events --buffered --mode 0660
+
+Exit status: 0 success, 2 error (a bad ADDRESS too; with --session: ipcd went
+away), 64 usage error.")]
     Create(CreateArgs),
 
     /// Delete an object and its kernel object (a FIFO's file is unlinked)
@@ -135,7 +158,9 @@ Examples:
 Readers waiting on a deleted pipe or FIFO see end of file once no writer is left.
 
 Example:
-  ipcctl delete mq:jobs")]
+  ipcctl delete mq:jobs
+
+Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error.")]
     Delete {
         /// Object address, KIND:NAME (e.g. mq:jobs)
         address: String,
@@ -148,7 +173,9 @@ end of file once the bytes in it are read and the writers already open are gone.
 Only pipes can be closed; delete removes any object.
 
 Example:
-  ipcctl send pipe:in 'last line' && ipcctl close pipe:in")]
+  ipcctl send pipe:in 'last line' && ipcctl close pipe:in
+
+Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error.")]
     Close {
         /// Pipe address, pipe:NAME
         address: String,
@@ -158,7 +185,9 @@ Example:
     #[command(after_help = "\
 Examples:
   echo hi > \"$(ipcctl path fifo:events)\"
-  cat \"$(ipcctl path fifo:events)\"")]
+  cat \"$(ipcctl path fifo:events)\"
+
+Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error.")]
     Path {
         /// FIFO address, fifo:NAME
         address: String,
@@ -166,7 +195,10 @@ Examples:
 
     /// Send a message to a queue, or a line or bytes to a pipe or FIFO
     #[command(after_help = "\
-mq: MESSAGE, or all of standard input, is one message (--lines: one per line).
+mq: MESSAGE is one message. Without MESSAGE, all of standard input is one
+message, less one trailing newline (as the shell's $(...) drops it), so
+`echo hi | ipcctl send mq:jobs` sends \"hi\"; --raw sends standard input exactly as
+it is (binary data); --lines sends one message per line, without the newline.
 
 pipe: and fifo: carry lines: MESSAGE is written with a newline added (unless it
 ends with one) in a single write; without MESSAGE, all of standard input is sent
@@ -178,23 +210,43 @@ standard input (or MESSAGE) as it is, with no newline and no size limit (and no
 atomicity beyond 4096 bytes). A fifo: sender waits for a reader unless the FIFO
 is --buffered; --timeout bounds that wait too.
 
+With --lines, a line that cannot be sent (too large, or no room in time) stops
+send; the error says which line, and how many were sent before it.
+
 Examples:
   ipcctl send mq:jobs 'build #42' --priority 5
-  ipcctl send mq:jobs < request.bin          # all of stdin as one message
+  ipcctl send mq:jobs --raw < request.bin    # all of stdin, byte for byte
   seq 10 | ipcctl send mq:jobs --lines       # one message per line
   ipcctl send mq:jobs hello --timeout 500ms  # exit 1 if still full after 500ms
   ipcctl send pipe:logs 'disk 93% full'
   tail -f app.log | ipcctl send --raw pipe:logs
-  ipcctl send fifo:events hi --timeout 2s    # exit 1 if no reader came in 2s")]
+  ipcctl send fifo:events hi --timeout 2s    # exit 1 if no reader came in 2s
+
+Exit status: 0 sent, 1 no room in time (--timeout, --nonblock) or no FIFO reader,
+2 error (a bad ADDRESS, a message too large), 64 usage error.")]
     Send(SendArgs),
 
     /// Receive messages or lines and print them, one per line
     #[command(after_help = "\
+Text output is each message followed by a newline; a message that holds
+newlines itself is printed as it is, so use --raw (exact bytes, nothing added) or
+--json to tell messages apart. --json prints {\"message\":TEXT} (mq: plus
+\"priority\") when the bytes are valid UTF-8, else {\"message_base64\":BASE64}
+(standard alphabet, with padding).
+
 pipe: and fifo: are read a line at a time, byte by byte, so a receiver takes
 exactly the lines it prints and leaves the rest to the next one; --follow reads in
 bulk (it takes everything anyway). A pipe at end of file (closed or deleted, and
 drained) ends recv; a fifo: whose writers left is waited on for the next writer,
 except with --raw, which copies bytes as they come until end of file, like cat.
+
+--timeout 0s, like --nonblock, takes what is there now (and exits 1 if nothing is).
+
+recv stops when its output is closed (`| head -1`): it checks before taking each
+message and while waiting, so a --follow that waits for messages ends without
+taking the next one. What it has already written into the pipe but the reader
+left unread is lost, though: with five messages waiting, `--count 5 | head -1`
+takes all five. Ask --count for what will be read.
 
 Examples:
   ipcctl recv mq:jobs                    # wait for one message
@@ -204,7 +256,10 @@ Examples:
   ipcctl recv mq:blobs --raw > blob.bin
   ipcctl recv pipe:logs --follow | grep ERROR
   ipcctl recv --raw pipe:logs > all.log  # until the pipe is closed and drained
-  ipcctl recv fifo:events --count 3")]
+  ipcctl recv fifo:events --count 3
+
+Exit status: 0 received something, 1 nothing in time (--timeout, --nonblock) or a
+pipe at end of file, 2 error (a bad ADDRESS too), 64 usage error.")]
     Recv(RecvArgs),
 
     /// Run a command with its standard input/output joined to pipes or FIFOs
@@ -219,7 +274,10 @@ ipcctl (kill) are passed on; those from the terminal reach the command directly.
 Examples:
   ipcctl exec --stdin pipe:a --stdout pipe:b -- tr a-z A-Z
   ipcctl exec --stdout pipe:logs -- make
-  ipcctl exec --stdin fifo:jobs --timeout 10s -- ./worker")]
+  ipcctl exec --stdin fifo:jobs --timeout 10s -- ./worker
+
+Exit status: the command's; before it runs: 1 no FIFO peer within --timeout,
+2 error (a bad ADDRESS too), 64 usage error.")]
     Exec(ExecArgs),
 
     /// Measure throughput and latency
@@ -228,6 +286,19 @@ Examples:
     /// The second process of `ipcctl bench` (internal)
     #[command(hide = true)]
     BenchPeer(bench::PeerArgs),
+
+    /// Print the help of ipcctl or of one of its commands
+    #[command(after_help = "\
+Examples:
+  ipcctl help
+  ipcctl help recv          # the same as: ipcctl recv --help
+
+Exit status: 0 success, 64 unknown command.")]
+    Help {
+        /// The command to explain
+        #[arg(value_name = "COMMAND")]
+        command: Vec<String>,
+    },
 }
 
 /// `ipcctl create`.
@@ -236,7 +307,8 @@ pub struct CreateArgs {
     /// Address of the new object, KIND:NAME (e.g. mq:jobs, pipe:logs, fifo:events)
     pub address: String,
 
-    /// mq: maximum number of messages [default: the kernel's, usually 10].
+    /// mq: maximum number of messages [default: the kernel's, usually 10; more
+    /// than fs.mqueue.msg_max (10 by default) needs CAP_SYS_RESOURCE].
     /// pipe: buffer size in bytes, e.g. 65536, 256KiB, 1MiB (rounded up to a
     /// power of two pages; at most /proc/sys/fs/pipe-max-size) [default: 64KiB].
     /// Not for fifo
@@ -276,7 +348,7 @@ pub struct SendArgs {
     pub address: String,
 
     /// The message (pipe, fifo: a line; a newline is added); without it, all of
-    /// standard input is sent as one message
+    /// standard input is sent as one message, less one trailing newline
     #[arg(conflicts_with = "lines")]
     pub message: Option<OsString>,
 
@@ -285,15 +357,14 @@ pub struct SendArgs {
     #[arg(long)]
     pub lines: bool,
 
-    /// pipe, fifo: write MESSAGE or standard input as it is, streaming, without
-    /// adding a newline or limiting the size
+    /// Send MESSAGE or standard input exactly as it is (mq: one message, keeping
+    /// a trailing newline; pipe, fifo: streaming, adding no newline, no size limit)
     #[arg(long, conflicts_with = "lines")]
     pub raw: bool,
 
     /// mq only: priority, 0-32767; higher-priority messages are received first
     /// [default: 0]
-    #[arg(long, short, value_name = "P",
-          value_parser = clap::value_parser!(u32).range(0..32768))]
+    #[arg(long, short, value_name = "P", value_parser = parse_priority)]
     pub priority: Option<u32>,
 
     /// Wait at most this long for room in a full queue or pipe, or for a FIFO
@@ -322,8 +393,7 @@ pub struct RecvArgs {
     pub nonblock: bool,
 
     /// Receive up to N messages or lines [default: 1]
-    #[arg(long, short, value_name = "N", conflicts_with = "follow",
-          value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, short, value_name = "N", conflicts_with = "follow", value_parser = parse_count)]
     pub count: Option<u64>,
 
     /// Keep receiving until interrupted (with --timeout: until idle that long;
@@ -428,9 +498,30 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("'{s}' is too large (at most {})", u32::MAX))
 }
 
-/// Parses an object kind (`mq`, `pipe`, `fifo`).
-pub fn parse_kind(s: &str) -> Result<Kind, String> {
-    s.parse::<Kind>().map_err(|e| e.message)
+/// The highest message priority (POSIX guarantees at least 32 levels; Linux has 32768).
+pub const MAX_PRIORITY: u32 = 32767;
+
+/// Parses a message priority, 0-32767.
+pub fn parse_priority(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u64>() {
+        Ok(p) if p <= u64::from(MAX_PRIORITY) => Ok(p as u32),
+        _ => Err(format!("the priority must be 0-{MAX_PRIORITY}")),
+    }
+}
+
+/// Parses a message count: a whole number, at least 1.
+pub fn parse_count(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("the count must be at least 1".into()),
+        Err(_) => Err("the count must be a whole number, at least 1".into()),
+    }
+}
+
+/// Parses an object kind (`mq`, `pipe`, `fifo`) as the daemon would: an unknown
+/// one is the daemon's `unknown-kind` error.
+pub fn parse_kind(s: &str) -> Result<Kind, ipc_client::Error> {
+    s.parse::<Kind>().map_err(ipc_client::Error::Server)
 }
 
 #[cfg(test)]
@@ -527,13 +618,58 @@ mod tests {
 
     #[test]
     fn kinds_are_checked_locally() {
-        assert_eq!(parse_kind("mq"), Ok(Kind::Mq));
-        assert_eq!(parse_kind("pipe"), Ok(Kind::Pipe));
-        assert!(
-            parse_kind("nope")
-                .unwrap_err()
-                .contains("known kinds: mq, pipe, fifo")
+        assert_eq!(parse_kind("mq").unwrap(), Kind::Mq);
+        assert_eq!(parse_kind("pipe").unwrap(), Kind::Pipe);
+        let e = parse_kind("nope").unwrap_err();
+        assert_eq!(e.code(), Some(ipc_client::ErrorCode::UnknownKind));
+        assert!(e.to_string().contains("known kinds: mq, pipe, fifo"), "{e}");
+    }
+
+    #[test]
+    fn ranges_read_as_people_write_them() {
+        assert_eq!(parse_priority("0"), Ok(0));
+        assert_eq!(parse_priority("32767"), Ok(32767));
+        assert_eq!(
+            parse_priority("32768").unwrap_err(),
+            "the priority must be 0-32767"
         );
+        assert!(parse_priority("-1").is_err());
+        assert_eq!(parse_count("5"), Ok(5));
+        assert_eq!(
+            parse_count("0").unwrap_err(),
+            "the count must be at least 1"
+        );
+        assert!(parse_count("many").unwrap_err().contains("at least 1"));
+    }
+
+    #[test]
+    fn every_command_states_its_exit_status() {
+        for sub in Cli::command().get_subcommands() {
+            // bench's help text belongs to the bench module.
+            if sub.is_hide_set() || sub.get_name() == "bench" {
+                continue;
+            }
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                help.contains("Exit status:"),
+                "{} --help does not say its exit status",
+                sub.get_name()
+            );
+        }
+    }
+
+    #[test]
+    fn the_socket_is_not_read_from_the_environment_by_clap() {
+        // main resolves it, so that an empty IPCD_SOCKET counts as unset.
+        let cli = Cli::command();
+        let socket = cli
+            .get_arguments()
+            .find(|a| a.get_id() == "socket")
+            .unwrap();
+        assert_eq!(socket.get_env(), None);
     }
 
     #[test]
@@ -568,7 +704,6 @@ mod tests {
             &["ipcctl", "send", "mq:a", "hi", "--lines"],
             &["ipcctl", "send", "mq:a", "hi", "--priority", "32768"],
             &["ipcctl", "create", "mq:a", "--mode", "999"],
-            &["ipcctl", "list", "nope"],
             &["ipcctl", "send", "pipe:a", "--raw", "--lines"],
             &["ipcctl", "create", "pipe:a", "--capacity", "1GB"],
             &["ipcctl", "exec", "--", "true"],

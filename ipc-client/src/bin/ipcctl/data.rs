@@ -13,10 +13,9 @@ use ipc_client::{
 };
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use serde_json::json;
 
 use crate::cli::{RecvArgs, SendArgs, Wait};
-use crate::output::Out;
+use crate::output::{Out, message_json};
 
 /// Nothing happened in time: no message to receive, or no room to send. Exit status 1.
 #[derive(Debug, thiserror::Error)]
@@ -66,17 +65,7 @@ fn open_queue(client: &mut Client, address: &str, access: Access) -> anyhow::Res
 /// `ipcctl send`.
 pub fn send(client: &mut Client, args: &SendArgs) -> anyhow::Result<()> {
     match kind_of(&args.address)? {
-        Kind::Mq => {
-            if args.raw {
-                return Err(Usage(format!(
-                    "--raw streams bytes into a pipe: or fifo:; {} is a message queue, \
-                     which takes standard input as one message already",
-                    args.address
-                ))
-                .into());
-            }
-            send_mq(client, args)
-        }
+        Kind::Mq => send_mq(client, args),
         kind @ (Kind::Pipe | Kind::Fifo) => {
             if args.priority.is_some() {
                 return Err(Usage(format!(
@@ -118,16 +107,22 @@ fn send_mq(client: &mut Client, args: &SendArgs) -> anyhow::Result<()> {
     }
     let stdin = io::stdin().lock();
     if args.lines {
-        for line in stdin.split(b'\n') {
-            send_one(&line.context("cannot read standard input")?)?;
+        for (sent, line) in stdin.split(b'\n').enumerate() {
+            send_one(&line.context("cannot read standard input")?)
+                .with_context(|| stopped_at(sent))?;
         }
         Ok(())
     } else {
+        // One byte more than fits, and one for a trailing newline to drop.
         let mut message = Vec::new();
-        let mut stdin = stdin.take(q.msg_size() as u64 + 1);
+        let mut stdin = stdin.take(q.msg_size() as u64 + 2);
         stdin
             .read_to_end(&mut message)
             .context("cannot read standard input")?;
+        // `echo text | ipcctl send` means "text", as `$(echo text)` would.
+        if !args.raw && message.ends_with(b"\n") {
+            message.pop();
+        }
         if message.len() > q.msg_size() {
             anyhow::bail!(
                 "cannot send to {}: standard input holds more than the queue's message size of {} bytes (too-large)",
@@ -137,6 +132,15 @@ fn send_mq(client: &mut Client, args: &SendArgs) -> anyhow::Result<()> {
         }
         send_one(&message)
     }
+}
+
+/// Context for a `--lines` send that failed: which line, and what went before it.
+fn stopped_at(sent: usize) -> String {
+    format!(
+        "stopped at line {} of standard input, after sending {sent} line{}",
+        sent + 1,
+        if sent == 1 { "" } else { "s" }
+    )
 }
 
 /// The write end of a pipe or FIFO, as `send` uses it.
@@ -278,9 +282,10 @@ fn send_stream(client: &mut Client, args: &SendArgs, kind: Kind) -> anyhow::Resu
     }
     let stdin = io::stdin().lock();
     if args.lines {
-        for line in stdin.split(b'\n') {
+        for (sent, line) in stdin.split(b'\n').enumerate() {
             sink.line(&line.context("cannot read standard input")?, wait)
-                .map_err(fail)?;
+                .map_err(fail)
+                .with_context(|| stopped_at(sent))?;
         }
         return Ok(());
     }
@@ -329,16 +334,17 @@ fn recv_mq(client: &mut Client, args: &RecvArgs, json: bool) -> anyhow::Result<(
     };
     let mut buf = vec![0; q.msg_size()];
     let mut out = Out::new();
+    let mut watch = Watch::new();
     let mut received = 0;
     while received < limit {
-        let (len, priority) = match receive(&q, &mut buf, wait)? {
+        let (len, priority) = match receive(&q, &mut buf, wait, &mut watch)? {
             Received::Message(len, priority) => (len, priority),
             Received::Nothing => break,
             Received::ReaderGone => return Ok(()),
         };
         let msg = &buf[..len];
         if json {
-            out.json(&json!({ "message": String::from_utf8_lossy(msg), "priority": priority }))?;
+            out.json(&message_json(msg, Some(priority)))?;
         } else if args.raw {
             out.bytes(msg)?;
         } else {
@@ -367,25 +373,37 @@ fn nothing(address: &str, wait: Wait) -> NothingInTime {
     })
 }
 
-/// Waits for a message as `wait` says, and receives it into `buf`. While
-/// waiting it also watches standard output, so that `ipcctl recv --follow | head -1`
-/// ends when `head` does, not only when the next message comes.
-fn receive(q: &MessageQueue, buf: &mut [u8], wait: Wait) -> anyhow::Result<Received> {
+/// Receives a message into `buf`, waiting for one as `wait` says. A message
+/// already there is taken even when there is no time to wait (`--timeout 0s`).
+///
+/// Standard output is checked before a message is taken and watched while
+/// waiting, so that `ipcctl recv --follow | head -1` ends when `head` does
+/// (not only when the next message comes), without taking a message it cannot print.
+fn receive(
+    q: &MessageQueue,
+    buf: &mut [u8],
+    wait: Wait,
+    watch: &mut Watch,
+) -> anyhow::Result<Received> {
     let deadline = match wait {
-        Wait::Never => return try_receive(q, buf).map(|r| r.unwrap_or(Received::Nothing)),
-        Wait::Timeout(t) => Some(Instant::now() + t),
-        Wait::Forever => None,
+        Wait::Timeout(t) => Instant::now().checked_add(t),
+        Wait::Never | Wait::Forever => None,
     };
-    let mut watch = Watch::new();
     loop {
+        if watch.output_gone()? {
+            return Ok(Received::ReaderGone);
+        }
+        if let Some(got) = try_receive(q, buf)? {
+            return Ok(got);
+        }
+        if wait == Wait::Never {
+            return Ok(Received::Nothing);
+        }
+        // Then readable, unless another receiver is quicker: wait again.
         match watch.wait(q.as_fd(), deadline, None)? {
             Waited::Ready => {}
             Waited::TimedOut => return Ok(Received::Nothing),
             Waited::OutputGone => return Ok(Received::ReaderGone),
-        }
-        // Readable, unless another receiver was quicker: then wait again.
-        if let Some(got) = try_receive(q, buf)? {
-            return Ok(got);
         }
     }
 }
@@ -425,6 +443,31 @@ impl Watch {
         }
     }
 
+    /// Whether standard output's reader has gone away, checked without waiting.
+    fn output_gone(&mut self) -> anyhow::Result<bool> {
+        if !self.watch_stdout {
+            return Ok(false);
+        }
+        let mut fds = [PollFd::new(self.stdout.as_fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(anyhow::Error::new(e).context("poll")),
+        }
+        Ok(self.gone(fds[0].revents()))
+    }
+
+    /// Whether `revents` of standard output say its reader left; stops watching
+    /// a standard output that cannot be polled (closed).
+    fn gone(&mut self, revents: Option<PollFlags>) -> bool {
+        let Some(revents) = revents else {
+            return false;
+        };
+        if revents.contains(PollFlags::POLLNVAL) {
+            self.watch_stdout = false;
+        }
+        revents.intersects(PollFlags::POLLERR | PollFlags::POLLHUP)
+    }
+
     /// Waits until `fd` is readable, `deadline` passes, `check` elapses (if
     /// given: a periodic re-check) or standard output's reader leaves.
     fn wait(
@@ -456,13 +499,9 @@ impl Watch {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(anyhow::Error::new(e).context("poll")),
         }
-        if let Some(revents) = fds.get(1).and_then(PollFd::revents) {
-            if revents.intersects(PollFlags::POLLERR | PollFlags::POLLHUP) {
-                return Ok(Waited::OutputGone);
-            }
-            if revents.contains(PollFlags::POLLNVAL) {
-                self.watch_stdout = false;
-            }
+        let revents = fds.get(1).and_then(PollFd::revents);
+        if self.gone(revents) {
+            return Ok(Waited::OutputGone);
         }
         Ok(Waited::Ready)
     }
@@ -542,8 +581,7 @@ struct Lines<'a> {
 impl Lines<'_> {
     fn print(&mut self, line: &[u8]) -> anyhow::Result<()> {
         if self.json {
-            self.out
-                .json(&json!({ "message": String::from_utf8_lossy(line) }))
+            self.out.json(&message_json(line, None))
         } else {
             self.out.bytes(line)?;
             self.out.bytes(b"\n")
@@ -586,6 +624,10 @@ fn recv_stream(client: &mut Client, args: &RecvArgs, json: bool, kind: Kind) -> 
     let ended = loop {
         if received >= limit {
             break Ended::Done;
+        }
+        // Take nothing that could not be printed.
+        if watch.output_gone()? {
+            break Ended::OutputGone;
         }
         let step = if bulk {
             src.try_read(&mut buf)

@@ -10,7 +10,7 @@ mod output;
 use std::io::{self, Write as _};
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use ipc_client::Client;
 
 use cli::{Cli, Command};
@@ -43,19 +43,28 @@ fn main() -> ExitCode {
 
 /// Runs the command; returns the exit status (0, or `exec`'s command's).
 fn run(cli: Cli) -> anyhow::Result<u8> {
-    let socket = cli.socket.as_deref();
+    if let Command::Help { command } = &cli.command {
+        return help(command);
+    }
+    // A mistyped address or kind is reported without a daemon, in the daemon's
+    // words and with its code (exit status 2).
+    for address in addresses(&cli.command) {
+        data::kind_of(address)?;
+    }
+    let list_kind = match &cli.command {
+        Command::List { kind: Some(kind) } => Some(cli::parse_kind(kind)?),
+        _ => None,
+    };
+    // An empty IPCD_SOCKET counts as unset, as it does for ipcd.
+    let socket = ipc_client::resolve_socket_path(cli.socket.as_deref());
     let json = cli.json;
     let connect = || -> anyhow::Result<Client> {
-        let mut builder = Client::builder().name("ipcctl");
-        if let Some(path) = socket {
-            builder = builder.socket(path);
-        }
-        Ok(builder.connect()?)
+        Ok(Client::builder().name("ipcctl").socket(&socket).connect()?)
     };
     match &cli.command {
         Command::Ping => admin::ping(&mut connect()?, json),
         Command::Status => admin::status(&mut connect()?, json),
-        Command::List { kind } => admin::list(&mut connect()?, *kind, json),
+        Command::List { .. } => admin::list(&mut connect()?, list_kind, json),
         Command::Stat { address } => admin::stat(&mut connect()?, address, json),
         Command::Create(args) => admin::create(&mut connect()?, args, json),
         Command::Delete { address } => admin::delete(&mut connect()?, address, json),
@@ -64,10 +73,62 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Send(args) => data::send(&mut connect()?, args),
         Command::Recv(args) => data::recv(&mut connect()?, args, json),
         Command::Exec(args) => return exec::exec(connect()?, args),
-        Command::Bench(args) => bench::run(args, socket, json),
+        // Only an explicit --socket: bench passes it on to the processes it starts.
+        Command::Bench(args) => bench::run(args, cli.socket.as_deref(), json),
         Command::BenchPeer(args) => bench::peer(args),
+        Command::Help { .. } => unreachable!("answered above"),
     }
     .map(|()| 0)
+}
+
+/// The object addresses a command names, checked before connecting.
+fn addresses(command: &Command) -> Vec<&str> {
+    match command {
+        Command::Stat { address }
+        | Command::Delete { address }
+        | Command::Close { address }
+        | Command::Path { address } => vec![address],
+        Command::Create(args) => vec![&args.address],
+        Command::Send(args) => vec![&args.address],
+        Command::Recv(args) => vec![&args.address],
+        Command::Exec(args) => args
+            .stdin
+            .iter()
+            .chain(&args.stdout)
+            .map(String::as_str)
+            .collect(),
+        Command::Ping
+        | Command::Status
+        | Command::List { .. }
+        | Command::Bench(_)
+        | Command::BenchPeer(_)
+        | Command::Help { .. } => Vec::new(),
+    }
+}
+
+/// `ipcctl help [COMMAND…]`: the same text as `ipcctl [COMMAND…] --help`.
+fn help(path: &[String]) -> anyhow::Result<u8> {
+    let mut cmd = &Cli::command();
+    for name in path {
+        match cmd.find_subcommand(name) {
+            Some(sub) => cmd = sub,
+            None => {
+                return Err(data::Usage(format!(
+                    "there is no command '{name}' (ipcctl --help lists them)"
+                ))
+                .into());
+            }
+        }
+    }
+    // clap renders `--help` itself (short or long layout, as it sees fit).
+    let args = std::iter::once("ipcctl")
+        .chain(path.iter().map(String::as_str))
+        .chain(["--help"]);
+    match Cli::try_parse_from(args) {
+        Err(e) => e.print().map_err(output::stdout_error)?,
+        Ok(_) => unreachable!("--help after command names always asks for help"),
+    }
+    Ok(0)
 }
 
 /// Prints `ipcctl: MESSAGE (code)` and picks the exit status; a closed stdout is quiet.

@@ -49,7 +49,8 @@ impl Out {
     }
 }
 
-fn stdout_error(e: io::Error) -> anyhow::Error {
+/// A write error on standard output: [`StdoutClosed`] if its reader went away.
+pub fn stdout_error(e: io::Error) -> anyhow::Error {
     if e.kind() == io::ErrorKind::BrokenPipe {
         StdoutClosed.into()
     } else {
@@ -60,6 +61,41 @@ fn stdout_error(e: io::Error) -> anyhow::Error {
 /// Permission bits as `0660`.
 pub fn mode(m: u32) -> String {
     format!("{m:04o}")
+}
+
+/// A received message or line as JSON: `{"message": TEXT}` when the bytes are
+/// UTF-8, else `{"message_base64": BASE64}`; plus `"priority"` for a queue's.
+pub fn message_json(msg: &[u8], priority: Option<u32>) -> Value {
+    let mut v = match std::str::from_utf8(msg) {
+        Ok(text) => json!({ "message": text }),
+        Err(_) => json!({ "message_base64": base64(msg) }),
+    };
+    if let Some(p) = priority {
+        v["priority"] = p.into();
+    }
+    v
+}
+
+/// Standard base64 (RFC 4648, section 4: `+/` and `=` padding).
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// `persistent` or `session`.
@@ -195,7 +231,10 @@ pub fn object_fields(o: &ObjectInfo) -> String {
         ("lifetime", lifetime(o.lifetime).to_owned()),
         ("creator pid", o.creator_pid.to_string()),
         ("created", timestamp(o.created_at_ms)),
-        ("opens", o.opens.to_string()),
+        (
+            "opens",
+            format!("{} (descriptors handed out since ipcd started)", o.opens),
+        ),
     ]);
     fields(&rows)
 }
@@ -463,6 +502,43 @@ mod tests {
         assert_eq!(j["path"], "/run/ipcd/fifo/ipcd.f");
         assert_eq!(j["buffered"], true);
         assert_eq!(j["buffered_bytes"], 5);
+    }
+
+    #[test]
+    fn base64_is_the_standard_one() {
+        // RFC 4648, section 10.
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded, "{plain}");
+        }
+        assert_eq!(base64(&[0xff, 0xfe, 0xfd, 0x00]), "//79AA==");
+    }
+
+    #[test]
+    fn messages_are_text_when_they_can_be() {
+        assert_eq!(
+            message_json(b"x", Some(3)).to_string(),
+            r#"{"message":"x","priority":3}"#
+        );
+        assert_eq!(
+            message_json(b"a\xff\x00b", Some(0)).to_string(),
+            r#"{"message_base64":"Yf8AYg==","priority":0}"#
+        );
+        assert_eq!(
+            message_json(b"line", None).to_string(),
+            r#"{"message":"line"}"#
+        );
+        assert_eq!(
+            message_json("\u{e9}\0".as_bytes(), None).to_string(),
+            "{\"message\":\"\u{e9}\\u0000\"}"
+        );
     }
 
     #[test]
