@@ -268,8 +268,8 @@ impl Client {
 
 /// A FIFO open for reading.
 ///
-/// Reads wait in `poll(2)` for a writer and its bytes, so every read has a
-/// timeout variant. A line or message read takes exactly that. Converting it
+/// Reads wait for a writer and its bytes (blocking `read(2)`, or `poll(2)` in
+/// the timeout variants). A line or message read takes exactly that. Converting it
 /// into an [`OwnedFd`] or a [`Stdio`] for a child waits first until a writer
 /// has written (or come and gone), because a child reading a FIFO that no
 /// writer has opened yet would see end-of-file at once.
@@ -346,8 +346,8 @@ impl From<FifoReader> for Stdio {
 /// A FIFO open for writing.
 ///
 /// Methods take `&self`: threads may share one writer, and each line or
-/// message still goes out whole. Writes wait in `poll(2)` for room, so each
-/// has a timeout variant; once the reader has left they fail with
+/// message still goes out whole. Writes wait for room (blocking `write(2)`, or
+/// `poll(2)` in the timeout variants); once the reader has left they fail with
 /// [`Error::ReaderGone`].
 #[derive(Debug)]
 pub struct FifoWriter {

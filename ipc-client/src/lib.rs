@@ -62,10 +62,10 @@
 //!   newline; nothing after it is taken. ([`std::io::Read`] takes whatever is
 //!   there.) Readers running *at the same time* can still split a message
 //!   between them — give a pipe one reader at a time.
-//! - **Every wait has a timeout.** Descriptors are non-blocking (each handle
-//!   has its own open file description) and blocking calls wait in `poll(2)`,
-//!   so `*_timeout` and `try_*` variants hold even when other processes race
-//!   for the same bytes. A call that times out part-way through a message
+//! - **Every wait can have a timeout.** Untimed calls are plain blocking system
+//!   calls; `*_timeout` and `try_*` calls switch the handle's own open file
+//!   description to non-blocking and wait in `poll(2)`, so their timeouts hold
+//!   even when other processes race for the same bytes. A call that times out part-way through a message
 //!   keeps the bytes it took for the next call. Converting a handle into an
 //!   [`OwnedFd`](std::os::fd::OwnedFd) or [`Stdio`](std::process::Stdio) for a
 //!   child restores blocking mode (a FIFO reader first waits for a writer).

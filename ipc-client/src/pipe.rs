@@ -202,8 +202,8 @@ impl Client {
 
 /// The read end of a hosted pipe.
 ///
-/// Blocking reads wait in `poll(2)`, so every read has a timeout variant that
-/// holds even when other readers take the bytes first. Reading a line or a
+/// Reads without a timeout are plain blocking `read(2)`s; the timeout variants
+/// wait in `poll(2)` and hold even when other readers take the bytes first. Reading a line or a
 /// message takes exactly that, leaving the rest for other readers. Dropping
 /// it closes the descriptor; converting it into an [`OwnedFd`] or a
 /// [`Stdio`] hands it to a child process (blocking mode restored).
@@ -257,8 +257,8 @@ impl From<PipeReader> for Stdio {
 /// The write end of a hosted pipe.
 ///
 /// Methods take `&self`: threads may share one writer, and each line or
-/// message still goes out whole. Blocking writes wait in `poll(2)`, so each
-/// has a timeout variant. Dropping it closes the descriptor; converting it into
+/// message still goes out whole. Writes without a timeout are plain blocking
+/// `write(2)`s; the timeout variants wait in `poll(2)` for room. Dropping it closes the descriptor; converting it into
 /// an [`OwnedFd`] or a [`Stdio`] hands it to a child process.
 ///
 /// ```no_run
