@@ -75,7 +75,10 @@ Examples:
 Figures: p50/p99 from per-operation timings; msgs/s and MB/s (10^6 bytes) one way;
 `vs raw`: the raw mechanism (mq_send/mq_receive, pipe2, mkfifo) and ipc-client
 alternate in blocks inside each run; it is the median, over adjacent pairs of
-blocks, of ipc-client / raw. Pipes and FIFOs add `bulk`: 1 MiB writes and reads.")]
+blocks, of ipc-client / raw. Pipes and FIFOs add `bulk`: 1 MiB writes and reads.
+
+Exit status: 0 done (a missed target too, unless --check), 2 error or (with --check)
+a target missed, 64 usage error.")]
 pub struct BenchArgs {
     /// What to measure: `mq` (queues through ipc-client vs raw, plus the
     /// `control` and `spawn` sections), `pipe` (pipes hosted by ipcd vs raw
