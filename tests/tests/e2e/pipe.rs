@@ -19,7 +19,7 @@ fn lines_between_separate_processes() {
     d.ipcctl_ok(&["send", "pipe:p", "first"]);
     d.ipcctl_ok(&["send", "pipe:p", "second message"]);
     let s = stat(&d, "pipe:p");
-    assert_eq!(s["buffered"], 6 + 15, "{s}");
+    assert_eq!(s["buffered_bytes"], 6 + 15, "{s}");
     assert_eq!(d.ipcctl_ok(&["recv", "pipe:p"]), "first\n");
     assert_eq!(d.ipcctl_ok(&["recv", "pipe:p"]), "second message\n");
     let out = d.run_ipcctl(&["recv", "pipe:p", "--timeout", "100ms"]);

@@ -28,7 +28,8 @@ const AFTER_HELP: &str = "\
 Exit status:
   0   success
   1   timed out, or nothing to receive / no room to send (--timeout, --nonblock),
-      or a pipe at end of file with no line to receive
+      or a pipe at end of file with no line to receive (recv --raw ends at
+      end of file with 0, as cat does)
   2   any other error, reported on stderr as: ipcctl: MESSAGE (error-code)
   64  usage error
   (exec exits with its command's status instead)
@@ -474,8 +475,8 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
     Ok(mode)
 }
 
-/// Parses a count or a size in bytes: `65536`, `64K`, `64KiB`, `1M`, `1MiB`
-/// (K and M are 1024 and 1024², as for pipe buffers).
+/// Parses a count or a size in bytes: `65536`, `64K`, `64KiB`, `1M`, `1MiB`, `1GiB`
+/// (K, M and G are powers of 1024, as for pipe buffers).
 pub fn parse_size(s: &str) -> Result<u32, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -484,6 +485,7 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
         "" | "B" => 1,
         "K" | "k" | "KiB" | "kiB" | "KB" | "kB" => 1024,
         "M" | "MiB" | "MB" => 1024 * 1024,
+        "G" | "GiB" | "GB" => 1024 * 1024 * 1024,
         _ => {
             return Err(format!(
                 "'{s}' is not a number or a size (examples: 100, 65536, 64KiB, 1MiB)"
@@ -705,7 +707,7 @@ mod tests {
             &["ipcctl", "send", "mq:a", "hi", "--priority", "32768"],
             &["ipcctl", "create", "mq:a", "--mode", "999"],
             &["ipcctl", "send", "pipe:a", "--raw", "--lines"],
-            &["ipcctl", "create", "pipe:a", "--capacity", "1GB"],
+            &["ipcctl", "create", "pipe:a", "--capacity", "8GiB"],
             &["ipcctl", "exec", "--", "true"],
             &["ipcctl", "exec", "--stdin", "pipe:a"],
         ] {

@@ -139,7 +139,8 @@ pub fn object_json(o: &ObjectInfo) -> Value {
         }
         KindDetails::Pipe(d) => {
             v["capacity"] = d.capacity.into();
-            v["buffered"] = d.buffered.into();
+            // Same key and meaning as for FIFOs: bytes waiting to be read.
+            v["buffered_bytes"] = d.buffered.into();
             v["readers_opened"] = d.readers_opened.into();
             v["writers_opened"] = d.writers_opened.into();
             v["closed"] = d.closed.into();
@@ -488,7 +489,7 @@ mod tests {
         assert!(text.contains("closed:      yes"), "{text}");
         let j = object_json(&pipe);
         assert_eq!(
-            (j["buffered"].as_u64(), j["closed"].as_bool()),
+            (j["buffered_bytes"].as_u64(), j["closed"].as_bool()),
             (Some(21), Some(true))
         );
 
