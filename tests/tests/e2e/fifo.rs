@@ -96,27 +96,35 @@ fn buffered_fifos_keep_messages_until_a_reader_comes_and_survive_restarts() {
 fn delete_while_a_reader_waits_ends_the_wait() {
     let d = TestDaemon::start();
     d.ipcctl_ok(&["create", "fifo:gone"]);
-    let mut reader = d
-        .ipcctl()
-        .args(["recv", "fifo:gone", "--timeout", "60s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let spawn = |args: &[&str]| {
+        d.ipcctl()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut reader = spawn(&["recv", "fifo:gone", "--timeout", "60s"]);
+    let mut raw_reader = spawn(&["recv", "--raw", "fifo:gone", "--timeout", "60s"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let stat: serde_json::Value =
             serde_json::from_str(&d.ipcctl_ok(&["--json", "stat", "fifo:gone"])).unwrap();
-        if stat["readers_opened"] != 0 {
+        if stat["readers_opened"] == 2 {
             break;
         }
         assert!(Instant::now() < deadline, "reader never opened the FIFO");
         std::thread::sleep(Duration::from_millis(10));
     }
     d.ipcctl_ok(&["delete", "fifo:gone"]);
-    let status =
-        wait_timeout(&mut reader, Duration::from_secs(10)).expect("reader hung after delete");
-    assert!(!status.success(), "{status}");
+    for r in [&mut reader, &mut raw_reader] {
+        let status = wait_timeout(r, Duration::from_secs(10)).expect("reader hung after delete");
+        assert_eq!(
+            status.code(),
+            Some(2),
+            "a deleted FIFO is an error: {status}"
+        );
+    }
 }
 
 #[test]

@@ -297,10 +297,15 @@ fn send_stream(client: &mut Client, args: &SendArgs, kind: Kind) -> anyhow::Resu
         .context("cannot read standard input")?;
     let len = message.len() + usize::from(!message.ends_with(b"\n"));
     if len > PIPE_BUF {
+        // --lines helps only when there are several lines to split at.
+        let hint = if message[..message.len().saturating_sub(1)].contains(&b'\n') {
+            "use --lines to send it a line at a time, or --raw to stream it"
+        } else {
+            "use --raw to stream it as bytes"
+        };
         anyhow::bail!(
             "cannot send to {address}: standard input holds more than the {PIPE_BUF} bytes \
-             (PIPE_BUF) one atomic write carries; use --lines to send it a line at a time, or \
-             --raw to stream it (too-large)"
+             (PIPE_BUF) one atomic write carries; {hint} (too-large)"
         );
     }
     sink.line(&message, wait).map_err(fail)
@@ -729,6 +734,15 @@ fn recv_stream(client: &mut Client, args: &RecvArgs, json: bool, kind: Kind) -> 
         }
         out.flush()?;
         received += 1;
+    }
+    // A FIFO deleted while a raw copy waited for its first writer ends in plain
+    // end-of-file; say so instead of succeeding silently.
+    if matches!(ended, Ended::Eof) && is_fifo && received == 0 {
+        if let Err(e) = client.stat(address) {
+            if e.code() == Some(ErrorCode::NotFound) {
+                anyhow::bail!("{address} was deleted while waiting for a writer (not-found)");
+            }
+        }
     }
     match ended {
         _ if received > 0 => Ok(()),
