@@ -737,12 +737,13 @@ fn recv_stream(client: &mut Client, args: &RecvArgs, json: bool, kind: Kind) -> 
     }
     // A FIFO deleted while a raw copy waited for its first writer ends in plain
     // end-of-file; say so instead of succeeding silently.
-    if matches!(ended, Ended::Eof) && is_fifo && received == 0 {
-        if let Err(e) = client.stat(address) {
-            if e.code() == Some(ErrorCode::NotFound) {
-                anyhow::bail!("{address} was deleted while waiting for a writer (not-found)");
-            }
-        }
+    if matches!(ended, Ended::Eof)
+        && is_fifo
+        && received == 0
+        && let Err(e) = client.stat(address)
+        && e.code() == Some(ErrorCode::NotFound)
+    {
+        anyhow::bail!("{address} was deleted while waiting for a writer (not-found)");
     }
     match ended {
         _ if received > 0 => Ok(()),
