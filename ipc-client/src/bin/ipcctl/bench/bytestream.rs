@@ -22,8 +22,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use super::Ctx;
-use super::loops::{Budget, abba};
-use super::peer::{Blocks, Mechanism, PeerProcess, PeerReport, Role, counted, echoed};
+use super::loops::{Budget, abba, round_trip_blocks};
+use super::peer::{Blocks, MECHANISMS, Mechanism, PeerProcess, PeerReport, Role, counted, echoed};
 use super::report::{Row, Target};
 use super::stats::{PairRatios, Rate, Samples, median};
 use super::streams;
@@ -53,16 +53,6 @@ const MAX_BLOCK: u64 = 10_000;
 const MAX_RUN_BYTES: u64 = 1 << 30;
 
 /// Both mechanisms, in the order their results are stored.
-const MECHANISMS: [Mechanism; 2] = [Mechanism::Raw, Mechanism::Client];
-
-/// Index of `m` in [`MECHANISMS`].
-fn index(m: Mechanism) -> usize {
-    match m {
-        Mechanism::Raw => 0,
-        Mechanism::Client => 1,
-    }
-}
-
 /// One mechanism's ends in this process for one run.
 pub struct Ends<W, R> {
     /// Where this process writes (ping, or the stream).
@@ -196,7 +186,7 @@ impl Collected {
         MECHANISMS
             .map(|m| {
                 let client = m == Mechanism::Client;
-                let runs = &self.samples[index(m)];
+                let runs = &self.samples[m.index()];
                 let us = |f: fn(&Samples) -> Option<u64>| -> Vec<f64> {
                     runs.iter()
                         .filter_map(|s| f(s).map(|ns| ns as f64 / 1e3))
@@ -237,7 +227,7 @@ impl Collected {
         MECHANISMS
             .map(|m| {
                 let client = m == Mechanism::Client;
-                let runs = &self.rates[index(m)];
+                let runs = &self.rates[m.index()];
                 let vs_raw = client.then(|| median(&self.pairs)).flatten();
                 Row {
                     measure: measure.into(),
@@ -308,26 +298,15 @@ fn round_trip_run<K: StreamKind>(
         }
         Ok(s)
     };
-    // One untimed block each first, then the timed blocks.
-    for m in MECHANISMS {
-        block(m, Budget::count(ctx.warmup()), 0)?;
-    }
-    let mut samples: [Vec<u64>; 2] = Default::default();
-    let mut pairs = PairRatios::default();
-    abba(
-        MECHANISMS,
+    let result = round_trip_blocks(
+        ctx.warmup(),
         ctx.round_trip_budget(),
         ROUND_TRIP_BLOCK,
-        |m, n| {
-            let s = block(m, Budget::count(n), BLOCK_LEAD_IN)?;
-            let p50 = Samples::new(s.clone()).p50().unwrap_or(0);
-            pairs.record(index(m), p50 as f64);
-            samples[index(m)].extend(s);
-            Ok(())
-        },
+        BLOCK_LEAD_IN,
+        &mut block,
     )?;
     peer.finish()?;
-    Ok((samples, pairs.ratios))
+    Ok(result)
 }
 
 /// One throughput run: one peer, both mechanisms in alternating blocks; this
@@ -368,8 +347,8 @@ fn throughput_run<K: StreamKind>(
         }
         if keep {
             let got = report.rate();
-            pairs.record(index(m), got.per_second());
-            let total = &mut totals[index(m)];
+            pairs.record(m.index(), got.per_second());
+            let total = &mut totals[m.index()];
             total.messages += got.messages;
             total.bytes += got.bytes;
             total.elapsed += got.elapsed;

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use nix::mqueue::{mq_receive, mq_send};
 
+use super::peer::{MECHANISMS, Mechanism};
 use super::raw::RawQueue;
-use super::stats::{Rate, nanos};
+use super::stats::{PairRatios, Rate, Samples, nanos};
 
 /// One direction of a message channel, as the loops need it.
 pub trait Endpoint {
@@ -88,6 +89,33 @@ pub fn abba<M: Copy>(
         round += 1;
     }
     Ok(())
+}
+
+/// Drives round-trip blocks for both mechanisms: one untimed warm-up block of
+/// `warmup` exchanges each, then timed blocks of `block_len` in ABBA order (see
+/// [`abba`]). `block(mechanism, budget, lead_in)` runs one block and returns its
+/// nanoseconds per exchange. Returns those samples per mechanism and, per pair
+/// of adjacent blocks, the ratio of their p50s (ipc-client / raw).
+pub fn round_trip_blocks(
+    warmup: u64,
+    budget: Budget,
+    block_len: u64,
+    lead_in: u64,
+    mut block: impl FnMut(Mechanism, Budget, u64) -> anyhow::Result<Vec<u64>>,
+) -> anyhow::Result<([Vec<u64>; 2], Vec<f64>)> {
+    for m in MECHANISMS {
+        block(m, Budget::count(warmup), 0)?;
+    }
+    let mut samples: [Vec<u64>; 2] = Default::default();
+    let mut pairs = PairRatios::default();
+    abba(MECHANISMS, budget, block_len, |m, n| {
+        let s = block(m, Budget::count(n), lead_in)?;
+        let p50 = Samples::new(s.clone()).p50().unwrap_or(0);
+        pairs.record(m.index(), p50 as f64);
+        samples[m.index()].extend(s);
+        Ok(())
+    })?;
+    Ok((samples, pairs.ratios))
 }
 
 /// A recognisable payload of `size` bytes.

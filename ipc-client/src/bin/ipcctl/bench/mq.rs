@@ -30,8 +30,8 @@ use ipc_client::{Client, MessageQueue};
 
 use super::Ctx;
 use super::client_mq;
-use super::loops::{Budget, abba, round_trip, send_stream};
-use super::peer::{Mechanism, PeerArgs, PeerKind, PeerProcess, Role};
+use super::loops::{Budget, abba, round_trip, round_trip_blocks, send_stream};
+use super::peer::{MECHANISMS, Mechanism, PeerArgs, PeerKind, PeerProcess, Role};
 use super::raw::{self, RawQueue};
 use super::report::{Row, Target};
 use super::stats::{PairRatios, Rate, Samples, median};
@@ -52,21 +52,11 @@ const THROUGHPUT_BLOCK: u64 = 2_000;
 const BLOCK_LEAD_IN: u64 = 4;
 
 /// Both mechanisms, in the order their results are stored.
-const MECHANISMS: [Mechanism; 2] = [Mechanism::Raw, Mechanism::Client];
-
 /// The mechanism's label in the table.
 fn label(m: Mechanism) -> &'static str {
     match m {
         Mechanism::Raw => "mq raw",
         Mechanism::Client => "mq ipc-client",
-    }
-}
-
-/// Index of `m` in [`MECHANISMS`].
-fn index(m: Mechanism) -> usize {
-    match m {
-        Mechanism::Raw => 0,
-        Mechanism::Client => 1,
     }
 }
 
@@ -125,7 +115,7 @@ fn measure_size(
     let (mut latency_rows, mut throughput_rows) = (Vec::new(), Vec::new());
     for m in MECHANISMS {
         let client = m == Mechanism::Client;
-        let runs = &rt[index(m)];
+        let runs = &rt[m.index()];
         let pick = |f: fn(&Samples) -> Option<u64>| {
             median(
                 &runs
@@ -159,7 +149,7 @@ fn measure_size(
             per_run_vs_raw: if client { rt_runs.clone() } else { Vec::new() },
             ..Row::default()
         });
-        let runs = &tp[index(m)];
+        let runs = &tp[m.index()];
         let vs_raw = client.then(|| median(&tp_pairs)).flatten();
         throughput_rows.push(Row {
             measure: "one-way".into(),
@@ -276,7 +266,6 @@ fn round_trip_run(
     pong.unlink()?;
     let [client_ping, client_pong, _] = &mut cq.queues;
 
-    // One untimed block each first, then the timed blocks.
     let mut block = |m: Mechanism, budget: Budget, lead_in: u64| -> anyhow::Result<Vec<u64>> {
         peer.start(m)?;
         let s = match m {
@@ -290,25 +279,15 @@ fn round_trip_run(
         }
         Ok(s)
     };
-    for m in MECHANISMS {
-        block(m, Budget::count(ctx.warmup()), 0)?;
-    }
-    let mut samples: [Vec<u64>; 2] = Default::default();
-    let mut pairs = PairRatios::default();
-    abba(
-        MECHANISMS,
+    let result = round_trip_blocks(
+        ctx.warmup(),
         ctx.round_trip_budget(),
         ROUND_TRIP_BLOCK,
-        |m, n| {
-            let s = block(m, Budget::count(n), BLOCK_LEAD_IN)?;
-            let p50 = Samples::new(s.clone()).p50().unwrap_or(0);
-            pairs.record(index(m), p50 as f64);
-            samples[index(m)].extend(s);
-            Ok(())
-        },
+        BLOCK_LEAD_IN,
+        &mut block,
     )?;
     peer.finish()?;
-    Ok((samples, pairs.ratios))
+    Ok(result)
 }
 
 /// One throughput run: one peer, both mechanisms in alternating blocks; this
@@ -354,8 +333,8 @@ fn throughput_run(
             );
         }
         if keep {
-            pairs.record(index(m), got.per_second());
-            let total = &mut totals[index(m)];
+            pairs.record(m.index(), got.per_second());
+            let total = &mut totals[m.index()];
             total.messages += got.messages;
             total.bytes += got.bytes;
             total.elapsed += got.elapsed;

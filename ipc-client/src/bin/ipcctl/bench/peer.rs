@@ -93,6 +93,19 @@ pub enum Mechanism {
     Client,
 }
 
+/// Both mechanisms, in the order results are kept: raw first, then ipc-client.
+pub const MECHANISMS: [Mechanism; 2] = [Mechanism::Raw, Mechanism::Client];
+
+impl Mechanism {
+    /// Index of this mechanism in [`MECHANISMS`].
+    pub fn index(self) -> usize {
+        match self {
+            Mechanism::Raw => 0,
+            Mechanism::Client => 1,
+        }
+    }
+}
+
 /// What a peer does with the messages it receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
