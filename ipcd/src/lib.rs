@@ -7,9 +7,10 @@
 
 pub mod access;
 pub mod config;
+pub mod dispatch;
 pub mod error;
-pub mod handler;
 pub mod kinds;
+pub mod peer;
 pub mod persist;
 pub mod registry;
 pub mod server;
@@ -51,12 +52,12 @@ impl Daemon {
             persist::LockError::InUse => DaemonError::StateInUse(config.state_dir.clone()),
             persist::LockError::Io(message) => state_err(message),
         })?;
-        let registry = registry::Registry::load(
-            config.state_dir.clone(),
-            config.runtime_dir.clone(),
-            config.prefix.clone(),
-        )
-        .map_err(state_err)?;
+        let namespace = kinds::Namespace {
+            prefix: config.prefix.clone(),
+            runtime_dir: config.runtime_dir.clone(),
+        };
+        let registry =
+            registry::Registry::load(config.state_dir.clone(), namespace).map_err(state_err)?;
         let listener =
             tokio::net::UnixListener::from_std(listener).map_err(|error| DaemonError::Io {
                 context: "registering the listener".into(),

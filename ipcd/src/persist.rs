@@ -13,7 +13,11 @@ use serde::{Deserialize, Serialize};
 pub const STATE_FILE: &str = "registry.json";
 
 /// Bumped when the file's shape changes incompatibly.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format this build still reads (format 1 kept a FIFO's `buffered`
+/// flag at the top level of the record; format 2 keeps kind fields in `state`).
+const OLDEST_FORMAT: u32 = 1;
 
 /// The whole file.
 #[derive(Debug, Serialize, Deserialize)]
@@ -31,8 +35,10 @@ pub struct StateFile {
 pub struct StoredObject {
     /// `KIND:NAME`.
     pub address: String,
-    /// Kernel name or path.
-    pub kernel_name: String,
+    /// Kernel name or path, as created (checked against the one the namespace
+    /// gives on load; `None` for objects with no name outside the daemon).
+    #[serde(default, deserialize_with = "kernel_name_or_placeholder")]
+    pub kernel_name: Option<String>,
     /// Owner uid.
     pub owner_uid: u32,
     /// Owner gid.
@@ -45,9 +51,20 @@ pub struct StoredObject {
     pub created_at_ms: u64,
     /// `true` when removed at the end of the creating connection.
     pub session: bool,
-    /// `true` when the daemon holds the object open to buffer data (buffered FIFOs).
+    /// The kind's own fields (`KindObject::state`), opaque to everything but the kind.
     #[serde(default)]
+    pub state: serde_json::Value,
+    /// Format 1's only kind field, moved into `state` on load.
+    #[serde(default, skip_serializing)]
     pub buffered: bool,
+}
+
+/// Format 1 wrote a placeholder for objects without a kernel name.
+fn kernel_name_or_placeholder<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    let name = Option::<String>::deserialize(d)?;
+    Ok(name.filter(|n| !n.is_empty() && !n.starts_with('(')))
 }
 
 /// Path of the state file in `dir`.
@@ -64,11 +81,17 @@ pub fn load(dir: &Path) -> Result<Option<StateFile>, String> {
         Err(e) => return Err(format!("cannot read: {e}")),
     };
     let file: StateFile = serde_json::from_str(&text).map_err(|e| format!("cannot parse: {e}"))?;
-    if file.format != FORMAT_VERSION {
+    if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&file.format) {
         return Err(format!(
-            "unsupported format {} (this ipcd reads {FORMAT_VERSION})",
+            "unsupported format {} (this ipcd reads {OLDEST_FORMAT} to {FORMAT_VERSION})",
             file.format
         ));
+    }
+    let mut file = file;
+    for rec in &mut file.objects {
+        if rec.buffered && rec.state.is_null() {
+            rec.state = serde_json::json!({ "buffered": true });
+        }
     }
     Ok(Some(file))
 }

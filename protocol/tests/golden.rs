@@ -198,7 +198,7 @@ fn chunks_info(opens: u64, details: PipeDetails) -> ObjectInfo {
 fn chunks_details(readers_opened: u64, buffered: u64, closed: bool) -> PipeDetails {
     PipeDetails {
         capacity: 262_144,
-        buffered,
+        buffered_bytes: buffered,
         readers_opened,
         writers_opened: 0,
         closed,

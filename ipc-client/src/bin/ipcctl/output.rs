@@ -140,7 +140,7 @@ pub fn object_json(o: &ObjectInfo) -> Value {
         KindDetails::Pipe(d) => {
             v["capacity"] = d.capacity.into();
             // Same key and meaning as for FIFOs: bytes waiting to be read.
-            v["buffered_bytes"] = d.buffered.into();
+            v["buffered_bytes"] = d.buffered_bytes.into();
             v["readers_opened"] = d.readers_opened.into();
             v["writers_opened"] = d.writers_opened.into();
             v["closed"] = d.closed.into();
@@ -197,7 +197,7 @@ pub fn object_fields(o: &ObjectInfo) -> String {
         ]),
         KindDetails::Pipe(d) => rows.extend([
             ("kernel name", o.kernel_name.clone()),
-            ("buffered", format!("{} bytes", d.buffered)),
+            ("buffered", format!("{} bytes", d.buffered_bytes)),
             ("capacity", format!("{} bytes", d.capacity)),
             ("read ends", format!("{} handed out", d.readers_opened)),
             ("write ends", format!("{} handed out", d.writers_opened)),
@@ -290,7 +290,7 @@ pub fn object_table(objects: &[ObjectInfo]) -> String {
                     "-".to_owned(),
                 ),
                 KindDetails::Pipe(d) => (
-                    format!("{} B", d.buffered),
+                    format!("{} B", d.buffered_bytes),
                     format!("{} B", d.capacity),
                     format!(
                         "{}r {}w{}",
@@ -458,7 +458,7 @@ mod tests {
         pipe.kernel_name = "(anonymous pipe)".into();
         pipe.details = KindDetails::Pipe(PipeDetails {
             capacity: 65536,
-            buffered: 21,
+            buffered_bytes: 21,
             readers_opened: 2,
             writers_opened: 1,
             closed: true,
