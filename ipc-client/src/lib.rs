@@ -96,9 +96,9 @@ pub use stream::{MAX_MSG_LEN, MSG_HEADER_LEN, PIPE_BUF};
 /// The wire protocol crate, for the types requests and answers are made of.
 pub use protocol;
 pub use protocol::{
-    Access, CreateSpec, ErrorCode, Event, FifoDetails, FifoParams, Kind, KindDetails, KindParams,
-    Lifetime, MqDetails, MqParams, ObjectInfo, PipeDetails, PipeParams, Reply, Request, StatusInfo,
-    Welcome, WireError,
+    Access, CreateSpec, ErrorCode, Event, FifoDetails, FifoParams, Kind, KindDetails, KindOp,
+    KindParams, KindReply, Lifetime, MqDetails, MqParams, ObjectInfo, PipeDetails, PipeParams,
+    Readiness, Reply, Request, StatusInfo, Welcome, WireError,
 };
 
 #[cfg(test)]
