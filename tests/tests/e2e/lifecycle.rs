@@ -1,21 +1,10 @@
 //! Daemon lifecycle: restart after kill -9, SIGTERM, a second daemon, session
 //! lifetime, SIGHUP and SIGUSR1.
 
-use std::time::{Duration, Instant};
-
-use ipcd_tests::TestDaemon;
 use ipcd_tests::raw::RawConn;
+use ipcd_tests::{TestDaemon, eventually};
 use nix::sys::signal::Signal;
 use protocol::{CreateSpec, KindParams, Lifetime, MqParams, Outcome, Request, ServerFrame};
-
-/// Polls `check` until it holds or 10 s pass.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 #[test]
 fn kill_9_and_restart_keeps_objects_owner_mode_and_messages() {
