@@ -63,9 +63,20 @@ impl Caller {
 /// Handles one request.
 pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answer, RequestError> {
     let peer = &caller.peer;
+    if request.since_version() > caller.version {
+        return Err(RequestError::BadAddress(WireError::new(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "this request needs protocol version {}; this connection speaks version {}",
+                request.since_version(),
+                caller.version
+            ),
+        )));
+    }
     let reply = match request {
         Request::Ping => Reply::Pong,
         Request::Status => Reply::Status(shared.status()),
+        Request::Usage => Reply::Usage(shared.usage(peer)),
         Request::List { kind } => Reply::List(list_all(shared, caller, kind)),
         Request::ListPage { kind, after, limit } => list_page(shared, caller, kind, after, limit)?,
         Request::Stat { address } => {
@@ -74,9 +85,11 @@ pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answ
         Request::Create { address, spec } => {
             let address = caller.parse(&address)?;
             let limits = shared.limits();
-            let info = shared
-                .registry()
-                .create(address, &spec, peer, caller.session, &limits)?;
+            let quota = shared.quota(peer);
+            let info =
+                shared
+                    .registry()
+                    .create(address, &spec, peer, caller.session, &limits, &quota)?;
             AtomicCounters::bump(&shared.counters.created, 1);
             Reply::Created(info)
         }

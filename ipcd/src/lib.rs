@@ -6,6 +6,7 @@
 //! drive it through the [`Control`] channel.
 
 pub mod access;
+pub mod budget;
 pub mod config;
 pub mod dispatch;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod kinds;
 pub mod peer;
 pub mod persist;
 pub mod registry;
+pub mod rlimits;
 pub mod server;
 pub mod session;
 pub mod shared;
@@ -25,6 +27,7 @@ pub use config::Config;
 pub use error::DaemonError;
 pub use server::Control;
 use tokio::sync::mpsc;
+use tracing::info;
 
 /// A daemon that has locked its state directory and loaded its registry, ready
 /// to serve. Starting and serving are separate so `main` can report readiness
@@ -52,6 +55,13 @@ impl Daemon {
             persist::LockError::InUse => DaemonError::StateInUse(config.state_dir.clone()),
             persist::LockError::Io(message) => state_err(message),
         })?;
+        // Before re-adopting objects, which holds descriptors and queue bytes.
+        let granted = rlimits::raise(config.tunables.budgets.mq_budget_bytes);
+        info!(
+            nofile = granted.nofile,
+            mq_budget_bytes = granted.mq_bytes,
+            "resource limits"
+        );
         let namespace = kinds::Namespace {
             prefix: config.prefix.clone(),
             runtime_dir: config.runtime_dir.clone(),
@@ -63,7 +73,7 @@ impl Daemon {
                 context: "registering the listener".into(),
                 error,
             })?;
-        let shared = Arc::new(shared::Shared::new(config, registry));
+        let shared = Arc::new(shared::Shared::new(config, registry, granted));
         Ok(Daemon {
             listener,
             shared,

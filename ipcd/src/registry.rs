@@ -16,8 +16,9 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::access::{Need, Permissions};
+use crate::budget::Quota;
 use crate::error::RequestError;
-use crate::kinds::{self, CreateArgs, KindObject, Namespace, OpAnswer, Reopened};
+use crate::kinds::{self, CreateArgs, Held, KindObject, Namespace, OpAnswer, Reopened};
 use crate::peer::{Peer, SessionId};
 use crate::persist::{self, StoredObject};
 
@@ -103,6 +104,17 @@ impl Object {
     fn remove(self) -> Result<(), RequestError> {
         self.handle.remove()
     }
+}
+
+/// What one uid's objects make the daemon hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UidHolds {
+    /// Objects owned.
+    pub objects: u64,
+    /// Descriptors held for them.
+    pub fds: u64,
+    /// Queue bytes charged for them.
+    pub mq_bytes: u64,
 }
 
 /// All registered objects, keyed by address.
@@ -230,6 +242,49 @@ impl Registry {
         self.objects.is_empty()
     }
 
+    /// What the objects `uid` owns make the daemon hold.
+    pub fn held_by(&self, uid: u32) -> UidHolds {
+        let mut h = UidHolds::default();
+        for o in self.objects.values().filter(|o| o.perms.owner_uid == uid) {
+            let held = o.handle.held();
+            h.objects += 1;
+            h.fds += held.fds;
+            h.mq_bytes += held.mq_bytes;
+        }
+        h
+    }
+
+    /// Refuses a creation that would take `uid` past its shares.
+    fn check_shares(
+        &self,
+        uid: u32,
+        address: &Address,
+        cost: Held,
+        quota: &Quota,
+    ) -> Result<(), RequestError> {
+        if quota.privileged {
+            return Ok(());
+        }
+        let held = self.held_by(uid);
+        let fds = held.fds + quota.wait_fds;
+        if fds + cost.fds > quota.shares.fds {
+            return Err(RequestError::LimitExceeded(format!(
+                "uid {uid} has the daemon holding {fds} descriptors for its objects and waits; \
+                 '{address}' needs {} more, over its share of {} (max_fds_per_uid)",
+                cost.fds, quota.shares.fds
+            )));
+        }
+        if held.mq_bytes + cost.mq_bytes > quota.shares.mq_bytes {
+            return Err(RequestError::LimitExceeded(format!(
+                "uid {uid}'s queues take {} bytes and '{address}' needs {} more, over its share of \
+                 {} bytes (mq_bytes_per_uid) of the daemon's {}-byte queue budget; use smaller \
+                 queues (--capacity, --msg-size) or delete unused ones",
+                held.mq_bytes, cost.mq_bytes, quota.shares.mq_bytes, quota.mq_budget
+            )));
+        }
+        Ok(())
+    }
+
     /// The object at `address`, if `peer` may use it as `need` says.
     fn get_mut(
         &mut self,
@@ -255,6 +310,7 @@ impl Registry {
         peer: &Peer,
         session: SessionId,
         limits: &Limits,
+        quota: &Quota,
     ) -> Result<ObjectInfo, RequestError> {
         if spec.params.kind() != address.kind {
             return Err(kinds::wrong_params(&spec.params, address.kind));
@@ -281,14 +337,16 @@ impl Registry {
         }
         let module = kinds::module(address.kind);
         let kernel_name = module.kernel_name(&self.ns, &address.name);
-        let handle = module.create(&CreateArgs {
+        let args = CreateArgs {
             kernel_name: kernel_name.as_deref(),
             params: &spec.params,
             mode,
             adopt: spec.adopt,
             peer,
             max_message_size: limits.max_message_size,
-        })?;
+        };
+        self.check_shares(peer.uid, &address, module.cost(&args)?, quota)?;
+        let handle = module.create(&args)?;
         let obj = Object {
             address: address.clone(),
             kernel_name,

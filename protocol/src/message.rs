@@ -172,6 +172,27 @@ pub enum Request {
         /// objects remain; 0 asks for the daemon's default page size).
         limit: u32,
     },
+    /// What the caller's uid holds in the daemon and the shares it may hold,
+    /// answered by [`Reply::Usage`]. Since version 3.
+    Usage,
+}
+
+impl Request {
+    /// The protocol version that introduced this request; a connection that
+    /// agreed on an older version may not send it (it could not decode the reply).
+    pub fn since_version(&self) -> u16 {
+        match self {
+            Request::Ping
+            | Request::Status
+            | Request::List { .. }
+            | Request::Stat { .. }
+            | Request::Create { .. }
+            | Request::Open { .. }
+            | Request::Delete { .. } => 1,
+            Request::Close { .. } => 2,
+            Request::Kind { .. } | Request::ListPage { .. } | Request::Usage => 3,
+        }
+    }
 }
 
 /// How to create an object.
@@ -271,6 +292,44 @@ pub enum Reply {
         /// The address to pass as `after` for the next page; `None` on the last page.
         next: Option<String>,
     },
+    /// Answers [`Request::Usage`]. Since version 3.
+    Usage(UsageInfo),
+}
+
+/// What one uid holds in the daemon, against its shares. A `max_*` of
+/// `u64::MAX` means no per-uid share applies (root and the daemon's own uid are
+/// bounded only by the daemon-wide limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct UsageInfo {
+    /// The uid this is about (the caller's).
+    pub uid: u32,
+    /// Whether the uid is exempt from per-uid shares.
+    pub privileged: bool,
+    /// Connections open.
+    pub connections: u64,
+    /// Most connections (`max_connections_per_uid`).
+    pub max_connections: u64,
+    /// Objects owned.
+    pub objects: u64,
+    /// Most objects (`max_objects_per_uid`).
+    pub max_objects: u64,
+    /// Descriptors the daemon holds for this uid's objects and waits.
+    pub fds: u64,
+    /// Most such descriptors (`max_fds_per_uid`).
+    pub max_fds: u64,
+    /// Requests waiting.
+    pub waits: u64,
+    /// Most requests waiting (`max_waits_per_uid`).
+    pub max_waits: u64,
+    /// Bytes this uid's queues are charged (kernel accounting, estimated).
+    pub mq_bytes: u64,
+    /// Most queue bytes (`mq_bytes_per_uid`).
+    pub max_mq_bytes: u64,
+    /// The daemon's whole queue byte budget (`RLIMIT_MSGQUEUE`), all users together.
+    pub mq_budget_bytes: u64,
+    /// The daemon's open-file limit.
+    pub nofile: u64,
 }
 
 /// What the daemon knows of one object.

@@ -199,6 +199,7 @@ fn request_variant(r: &Request) -> &'static str {
         Request::Close { .. } => "Close",
         Request::Kind { .. } => "Kind",
         Request::ListPage { .. } => "ListPage",
+        Request::Usage => "Usage",
     }
 }
 
@@ -214,6 +215,7 @@ fn reply_variant(r: &Reply) -> &'static str {
         Reply::Closed => "Closed",
         Reply::Kind(_) => "Kind",
         Reply::ListPage { .. } => "ListPage",
+        Reply::Usage(_) => "Usage",
     }
 }
 
@@ -277,14 +279,14 @@ fn strategies_reach_every_variant() {
         variants_drawn(512, request_variant),
         set(&[
             "Ping", "Status", "List", "Stat", "Create", "Open", "Delete", "Close", "Kind",
-            "ListPage"
+            "ListPage", "Usage"
         ])
     );
     assert_eq!(
         variants_drawn(512, reply_variant),
         set(&[
             "Pong", "Status", "List", "Stat", "Created", "Opened", "Deleted", "Closed", "Kind",
-            "ListPage"
+            "ListPage", "Usage"
         ])
     );
     assert_eq!(variants_drawn(256, op_variant), set(&["Mq", "Pipe"]));

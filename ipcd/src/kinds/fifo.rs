@@ -18,7 +18,7 @@ use protocol::{Access, FifoDetails, FifoParams, Kind, KindDetails, KindOp, KindP
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CreateArgs, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
+    CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
 };
 use crate::access::Need;
 use crate::error::RequestError;
@@ -44,6 +44,14 @@ impl KindModule for Module {
                 .display()
                 .to_string(),
         )
+    }
+
+    fn cost(&self, args: &CreateArgs<'_>) -> Result<Held, RequestError> {
+        let buffered = matches!(args.params, KindParams::Fifo(p) if p.buffered);
+        Ok(Held {
+            fds: u64::from(buffered),
+            mq_bytes: 0,
+        })
     }
 
     fn create(&self, args: &CreateArgs<'_>) -> Result<Box<dyn KindObject>, RequestError> {
@@ -217,6 +225,13 @@ impl KindObject for FifoObject {
 
     fn operate(&mut self, op: KindOp) -> Result<OpAnswer, RequestError> {
         Err(wrong_op(&op, Kind::Fifo))
+    }
+
+    fn held(&self) -> Held {
+        Held {
+            fds: u64::from(self.hold.is_some()),
+            mq_bytes: 0,
+        }
     }
 
     fn state(&self) -> serde_json::Value {

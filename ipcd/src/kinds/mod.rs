@@ -55,6 +55,15 @@ pub struct CreateArgs<'a> {
     pub max_message_size: u64,
 }
 
+/// What an object makes the daemon hold, charged to its owner's budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Descriptors the daemon keeps open for it.
+    pub fds: u64,
+    /// Bytes the kernel charges against the daemon's queue budget (`RLIMIT_MSGQUEUE`).
+    pub mq_bytes: u64,
+}
+
 /// What reopening a recorded object after a restart found.
 pub enum Reopened {
     /// The kernel object is there and the daemon holds it again.
@@ -69,6 +78,10 @@ pub trait KindModule: Sync {
     /// namespace only (never taken from a stored record); `None` if the kind's
     /// objects have no name outside the daemon.
     fn kernel_name(&self, ns: &Namespace, name: &Name) -> Option<String>;
+
+    /// What creating the object `args` describe would make the daemon hold,
+    /// checked against the owner's budget before anything is created.
+    fn cost(&self, args: &CreateArgs<'_>) -> Result<Held, RequestError>;
 
     /// Creates (or, with `adopt`, registers an existing) kernel object.
     fn create(&self, args: &CreateArgs<'_>) -> Result<Box<dyn KindObject>, RequestError>;
@@ -117,6 +130,9 @@ pub trait KindObject: Send + std::fmt::Debug {
 
     /// Performs a kind-specific operation (permission already checked).
     fn operate(&mut self, op: KindOp) -> Result<OpAnswer, RequestError>;
+
+    /// What the object makes the daemon hold now.
+    fn held(&self) -> Held;
 
     /// The kind's own fields to save with the record (`null` if none).
     fn state(&self) -> serde_json::Value;

@@ -17,7 +17,7 @@ use protocol::{
 use tokio::io::Interest;
 
 use super::{
-    CreateArgs, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
+    CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
 };
 use crate::access::Need;
 use crate::error::RequestError;
@@ -31,9 +31,20 @@ pub struct Module;
 pub struct MqObject {
     name: String,
     fd: OwnedFd,
+    /// What the kernel charges for it (capacity and message size never change).
+    charged: u64,
 }
 
 impl MqObject {
+    fn new(name: &str, fd: OwnedFd) -> Result<Self, RequestError> {
+        let attr = mq_getattr_fd(fd.as_fd()).map_err(|e| RequestError::os("mq_getattr", e))?;
+        Ok(MqObject {
+            name: name.to_owned(),
+            fd,
+            charged: charged_bytes(attr.maxmsg() as u64, attr.msgsize() as u64),
+        })
+    }
+
     fn attributes(&self) -> Result<MqDetails, RequestError> {
         let attr = mq_getattr_fd(self.fd.as_fd()).map_err(|e| RequestError::os("mq_getattr", e))?;
         Ok(MqDetails {
@@ -59,10 +70,26 @@ impl KindModule for Module {
         } else {
             create(name, args, params)?
         };
-        Ok(Box::new(MqObject {
-            name: name.to_owned(),
-            fd,
-        }))
+        MqObject::new(name, fd).map(|q| Box::new(q) as Box<dyn KindObject>)
+    }
+
+    fn cost(&self, args: &CreateArgs<'_>) -> Result<Held, RequestError> {
+        let KindParams::Mq(params) = args.params else {
+            return Err(wrong_params(args.params, Kind::Mq));
+        };
+        if args.adopt {
+            // The adopted queue's size is known once it is open; its bytes were
+            // charged to whoever created it.
+            return Ok(Held {
+                fds: 1,
+                mq_bytes: 0,
+            });
+        }
+        let (capacity, msg_size) = resolve(params, args.max_message_size);
+        Ok(Held {
+            fds: 1,
+            mq_bytes: charged_bytes(capacity, msg_size),
+        })
     }
 
     fn reopen(
@@ -79,10 +106,10 @@ impl KindModule for Module {
             Mode::empty(),
             None,
         ) {
-            Ok(mqd) => Ok(Reopened::Alive(Box::new(MqObject {
-                name: name.to_owned(),
-                fd: mqd_into_owned(mqd),
-            }))),
+            Ok(mqd) => Ok(Reopened::Alive(Box::new(MqObject::new(
+                name,
+                mqd_into_owned(mqd),
+            )?))),
             Err(Errno::ENOENT) => Ok(Reopened::Gone(format!(
                 "kernel queue {name} vanished while ipcd was down"
             ))),
@@ -138,6 +165,13 @@ impl KindObject for MqObject {
             wait: Box::pin(wait_until(fd, ready)),
             timeout: timeout_ms.map(Duration::from_millis),
         })
+    }
+
+    fn held(&self) -> Held {
+        Held {
+            fds: 1,
+            mq_bytes: self.charged,
+        }
     }
 
     fn state(&self) -> serde_json::Value {
@@ -217,17 +251,32 @@ fn read_proc(key: &str) -> Option<u64> {
 }
 
 /// Creates the queue for a create request.
-fn create(name: &str, args: &CreateArgs<'_>, params: &MqParams) -> Result<OwnedFd, RequestError> {
+/// Capacity and message size a create asks for, kernel defaults filled in.
+/// The default message size never exceeds the daemon's limit; an explicit one may not.
+fn resolve(params: &MqParams, max_message_size: u64) -> (u64, u64) {
     let capacity = params
         .capacity
         .map(u64::from)
         .unwrap_or_else(|| read_proc("msg_default").unwrap_or(10));
-    // The default message size never exceeds the daemon's limit; an explicit one may not.
     let msg_size = params.msg_size.map(u64::from).unwrap_or_else(|| {
         read_proc("msgsize_default")
             .unwrap_or(8192)
-            .min(args.max_message_size)
+            .min(max_message_size)
     });
+    (capacity, msg_size)
+}
+
+/// Bytes the kernel charges a queue against `RLIMIT_MSGQUEUE` (ipc/mqueue.c:
+/// a `struct msg_msg` pointer tree plus the messages themselves).
+pub fn charged_bytes(capacity: u64, msg_size: u64) -> u64 {
+    const MSG_MSG: u64 = 48;
+    const TREE_NODE: u64 = 40;
+    const MQ_PRIO_MAX: u64 = 32_768;
+    capacity * MSG_MSG + capacity.min(MQ_PRIO_MAX) * TREE_NODE + capacity * msg_size
+}
+
+fn create(name: &str, args: &CreateArgs<'_>, params: &MqParams) -> Result<OwnedFd, RequestError> {
+    let (capacity, msg_size) = resolve(params, args.max_message_size);
     if capacity == 0 || msg_size == 0 {
         return Err(RequestError::InvalidArgument(format!(
             "capacity and message size must be at least 1 (got capacity {capacity}, message size {msg_size})"

@@ -17,7 +17,7 @@ use protocol::{
 use tracing::info;
 
 use super::{
-    CreateArgs, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
+    CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
 };
 use crate::access::Need;
 use crate::error::RequestError;
@@ -29,6 +29,13 @@ pub struct Module;
 impl KindModule for Module {
     fn kernel_name(&self, _ns: &Namespace, _name: &Name) -> Option<String> {
         None
+    }
+
+    fn cost(&self, _args: &CreateArgs<'_>) -> Result<Held, RequestError> {
+        Ok(Held {
+            fds: 2,
+            mq_bytes: 0,
+        })
     }
 
     fn create(&self, args: &CreateArgs<'_>) -> Result<Box<dyn KindObject>, RequestError> {
@@ -178,6 +185,13 @@ impl KindObject for PipeObject {
             info!("pipe closed for writing");
         }
         Ok(OpAnswer::Now(KindReply::Pipe(PipeReply::Closed)))
+    }
+
+    fn held(&self) -> Held {
+        Held {
+            fds: 1 + u64::from(self.write.is_some()),
+            mq_bytes: 0,
+        }
     }
 
     fn state(&self) -> serde_json::Value {

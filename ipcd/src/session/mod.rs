@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::budget::ConnTicket;
 use crate::dispatch::{self, Answer, Caller};
 use crate::error::{FatalError, RequestError};
 use crate::peer::Peer;
@@ -39,7 +40,12 @@ pub const MAX_WAITS_PER_SESSION: usize = 64;
 type Done = (u64, Result<KindReply, RequestError>);
 
 /// Serves one connection until it closes or the daemon shuts down.
-pub async fn run(shared: Arc<Shared>, stream: UnixStream, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    shared: Arc<Shared>,
+    stream: UnixStream,
+    ticket: ConnTicket,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let id = shared.next_session_id();
     let peer = match stream.peer_cred() {
         Ok(c) => Peer {
@@ -67,6 +73,7 @@ pub async fn run(shared: Arc<Shared>, stream: UnixStream, mut shutdown: watch::R
             version: PROTOCOL_VERSION,
         },
         greeted: false,
+        ticket,
         waits: JoinSet::new(),
         waiting: HashSet::new(),
     };
@@ -102,6 +109,7 @@ pub async fn run(shared: Arc<Shared>, stream: UnixStream, mut shutdown: watch::R
     }
     let stopping = *shutdown.borrow();
     if stopping {
+        session.end_waits().await;
         session
             .send(ServerFrame::Event(Event::ShuttingDown), Vec::new())
             .await;
@@ -167,6 +175,8 @@ struct Session<'a> {
     tx: mpsc::Sender<Outgoing>,
     caller: Caller,
     greeted: bool,
+    /// This connection's place in the per-uid ledger.
+    ticket: ConnTicket,
     /// Requests answered later, each a task of its own (no thread per wait).
     waits: JoinSet<Done>,
     /// Ids of the requests in `waits`.
@@ -267,10 +277,35 @@ impl Session<'_> {
                     ));
                     return self.answer(id, Err(e), Vec::new()).await;
                 }
+                let peer = self.caller.peer;
+                let max = self.shared.tunables().budgets.max_waits_per_uid;
+                let privileged = self.shared.privileged(&peer);
+                let ticket = match self.shared.ledger.admit_wait(peer.uid, privileged, max) {
+                    Ok(t) => t,
+                    Err(why) => {
+                        let e = RequestError::LimitExceeded(why);
+                        return self.answer(id, Err(e), Vec::new()).await;
+                    }
+                };
                 self.waiting.insert(id);
-                self.waits.spawn(drive(id, waiter));
+                self.waits.spawn(async move {
+                    let done = drive(id, waiter).await;
+                    drop(ticket);
+                    done
+                });
             }
             Err(e) => self.answer(id, Err(e), Vec::new()).await,
+        }
+    }
+
+    /// Answers every waiting request with `shutting-down` (the daemon stops).
+    async fn end_waits(&mut self) {
+        self.waits.abort_all();
+        let mut ids: Vec<u64> = self.waiting.drain().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.answer(id, Err(RequestError::ShuttingDown), Vec::new())
+                .await;
         }
     }
 
@@ -315,15 +350,7 @@ impl Session<'_> {
             return false;
         }
         let limits = self.shared.limits();
-        let open = self.shared.sessions.load(Ordering::Relaxed);
-        if open > limits.max_connections {
-            let msg = format!(
-                "too many connections ({open} open, max_connections is {})",
-                limits.max_connections
-            );
-            self.fatal(FatalError::TooManyConnections(msg)).await;
-            return false;
-        }
+        self.ticket.greeted();
         let peer = self.caller.peer;
         debug!(session = self.caller.session, client = %hello.client_name, "handshake");
         let welcome = Welcome {

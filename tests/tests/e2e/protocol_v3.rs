@@ -161,3 +161,28 @@ fn a_refused_version_names_the_supported_range_in_a_fixed_form() {
     assert_eq!(min.parse::<u16>().unwrap(), protocol::MIN_PROTOCOL_VERSION);
     assert_eq!(max.parse::<u16>().unwrap(), protocol::PROTOCOL_VERSION);
 }
+
+#[test]
+fn an_older_connection_may_not_send_newer_requests() {
+    let d = TestDaemon::start();
+    let mut c = RawConn::connect(&d.socket);
+    c.send(&ClientFrame::Hello(Hello {
+        version: 2,
+        client_name: "v2".into(),
+    }));
+    assert!(matches!(c.recv(), Some(ServerFrame::Welcome(w)) if w.version == 2));
+    match c.request(Request::Usage) {
+        ServerFrame::Response {
+            result: Outcome::Err(e),
+            ..
+        } => assert_eq!(e.code, ErrorCode::UnsupportedVersion, "{}", e.message),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        c.request(Request::Ping),
+        ServerFrame::Response {
+            result: Outcome::Ok(Reply::Pong),
+            ..
+        }
+    ));
+}

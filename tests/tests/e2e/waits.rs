@@ -246,3 +246,31 @@ fn wait_for_is_refused_on_another_kind() {
     assert_eq!(server_code(&err), Some(ErrorCode::WrongKind), "{err}");
     client.delete("pipe:p").unwrap();
 }
+
+#[test]
+fn a_daemon_shutting_down_answers_its_waiting_requests() {
+    let mut d = TestDaemon::start();
+    let mut c = RawConn::connect_hello(&d.socket);
+    d.ipcctl_ok(&["create", "mq:stop3", "--capacity", "2", "--msg-size", "64"]);
+    let body = Request::Kind {
+        address: "mq:stop3".into(),
+        op: wait_op(Readiness::Readable, None),
+    };
+    c.send(&ClientFrame::Request { id: 9, body });
+    c.send(&ClientFrame::Request {
+        id: 10,
+        body: Request::Ping,
+    });
+    assert_eq!(response(c.recv()).0, 10);
+    assert!(d.terminate().success());
+    let frames = c.drain();
+    assert!(
+        frames.iter().any(|f| matches!(f,
+            ServerFrame::Response { id: 9, result: Outcome::Err(e), .. }
+                if e.code == ErrorCode::ShuttingDown)),
+        "{frames:?}"
+    );
+    assert!(frames.iter().any(|f| matches!(f, ServerFrame::Event(_))));
+    // The queue outlives the daemon (persistent): remove it by its kernel name.
+    let _ = nix::mqueue::mq_unlink(d.mq_kernel_name("stop3").as_str());
+}
