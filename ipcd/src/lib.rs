@@ -10,6 +10,7 @@ pub mod budget;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod intent;
 pub mod kinds;
 pub mod peer;
 pub mod persist;

@@ -96,7 +96,8 @@ pub fn load(dir: &Path) -> Result<Option<StateFile>, String> {
     Ok(Some(file))
 }
 
-/// Saves the objects atomically: a reader (or a crash) sees the old file or the new one.
+/// Saves the objects atomically: a reader (or a crash) sees the old file or the
+/// new one. A failed save (a full disk) leaves the old file and no temp file.
 pub fn save(dir: &Path, prefix: &str, objects: Vec<StoredObject>) -> std::io::Result<()> {
     let file = StateFile {
         format: FORMAT_VERSION,
@@ -105,13 +106,37 @@ pub fn save(dir: &Path, prefix: &str, objects: Vec<StoredObject>) -> std::io::Re
     };
     let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
     let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
-    {
+    let written = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(&bytes)?;
-        f.sync_all()?;
+        f.sync_all()
+    })();
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, state_path(dir))) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, state_path(dir))?;
     File::open(dir)?.sync_all()
+}
+
+/// File of records set aside at load (unreadable, outside the namespace, not ours).
+pub const REJECTED_FILE: &str = "registry.rejected.json";
+
+/// Appends records the loader would not trust to [`REJECTED_FILE`], with why,
+/// so nothing is silently lost (they are neither deleted nor adopted).
+pub fn set_aside(dir: &Path, rejected: &[(StoredObject, String)]) -> std::io::Result<()> {
+    if rejected.is_empty() {
+        return Ok(());
+    }
+    let path = dir.join(REJECTED_FILE);
+    let mut all: Vec<serde_json::Value> = fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    for (rec, why) in rejected {
+        all.push(serde_json::json!({ "record": rec, "why": why }));
+    }
+    let bytes = serde_json::to_vec_pretty(&all).map_err(std::io::Error::other)?;
+    fs::write(&path, bytes)
 }
 
 /// Why the state directory could not be locked.

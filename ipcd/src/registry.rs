@@ -13,11 +13,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use protocol::{Access, Address, CreateSpec, KindOp, Lifetime, Limits, ObjectInfo};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::access::{Need, Permissions};
 use crate::budget::Quota;
 use crate::error::RequestError;
+use crate::intent::{Intent, Journal};
 use crate::kinds::{self, CreateArgs, Held, KindObject, Namespace, OpAnswer, Reopened};
 use crate::peer::{Peer, SessionId};
 use crate::persist::{self, StoredObject};
@@ -123,6 +124,11 @@ pub struct Registry {
     objects: BTreeMap<Address, Object>,
     state_dir: PathBuf,
     ns: Namespace,
+    /// The intent journal; `None` when it cannot be written (a full or
+    /// read-only disk): changes are then refused, reads still served.
+    journal: Option<Journal>,
+    /// The daemon's effective uid: kernel objects it made belong to it.
+    daemon_uid: u32,
 }
 
 fn now_ms() -> u64 {
@@ -130,6 +136,17 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// A failed write to the state directory, naming it (and the disk, when full).
+fn disk_error(what: &str, e: &std::io::Error) -> RequestError {
+    let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let hint = if errno == nix::errno::Errno::ENOSPC {
+        " (the disk is full; nothing was changed)"
+    } else {
+        " (nothing was changed)"
+    };
+    RequestError::os(format!("{what}{hint}"), errno)
 }
 
 fn denied(peer: &Peer, address: &Address, need: Need, perms: &Permissions) -> RequestError {
@@ -145,10 +162,21 @@ fn denied(peer: &Peer, address: &Address, need: Need, perms: &Permissions) -> Re
 impl Registry {
     /// An empty registry saving to `state_dir` (nothing is loaded).
     pub fn empty(state_dir: PathBuf, ns: Namespace) -> Self {
+        let journal = Journal::open(&state_dir)
+            .inspect_err(|e| {
+                error!(
+                    "cannot open the intent journal in {}: {e}; serving read-only \
+                     (creates and deletes are refused until ipcd restarts with room on the disk)",
+                    state_dir.display()
+                )
+            })
+            .ok();
         Registry {
             objects: BTreeMap::new(),
             state_dir,
             ns,
+            journal,
+            daemon_uid: nix::unistd::geteuid().as_raw(),
         }
     }
 
@@ -158,35 +186,95 @@ impl Registry {
     /// their kernel objects are removed. Vanished objects are logged and dropped.
     /// Kernel names are recomputed from the namespace, never trusted from the file.
     pub fn load(state_dir: PathBuf, ns: Namespace) -> Result<Self, String> {
+        let pending = Journal::pending(&state_dir);
         let mut reg = Registry::empty(state_dir, ns);
-        let Some(file) = persist::load(&reg.state_dir)? else {
-            return Ok(reg);
-        };
-        for rec in file.objects {
-            reg.load_record(rec);
+        let mut rejected = Vec::new();
+        if let Some(file) = persist::load(&reg.state_dir)? {
+            for rec in file.objects {
+                if let Err(why) = reg.load_record(&rec) {
+                    warn!(address = %rec.address, "record set aside, neither adopted nor removed: {why}");
+                    rejected.push((rec, why));
+                }
+            }
         }
-        reg.save().map_err(|e| format!("cannot save: {e}"))?;
+        if let Some(intent) = pending {
+            reg.finish_intent(&intent);
+        }
+        if let Err(e) = persist::set_aside(&reg.state_dir, &rejected) {
+            error!(
+                "cannot write the set-aside records to {}: {e}",
+                persist::REJECTED_FILE
+            );
+        }
+        if let Err(e) = reg.save() {
+            error!(
+                "cannot save the registry in {}: {e}; serving read-only until there is room",
+                reg.state_dir.display()
+            );
+        }
+        if let Some(j) = &mut reg.journal {
+            j.clear();
+        }
         Ok(reg)
     }
 
-    fn load_record(&mut self, rec: StoredObject) {
-        let address = match Address::parse(&rec.address) {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(address = %rec.address, "dropping unreadable record: {e}");
-                return;
-            }
-        };
-        if rec.mode > 0o777 {
-            warn!(%address, mode = rec.mode, "record has mode bits outside 0777; ignoring it");
+    /// Completes what a crash interrupted: the object the intent names is
+    /// either registered (the change finished) or its kernel object is removed.
+    fn finish_intent(&mut self, intent: &Intent) {
+        let Ok(address) = Address::parse(&intent.address) else {
+            warn!(address = %intent.address, "unreadable address in the intent record");
             return;
+        };
+        if self.objects.contains_key(&address) {
+            return;
+        }
+        let module = kinds::module(address.kind);
+        let Some(name) = module.kernel_name(&self.ns, &address.name) else {
+            return;
+        };
+        match module.owner(&name) {
+            Some(uid) if uid == self.daemon_uid || uid == intent.uid => {
+                info!(%address, kernel_name = %name, op = %intent.op,
+                    "removing a kernel object an interrupted change left unregistered");
+                if let Err(e) = module.unlink(&name) {
+                    warn!(%address, "cannot remove: {e}");
+                }
+            }
+            Some(uid) => warn!(%address, kernel_name = %name, owner = uid,
+                "an interrupted change names a kernel object owned by another uid; leaving it"),
+            None => {}
+        }
+    }
+
+    /// Whether a kernel object's owner is one the record allows: the daemon
+    /// (objects it created) or the record's owner (adopted queues, FIFOs a root
+    /// daemon chowned to their creator).
+    fn ours(&self, owner: Option<u32>, rec: &StoredObject) -> Result<(), String> {
+        match owner {
+            Some(uid) if uid != self.daemon_uid && uid != rec.owner_uid => Err(format!(
+                "the kernel object belongs to uid {uid}, neither ipcd's nor the record's owner's"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Re-adopts one record; `Err` says why it is set aside instead.
+    fn load_record(&mut self, rec: &StoredObject) -> Result<(), String> {
+        let address =
+            Address::parse(&rec.address).map_err(|e| format!("unreadable address: {e}"))?;
+        if rec.mode > 0o777 {
+            return Err(format!("mode {:o} has bits outside 0777", rec.mode));
         }
         let module = kinds::module(address.kind);
         let kernel_name = module.kernel_name(&self.ns, &address.name);
         if rec.kernel_name.is_some() && rec.kernel_name != kernel_name {
-            warn!(%address, recorded = ?rec.kernel_name, expected = ?kernel_name,
-                "record names a kernel object outside this daemon's namespace; ignoring it");
-            return;
+            return Err(format!(
+                "it names {:?}, outside this daemon's namespace (expected {kernel_name:?})",
+                rec.kernel_name
+            ));
+        }
+        if let Some(name) = &kernel_name {
+            self.ours(module.owner(name), rec)?;
         }
         if rec.session {
             info!(%address, "removing session object left by a previous run");
@@ -195,7 +283,7 @@ impl Registry {
             {
                 warn!(%address, "cannot remove: {e}");
             }
-            return;
+            return Ok(());
         }
         match module.reopen(kernel_name.as_deref(), &rec.state) {
             Ok(Reopened::Alive(handle)) => {
@@ -218,7 +306,36 @@ impl Registry {
                 self.objects.insert(address, obj);
             }
             Ok(Reopened::Gone(why)) => info!(%address, "forgetting it: {why}"),
-            Err(e) => warn!(%address, "cannot re-adopt, forgetting it: {e}"),
+            Err(e) => return Err(format!("cannot re-adopt: {e}")),
+        }
+        Ok(())
+    }
+
+    /// Records `op` on `address` in the journal before the kernel is touched;
+    /// refuses the change if that cannot be made durable.
+    fn begin(&mut self, op: &str, address: &Address, peer: &Peer) -> Result<(), RequestError> {
+        let intent = Intent {
+            op: op.to_owned(),
+            address: address.to_string(),
+            uid: peer.uid,
+        };
+        let dir = self.state_dir.display().to_string();
+        let journal = self.journal.as_mut().ok_or_else(|| {
+            RequestError::os(
+                format!(
+                    "ipcd is read-only: its state directory {dir} could not be written at start"
+                ),
+                nix::errno::Errno::EROFS,
+            )
+        })?;
+        journal
+            .begin(&intent)
+            .map_err(|e| disk_error(&format!("writing the intent journal in {dir}"), &e))
+    }
+
+    fn end(&mut self) {
+        if let Some(j) = &mut self.journal {
+            j.clear();
         }
     }
 
@@ -346,7 +463,14 @@ impl Registry {
             max_message_size: limits.max_message_size,
         };
         self.check_shares(peer.uid, &address, module.cost(&args)?, quota)?;
-        let handle = module.create(&args)?;
+        self.begin("create", &address, peer)?;
+        let handle = match module.create(&args) {
+            Ok(h) => h,
+            Err(e) => {
+                self.end();
+                return Err(e);
+            }
+        };
         let obj = Object {
             address: address.clone(),
             kernel_name,
@@ -368,11 +492,11 @@ impl Registry {
             if let Some(obj) = self.objects.remove(&address) {
                 let _ = obj.remove();
             }
-            return Err(RequestError::os(
-                format!("saving the registry in {}", self.state_dir.display()),
-                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-            ));
+            self.end();
+            let what = format!("saving the registry in {}", self.state_dir.display());
+            return Err(disk_error(&what, &e));
         }
+        self.end();
         info!(%address, uid = peer.uid, pid = peer.pid, "created");
         info
     }
@@ -470,12 +594,23 @@ impl Registry {
     }
 
     /// Removes an object the caller owns, and its kernel object.
+    ///
+    /// Success means the registry without it is on disk; if that cannot be
+    /// made durable the object stays, untouched, and the error names the disk.
     pub fn delete(&mut self, address: &Address, peer: &Peer) -> Result<(), RequestError> {
         self.get_mut(address, peer, Need::Owner)?;
+        self.begin("delete", address, peer)?;
         let obj = self.objects.remove(address).expect("checked above");
-        self.save_or_warn();
+        if let Err(e) = self.save() {
+            self.objects.insert(address.clone(), obj);
+            self.end();
+            let what = format!("saving the registry in {}", self.state_dir.display());
+            return Err(disk_error(&what, &e));
+        }
         info!(%address, uid = peer.uid, "deleted");
-        obj.remove()
+        let removed = obj.remove();
+        self.end();
+        removed
     }
 
     /// Removes every object of `session` lifetime created by `session`; returns how many.

@@ -85,6 +85,10 @@ impl KindModule for Module {
         unlink(kernel_name)
     }
 
+    fn owner(&self, kernel_name: &str) -> Option<u32> {
+        std::fs::symlink_metadata(kernel_name).ok().map(|m| m.uid())
+    }
+
     fn op_needs(&self, _op: &KindOp) -> Need {
         // FIFOs have no operations; `operate` refuses whatever comes.
         Need::Owner
@@ -137,9 +141,12 @@ fn create(
             .map_err(|e| RequestError::os(format!("creating {}", dir.display()), io_errno(&e)))?;
     }
     nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR).map_err(|e| match e {
-        Errno::EEXIST => {
-            RequestError::AlreadyExists(format!("FIFO {path} (use adopt to register it)"))
-        }
+        Errno::EEXIST => RequestError::AlreadyExists(format!(
+            "{path} exists already and is not registered in ipcd (owner uid {}); its owner may \
+             adopt it, or remove it",
+            std::fs::symlink_metadata(path)
+                .map_or_else(|_| "unknown".into(), |m| m.uid().to_string())
+        )),
         e => RequestError::os(format!("mkfifo {path}"), e),
     })?;
     let finish = || -> Result<FifoObject, RequestError> {

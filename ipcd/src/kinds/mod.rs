@@ -98,6 +98,11 @@ pub trait KindModule: Sync {
     /// session object); one already gone is not an error.
     fn unlink(&self, kernel_name: &str) -> Result<(), RequestError>;
 
+    /// The uid that owns the kernel object now, `None` if there is none. The
+    /// registry checks it before re-adopting or removing anything after a
+    /// restart, so an object someone else put under the name is never taken.
+    fn owner(&self, kernel_name: &str) -> Option<u32>;
+
     /// What `op` needs of the caller. Only called with this kind's operations.
     fn op_needs(&self, op: &KindOp) -> Need;
 }

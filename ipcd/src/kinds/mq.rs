@@ -121,6 +121,10 @@ impl KindModule for Module {
         unlink(kernel_name)
     }
 
+    fn owner(&self, kernel_name: &str) -> Option<u32> {
+        owner(kernel_name)
+    }
+
     fn op_needs(&self, op: &KindOp) -> Need {
         match op {
             KindOp::Mq(MqOp::WaitFor { ready, .. }) => match ready {
@@ -239,6 +243,19 @@ fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
+/// The uid owning the queue `name`, if it exists.
+fn owner(name: &str) -> Option<u32> {
+    let mqd = mq_open(
+        name,
+        MQ_OFlag::O_RDONLY | MQ_OFlag::O_CLOEXEC,
+        Mode::empty(),
+        None,
+    )
+    .ok()?;
+    let fd = mqd_into_owned(mqd);
+    fstat(fd.as_fd()).ok().map(|st| st.st_uid)
+}
+
 /// The kernel's hard maximum for `msg_max` (`HARD_MSGMAX`).
 const HARD_MSGMAX: u64 = 65_536;
 
@@ -306,7 +323,9 @@ fn create(name: &str, args: &CreateArgs<'_>, params: &MqParams) -> Result<OwnedF
 fn create_error(name: &str, errno: Errno, capacity: u64, msg_size: u64) -> RequestError {
     match errno {
         Errno::EEXIST => RequestError::AlreadyExists(format!(
-            "kernel queue {name} (registered by another program? use adopt to register it)"
+            "kernel queue {name} exists already and is not registered in ipcd (owner uid {}); \
+             its owner may adopt it, or remove it",
+            owner(name).map_or_else(|| "unknown".into(), |u| u.to_string())
         )),
         Errno::EINVAL | Errno::EPERM => {
             let msg_max = read_proc("msg_max").unwrap_or(10);

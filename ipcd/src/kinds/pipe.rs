@@ -64,6 +64,10 @@ impl KindModule for Module {
         Ok(())
     }
 
+    fn owner(&self, _kernel_name: &str) -> Option<u32> {
+        None
+    }
+
     fn op_needs(&self, op: &KindOp) -> Need {
         match op {
             KindOp::Pipe(PipeOp::Close) => Need::Write,
