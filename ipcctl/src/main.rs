@@ -1,7 +1,8 @@
 //! `ipcctl`: the command-line client for ipcd (parsing, dispatch, exit status).
 
+#![forbid(unsafe_code)]
+
 mod admin;
-mod bench;
 mod cli;
 mod data;
 mod exec;

@@ -7,8 +7,6 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use ipc_client::Kind;
 
-use crate::bench;
-
 const LONG_ABOUT: &str = "\
 Control ipcd and use the IPC objects it hosts.
 

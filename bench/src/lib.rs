@@ -19,11 +19,20 @@
 //!   `send`).
 //!
 //! The second process is this binary again (`ipcctl bench-peer`, see [`peer`]).
+//! So a binary that offers [`run`] must also dispatch a hidden `bench-peer`
+//! subcommand taking [`PeerArgs`] to [`peer`], and (for the `spawn` section)
+//! answer `--help`, `ping` and `send` as `ipcctl` does: in this workspace that
+//! binary is `ipcctl`, which this crate exists for.
+//!
+//! Only [`fds`] contains `unsafe` code.
+
+#![deny(unsafe_code)]
 
 mod bytestream;
 mod client_mq;
 mod client_stream;
 mod control;
+#[allow(unsafe_code)]
 mod fds;
 mod fifo;
 mod loops;
@@ -47,6 +56,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 pub use peer::{PeerArgs, peer};
+
+/// Exit status of a bench whose peer died (ipcctl's status for "any other error").
+const EXIT_ERROR: i32 = 2;
 
 use loops::Budget;
 use report::Row;
@@ -175,7 +187,7 @@ impl BenchTarget {
 }
 
 /// What every section gets: the arguments, where the daemon is, and the progress bar.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     /// The command line.
     pub args: &'a BenchArgs,
     /// `--socket`, passed on to peers and spawned processes.
@@ -229,7 +241,7 @@ fn budget(count: Option<u64>, default: u64, duration: Option<Duration>) -> Budge
 }
 
 /// Connects to the daemon at `socket`, or where the client library looks by default.
-pub fn connect(socket: Option<&Path>) -> anyhow::Result<ipc_client::Client> {
+pub(crate) fn connect(socket: Option<&Path>) -> anyhow::Result<ipc_client::Client> {
     let client = match socket {
         Some(path) => ipc_client::Client::connect_to(path),
         None => ipc_client::Client::connect(),
