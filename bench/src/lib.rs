@@ -300,25 +300,7 @@ pub fn run(args: &BenchArgs, socket: Option<&Path>, json: bool) -> anyhow::Resul
         };
         serde_json::to_string_pretty(&doc)? + "\n"
     } else {
-        let m = &machine;
-        let mut runs = match args.repeat {
-            1 => "1 run".to_owned(),
-            n => format!("{n} runs"),
-        };
-        if rows.iter().any(|r| r.measure == spawn::MEASURE) {
-            runs.push_str(&format!(" (processes: of {} each)", args.spawns));
-        }
-        let load = m
-            .load_average
-            .map_or_else(String::new, |l| format!(" · load average {l:.2}"));
-        format!(
-            "{}\n{missed} target(s) missed · figures are medians of {runs}; `vs raw` is the median \
-             ratio of adjacent raw/ipc-client blocks\n{} CPUs · {} · Linux {}{load} at the start\n",
-            report::table(&rows),
-            m.cpus,
-            m.cpu_model,
-            m.kernel
-        )
+        text_report(args, &machine, &rows, missed)
     };
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -331,6 +313,28 @@ pub fn run(args: &BenchArgs, socket: Option<&Path>, json: bool) -> anyhow::Resul
         bail!("{missed} benchmark target(s) missed");
     }
     Ok(())
+}
+
+/// The results as a table, with what they are medians of and where they ran.
+fn text_report(args: &BenchArgs, m: &Machine, rows: &[Row], missed: usize) -> String {
+    let mut runs = match args.repeat {
+        1 => "1 run".to_owned(),
+        n => format!("{n} runs"),
+    };
+    if rows.iter().any(|r| r.measure == spawn::MEASURE) {
+        runs.push_str(&format!(" (processes: of {} each)", args.spawns));
+    }
+    let load = m
+        .load_average
+        .map_or_else(String::new, |l| format!(" · load average {l:.2}"));
+    format!(
+        "{}\n{missed} target(s) missed · figures are medians of {runs}; `vs raw` is the median \
+         ratio of adjacent raw/ipc-client blocks\n{} CPUs · {} · Linux {}{load} at the start\n",
+        report::table(rows),
+        m.cpus,
+        m.cpu_model,
+        m.kernel
+    )
 }
 
 /// A progress bar on stderr if it is a terminal (and not `--no-progress`),
