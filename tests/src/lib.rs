@@ -38,15 +38,7 @@ pub fn bin_dir() -> &'static Path {
         let release = dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args([
-            "build",
-            "--quiet",
-            "--bins",
-            "-p",
-            "ipcd",
-            "-p",
-            "ipc-client",
-        ]);
+        build.args(["build", "--quiet", "--bins", "-p", "ipcd", "-p", "ipcctl"]);
         if release {
             build.arg("--release");
         }

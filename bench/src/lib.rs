@@ -19,11 +19,20 @@
 //!   `send`).
 //!
 //! The second process is this binary again (`ipcctl bench-peer`, see [`peer`]).
+//! So a binary that offers [`run`] must also dispatch a hidden `bench-peer`
+//! subcommand taking [`PeerArgs`] to [`peer`], and (for the `spawn` section)
+//! answer `--help`, `ping` and `send` as `ipcctl` does: in this workspace that
+//! binary is `ipcctl`, which this crate exists for.
+//!
+//! Only [`fds`] contains `unsafe` code.
+
+#![deny(unsafe_code)]
 
 mod bytestream;
 mod client_mq;
 mod client_stream;
 mod control;
+#[allow(unsafe_code)]
 mod fds;
 mod fifo;
 mod loops;
@@ -47,6 +56,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 pub use peer::{PeerArgs, peer};
+
+/// Exit status of a bench whose peer died (ipcctl's status for "any other error").
+const EXIT_ERROR: i32 = 2;
 
 use loops::Budget;
 use report::Row;
@@ -175,7 +187,7 @@ impl BenchTarget {
 }
 
 /// What every section gets: the arguments, where the daemon is, and the progress bar.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     /// The command line.
     pub args: &'a BenchArgs,
     /// `--socket`, passed on to peers and spawned processes.
@@ -229,7 +241,7 @@ fn budget(count: Option<u64>, default: u64, duration: Option<Duration>) -> Budge
 }
 
 /// Connects to the daemon at `socket`, or where the client library looks by default.
-pub fn connect(socket: Option<&Path>) -> anyhow::Result<ipc_client::Client> {
+pub(crate) fn connect(socket: Option<&Path>) -> anyhow::Result<ipc_client::Client> {
     let client = match socket {
         Some(path) => ipc_client::Client::connect_to(path),
         None => ipc_client::Client::connect(),
@@ -288,25 +300,7 @@ pub fn run(args: &BenchArgs, socket: Option<&Path>, json: bool) -> anyhow::Resul
         };
         serde_json::to_string_pretty(&doc)? + "\n"
     } else {
-        let m = &machine;
-        let mut runs = match args.repeat {
-            1 => "1 run".to_owned(),
-            n => format!("{n} runs"),
-        };
-        if rows.iter().any(|r| r.measure == spawn::MEASURE) {
-            runs.push_str(&format!(" (processes: of {} each)", args.spawns));
-        }
-        let load = m
-            .load_average
-            .map_or_else(String::new, |l| format!(" · load average {l:.2}"));
-        format!(
-            "{}\n{missed} target(s) missed · figures are medians of {runs}; `vs raw` is the median \
-             ratio of adjacent raw/ipc-client blocks\n{} CPUs · {} · Linux {}{load} at the start\n",
-            report::table(&rows),
-            m.cpus,
-            m.cpu_model,
-            m.kernel
-        )
+        text_report(args, &machine, &rows, missed)
     };
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -319,6 +313,28 @@ pub fn run(args: &BenchArgs, socket: Option<&Path>, json: bool) -> anyhow::Resul
         bail!("{missed} benchmark target(s) missed");
     }
     Ok(())
+}
+
+/// The results as a table, with what they are medians of and where they ran.
+fn text_report(args: &BenchArgs, m: &Machine, rows: &[Row], missed: usize) -> String {
+    let mut runs = match args.repeat {
+        1 => "1 run".to_owned(),
+        n => format!("{n} runs"),
+    };
+    if rows.iter().any(|r| r.measure == spawn::MEASURE) {
+        runs.push_str(&format!(" (processes: of {} each)", args.spawns));
+    }
+    let load = m
+        .load_average
+        .map_or_else(String::new, |l| format!(" · load average {l:.2}"));
+    format!(
+        "{}\n{missed} target(s) missed · figures are medians of {runs}; `vs raw` is the median \
+         ratio of adjacent raw/ipc-client blocks\n{} CPUs · {} · Linux {}{load} at the start\n",
+        report::table(rows),
+        m.cpus,
+        m.cpu_model,
+        m.kernel
+    )
 }
 
 /// A progress bar on stderr if it is a terminal (and not `--no-progress`),

@@ -4,7 +4,7 @@
 //! The parent makes the peer's ends inheritable ([`inheritable`]), starts the
 //! peer with their numbers on its command line, and closes its copies. The
 //! peer takes ownership of each number once ([`take_inherited`]). This is the
-//! only `unsafe` in ipcctl.
+//! only `unsafe` in the bench (and in ipcctl).
 
 use std::os::fd::{AsFd, FromRawFd as _, OwnedFd, RawFd};
 use std::sync::Mutex;

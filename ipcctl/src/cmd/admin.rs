@@ -1,16 +1,13 @@
-//! Commands about the daemon and its objects: ping, status, list, stat, create,
-//! delete, close and path.
+//! Commands about the daemon and objects of any kind: ping, status, list, stat,
+//! create and delete.
 
 use std::io::IsTerminal as _;
 use std::time::Instant;
 
-use ipc_client::{
-    Client, CreateSpec, FifoParams, Kind, KindDetails, KindParams, Lifetime, MqParams, PipeParams,
-};
+use ipc_client::{Client, CreateSpec, Kind, KindDetails, Lifetime};
 use serde_json::json;
 
 use crate::cli::CreateArgs;
-use crate::data::{Usage, kind_of};
 use crate::output::{self, Out};
 
 /// `ipcctl ping`: one round trip, timed.
@@ -84,7 +81,7 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
             Lifetime::Persistent
         },
         adopt: args.adopt,
-        params: create_params(args)?,
+        params: super::create_params(args)?,
     };
     let info = client.create(&args.address, spec)?;
     let mut out = Out::new();
@@ -117,85 +114,6 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
         anyhow::bail!("{why}; {} (session lifetime) is gone", info.address);
     }
     Ok(())
-}
-
-/// The kind's parameters from `create`'s flags; a flag for another kind is a
-/// usage error.
-fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
-    let kind = kind_of(&args.address)?;
-    let not_for = |flag: &str, what: &str| -> anyhow::Error {
-        Usage(format!("{flag} is {what}; {} is a {kind}", args.address)).into()
-    };
-    Ok(match kind {
-        Kind::Mq => {
-            if args.buffered {
-                return Err(not_for("--buffered", "for fifo: only"));
-            }
-            KindParams::Mq(MqParams {
-                capacity: args.capacity,
-                msg_size: args.msg_size,
-            })
-        }
-        Kind::Pipe => {
-            if args.msg_size.is_some() {
-                return Err(not_for(
-                    "--msg-size",
-                    "for mq: only (a pipe is a byte stream; its messages are lines \
-                     of at most 4096 bytes)",
-                ));
-            }
-            if args.buffered {
-                return Err(not_for(
-                    "--buffered",
-                    "for fifo: only (a pipe always buffers)",
-                ));
-            }
-            KindParams::Pipe(PipeParams {
-                capacity: args.capacity,
-            })
-        }
-        Kind::Fifo => {
-            if args.capacity.is_some() {
-                return Err(not_for("--capacity", "for mq: and pipe: only"));
-            }
-            if args.msg_size.is_some() {
-                return Err(not_for("--msg-size", "for mq: only"));
-            }
-            KindParams::Fifo(FifoParams {
-                buffered: args.buffered,
-            })
-        }
-    })
-}
-
-/// `ipcctl close ADDR`: the daemon drops a pipe's write end.
-pub fn close(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()> {
-    client.close(address)?;
-    if json {
-        let mut out = Out::new();
-        out.json(&json!({ "closed": address }))?;
-        out.flush()?;
-    }
-    Ok(())
-}
-
-/// `ipcctl path ADDR`: a FIFO's path.
-pub fn path(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()> {
-    let info = client.stat(address)?;
-    let KindDetails::Fifo(d) = &info.details else {
-        anyhow::bail!(
-            "{address} has no path: only fifo: objects are files (a {} is reached through \
-             ipcctl send, recv and exec, or ipc-client) (wrong-kind)",
-            info.kind
-        );
-    };
-    let mut out = Out::new();
-    if json {
-        out.json(&json!({ "address": info.address, "path": d.path }))?;
-    } else {
-        out.line(&d.path)?;
-    }
-    out.flush()
 }
 
 /// `ipcctl delete ADDR`.

@@ -1,26 +1,23 @@
 //! `ipcctl`: the command-line client for ipcd (parsing, dispatch, exit status).
 
-mod admin;
-mod bench;
+#![forbid(unsafe_code)]
+
 mod cli;
-mod data;
+mod cmd;
+mod errors;
 mod exec;
 mod output;
+mod parse;
+mod watch;
 
-use std::io::{self, Write as _};
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
 use ipc_client::Client;
 
 use cli::{Cli, Command};
-
-/// Exit status: the wait ran out, or there was nothing to receive / no room to send.
-const EXIT_NOTHING: u8 = 1;
-/// Exit status: any other error.
-const EXIT_ERROR: u8 = 2;
-/// Exit status: the command line was wrong (`EX_USAGE`).
-const EXIT_USAGE: u8 = 64;
+use cmd::{admin, fifo, pipe};
+use errors::{EXIT_USAGE, Usage, report};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -49,10 +46,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     // A mistyped address or kind is reported without a daemon, in the daemon's
     // words and with its code (exit status 2).
     for address in addresses(&cli.command) {
-        data::kind_of(address)?;
+        cmd::kind_of(address)?;
     }
     let list_kind = match &cli.command {
-        Command::List { kind: Some(kind) } => Some(cli::parse_kind(kind)?),
+        Command::List { kind: Some(kind) } => Some(parse::parse_kind(kind)?),
         _ => None,
     };
     // An empty IPCD_SOCKET counts as unset, as it does for ipcd.
@@ -68,10 +65,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Stat { address } => admin::stat(&mut connect()?, address, json),
         Command::Create(args) => admin::create(&mut connect()?, args, json),
         Command::Delete { address } => admin::delete(&mut connect()?, address, json),
-        Command::Close { address } => admin::close(&mut connect()?, address, json),
-        Command::Path { address } => admin::path(&mut connect()?, address, json),
-        Command::Send(args) => data::send(&mut connect()?, args),
-        Command::Recv(args) => data::recv(&mut connect()?, args, json),
+        Command::Close { address } => pipe::close(&mut connect()?, address, json),
+        Command::Path { address } => fifo::path(&mut connect()?, address, json),
+        Command::Send(args) => cmd::send(&mut connect()?, args),
+        Command::Recv(args) => cmd::recv(&mut connect()?, args, json),
         Command::Exec(args) => return exec::exec(connect()?, args),
         // Only an explicit --socket: bench passes it on to the processes it starts.
         Command::Bench(args) => bench::run(args, cli.socket.as_deref(), json),
@@ -113,7 +110,7 @@ fn help(path: &[String]) -> anyhow::Result<u8> {
         match cmd.find_subcommand(name) {
             Some(sub) => cmd = sub,
             None => {
-                return Err(data::Usage(format!(
+                return Err(Usage(format!(
                     "there is no command '{name}' (ipcctl --help lists them)"
                 ))
                 .into());
@@ -129,42 +126,4 @@ fn help(path: &[String]) -> anyhow::Result<u8> {
         Ok(_) => unreachable!("--help after command names always asks for help"),
     }
     Ok(0)
-}
-
-/// Prints `ipcctl: MESSAGE (code)` and picks the exit status; a closed stdout is quiet.
-fn report(e: &anyhow::Error) -> ExitCode {
-    if e.chain().any(|c| c.is::<output::StdoutClosed>()) {
-        return ExitCode::SUCCESS;
-    }
-    let client_error = e
-        .chain()
-        .find_map(|c| c.downcast_ref::<ipc_client::Error>());
-    let nothing = e.chain().any(|c| c.is::<data::NothingInTime>())
-        || client_error.is_some_and(ipc_client::Error::is_timeout_or_would_block);
-    let usage = e.chain().any(|c| c.is::<data::Usage>());
-    // Daemon errors name their code already; add it for the client's own.
-    let slug = match client_error {
-        Some(ipc_client::Error::Server(_) | ipc_client::Error::Fatal(_)) | None => None,
-        Some(ce) => ce.code().map(|c| c.slug()),
-    };
-    let mut msg = format!("ipcctl: {e:#}");
-    if let Some(slug) = slug {
-        msg.push_str(&format!(" ({slug})"));
-    }
-    if let Some(ipc_client::Error::Connect { source, .. }) = client_error
-        && matches!(
-            source.kind(),
-            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-        )
-    {
-        msg.push_str("; is ipcd running? (its socket is set with --socket or IPCD_SOCKET)");
-    }
-    let _ = writeln!(io::stderr(), "{msg}");
-    ExitCode::from(if usage {
-        EXIT_USAGE
-    } else if nothing {
-        EXIT_NOTHING
-    } else {
-        EXIT_ERROR
-    })
 }

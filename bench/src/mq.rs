@@ -81,41 +81,57 @@ pub fn run(ctx: &Ctx<'_>) -> anyhow::Result<Vec<Row>> {
     Ok(latency_rows)
 }
 
+/// Every run of one size, per mechanism (indexed by [`Mechanism::index`]).
+#[derive(Default)]
+struct Measured {
+    /// Round-trip samples, one per run.
+    rt: [Vec<Samples>; 2],
+    /// Throughput, one per run.
+    tp: [Vec<Rate>; 2],
+    /// Per run: the median of its pair ratios (shown per run).
+    rt_runs: Vec<f64>,
+    tp_runs: Vec<f64>,
+    /// All pair ratios pooled (their median is the row's `vs raw`).
+    rt_pairs: Vec<f64>,
+    tp_pairs: Vec<f64>,
+}
+
 /// All rounds for one size: its two round-trip rows and its two throughput rows.
 fn measure_size(
     ctx: &Ctx<'_>,
     cq: &mut ClientQueues,
     size: usize,
 ) -> anyhow::Result<(Vec<Row>, Vec<Row>)> {
-    let mut rt: [Vec<Samples>; 2] = Default::default();
-    let mut tp: [Vec<Rate>; 2] = Default::default();
-    // Per run: the median of its pair ratios (shown per run); and all pair
-    // ratios pooled (their median is the row's `vs raw`).
-    let (mut rt_runs, mut tp_runs) = (Vec::new(), Vec::new());
-    let (mut rt_pairs, mut tp_pairs) = (Vec::new(), Vec::new());
+    let mut m = Measured::default();
     for round in 1..=ctx.args.repeat {
         ctx.step(format!("mq round trip, {size} B, run {round}"));
         let (samples, pairs) = round_trip_run(ctx, cq, size)?;
         let [raw, client] = samples.map(Samples::new);
-        rt_runs.extend(median(&pairs));
-        rt_pairs.extend(pairs);
-        rt[0].push(raw);
-        rt[1].push(client);
+        m.rt_runs.extend(median(&pairs));
+        m.rt_pairs.extend(pairs);
+        m.rt[0].push(raw);
+        m.rt[1].push(client);
         ctx.done();
 
         ctx.step(format!("mq throughput, {size} B, run {round}"));
         let ([raw, client], pairs) = throughput_run(ctx, cq, size)?;
-        tp_runs.extend(median(&pairs));
-        tp_pairs.extend(pairs);
-        tp[0].push(raw);
-        tp[1].push(client);
+        m.tp_runs.extend(median(&pairs));
+        m.tp_pairs.extend(pairs);
+        m.tp[0].push(raw);
+        m.tp[1].push(client);
         ctx.done();
     }
+    Ok((
+        MECHANISMS.map(|mech| m.latency_row(mech, size)).into(),
+        MECHANISMS.map(|mech| m.throughput_row(mech, size)).into(),
+    ))
+}
 
-    let (mut latency_rows, mut throughput_rows) = (Vec::new(), Vec::new());
-    for m in MECHANISMS {
+impl Measured {
+    /// The round-trip row of mechanism `m`.
+    fn latency_row(&self, m: Mechanism, size: usize) -> Row {
         let client = m == Mechanism::Client;
-        let runs = &rt[m.index()];
+        let runs = &self.rt[m.index()];
         let pick = |f: fn(&Samples) -> Option<u64>| {
             median(
                 &runs
@@ -124,8 +140,8 @@ fn measure_size(
                     .collect::<Vec<_>>(),
             )
         };
-        let vs_raw = client.then(|| median(&rt_pairs)).flatten();
-        latency_rows.push(Row {
+        let vs_raw = client.then(|| median(&self.rt_pairs)).flatten();
+        Row {
             measure: "round trip".into(),
             mechanism: label(m).into(),
             size: Some(size),
@@ -146,12 +162,21 @@ fn measure_size(
                 .iter()
                 .filter_map(|s| s.p50().map(|ns| ns as f64 / 1e3))
                 .collect(),
-            per_run_vs_raw: if client { rt_runs.clone() } else { Vec::new() },
+            per_run_vs_raw: if client {
+                self.rt_runs.clone()
+            } else {
+                Vec::new()
+            },
             ..Row::default()
-        });
-        let runs = &tp[m.index()];
-        let vs_raw = client.then(|| median(&tp_pairs)).flatten();
-        throughput_rows.push(Row {
+        }
+    }
+
+    /// The one-way throughput row of mechanism `m`.
+    fn throughput_row(&self, m: Mechanism, size: usize) -> Row {
+        let client = m == Mechanism::Client;
+        let runs = &self.tp[m.index()];
+        let vs_raw = client.then(|| median(&self.tp_pairs)).flatten();
+        Row {
             measure: "one-way".into(),
             mechanism: label(m).into(),
             size: Some(size),
@@ -169,11 +194,14 @@ fn measure_size(
             runs: runs.len(),
             operations: median_u64(runs.iter().map(|r| r.messages)),
             per_run: runs.iter().map(Rate::per_second).collect(),
-            per_run_vs_raw: if client { tp_runs.clone() } else { Vec::new() },
+            per_run_vs_raw: if client {
+                self.tp_runs.clone()
+            } else {
+                Vec::new()
+            },
             ..Row::default()
-        });
+        }
     }
-    Ok((latency_rows, throughput_rows))
 }
 
 /// The median of some counts (rounded down), 0 if there are none.

@@ -15,8 +15,11 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithRawSiginfo;
 
-use crate::cli::{ExecArgs, Wait};
-use crate::data::{NothingInTime, Sink, Usage, kind_of};
+use crate::cli::ExecArgs;
+use crate::cmd::kind_of;
+use crate::cmd::stream::Sink;
+use crate::errors::{NothingInTime, Usage};
+use crate::watch::Wait;
 
 /// Signals passed on to the command when someone sends them to ipcctl.
 const FORWARDED: [i32; 6] = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2];

@@ -502,7 +502,7 @@ fn watch(child: &Mutex<Child>, shared: &Shared) {
         raw::unlink_all_live();
         tmpdir::remove_all_live();
         eprintln!("ipcctl: bench peer died mid-run ({status}); giving up");
-        std::process::exit(i32::from(crate::EXIT_ERROR));
+        std::process::exit(crate::EXIT_ERROR);
     }
 }
 

@@ -7,6 +7,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use ipc_client::{KindDetails, Lifetime, ObjectInfo, StatusInfo};
 use serde_json::{Value, json};
 
+use crate::cmd::{fifo, mq, pipe};
+
 /// Standard output was closed by its reader (`ipcctl recv … | head -1`): not an
 /// error, the command just stops.
 #[derive(Debug, thiserror::Error)]
@@ -132,26 +134,9 @@ pub fn object_json(o: &ObjectInfo) -> Value {
         "opens": o.opens,
     });
     match &o.details {
-        KindDetails::Mq(d) => {
-            v["depth"] = d.depth.into();
-            v["capacity"] = d.capacity.into();
-            v["msg_size"] = d.msg_size.into();
-        }
-        KindDetails::Pipe(d) => {
-            v["capacity"] = d.capacity.into();
-            // Same key and meaning as for FIFOs: bytes waiting to be read.
-            v["buffered_bytes"] = d.buffered_bytes.into();
-            v["readers_opened"] = d.readers_opened.into();
-            v["writers_opened"] = d.writers_opened.into();
-            v["closed"] = d.closed.into();
-        }
-        KindDetails::Fifo(d) => {
-            v["path"] = d.path.clone().into();
-            v["buffered"] = d.buffered.into();
-            v["buffered_bytes"] = d.buffered_bytes.into();
-            v["readers_opened"] = d.readers_opened.into();
-            v["writers_opened"] = d.writers_opened.into();
-        }
+        KindDetails::Mq(d) => mq::json_details(d, &mut v),
+        KindDetails::Pipe(d) => pipe::json_details(d, &mut v),
+        KindDetails::Fifo(d) => fifo::json_details(d, &mut v),
     }
     v
 }
@@ -188,44 +173,11 @@ pub fn status_json(s: &StatusInfo) -> Value {
 /// An object's fields, one `label: value` per line.
 pub fn object_fields(o: &ObjectInfo) -> String {
     let mut rows = vec![("address", o.address.clone()), ("kind", o.kind.to_string())];
-    match &o.details {
-        KindDetails::Mq(d) => rows.extend([
-            ("kernel name", o.kernel_name.clone()),
-            ("depth", d.depth.to_string()),
-            ("capacity", d.capacity.to_string()),
-            ("message size", format!("{} bytes", d.msg_size)),
-        ]),
-        KindDetails::Pipe(d) => rows.extend([
-            ("kernel name", o.kernel_name.clone()),
-            ("buffered", format!("{} bytes", d.buffered_bytes)),
-            ("capacity", format!("{} bytes", d.capacity)),
-            ("read ends", format!("{} handed out", d.readers_opened)),
-            ("write ends", format!("{} handed out", d.writers_opened)),
-            (
-                "closed",
-                if d.closed {
-                    "yes: no new writers; readers see end of file once drained".to_owned()
-                } else {
-                    "no".to_owned()
-                },
-            ),
-        ]),
-        KindDetails::Fifo(d) => {
-            rows.push(("path", d.path.clone()));
-            if d.buffered {
-                rows.extend([
-                    ("buffered", "yes: ipcd holds it open".to_owned()),
-                    ("waiting", format!("{} bytes", d.buffered_bytes)),
-                ]);
-            } else {
-                rows.push(("buffered", "no: writers wait for a reader".to_owned()));
-            }
-            rows.extend([
-                ("read ends", format!("{} handed out", d.readers_opened)),
-                ("write ends", format!("{} handed out", d.writers_opened)),
-            ]);
-        }
-    }
+    rows.extend(match &o.details {
+        KindDetails::Mq(d) => mq::field_rows(o, d),
+        KindDetails::Pipe(d) => pipe::field_rows(o, d),
+        KindDetails::Fifo(d) => fifo::field_rows(o, d),
+    });
     rows.extend([
         ("owner", format!("uid {}, gid {}", o.owner_uid, o.owner_gid)),
         ("mode", mode(o.mode)),
@@ -283,36 +235,10 @@ pub fn object_table(objects: &[ObjectInfo]) -> String {
     let rows = objects
         .iter()
         .map(|o| {
-            let (queued, capacity, ends) = match &o.details {
-                KindDetails::Mq(d) => (
-                    format!("{} msg", d.depth),
-                    format!("{} × {} B", d.capacity, d.msg_size),
-                    "-".to_owned(),
-                ),
-                KindDetails::Pipe(d) => (
-                    format!("{} B", d.buffered_bytes),
-                    format!("{} B", d.capacity),
-                    format!(
-                        "{}r {}w{}",
-                        d.readers_opened,
-                        d.writers_opened,
-                        if d.closed { " closed" } else { "" }
-                    ),
-                ),
-                KindDetails::Fifo(d) => (
-                    if d.buffered {
-                        format!("{} B", d.buffered_bytes)
-                    } else {
-                        "-".to_owned()
-                    },
-                    "-".to_owned(),
-                    format!(
-                        "{}r {}w{}",
-                        d.readers_opened,
-                        d.writers_opened,
-                        if d.buffered { " buffered" } else { "" }
-                    ),
-                ),
+            let [queued, capacity, ends] = match &o.details {
+                KindDetails::Mq(d) => mq::table_cells(d),
+                KindDetails::Pipe(d) => pipe::table_cells(d),
+                KindDetails::Fifo(d) => fifo::table_cells(d),
             };
             vec![
                 o.address.clone(),

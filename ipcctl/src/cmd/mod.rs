@@ -1,0 +1,63 @@
+//! The commands, one module per kind (`mq`, `pipe`, `fifo`, with `stream` for
+//! what pipes and FIFOs share) plus the kind-generic `admin`. This file is where
+//! a command picks the module of its object's kind.
+
+pub mod admin;
+pub mod fifo;
+pub mod mq;
+pub mod pipe;
+pub mod stream;
+
+use ipc_client::protocol::Address;
+use ipc_client::{Client, Kind, KindParams};
+
+use crate::cli::{CreateArgs, RecvArgs, SendArgs};
+use crate::errors::Usage;
+
+/// The kind named by `address`, checked as the daemon would check it.
+pub fn kind_of(address: &str) -> anyhow::Result<Kind> {
+    Address::parse(address)
+        .map(|a| a.kind)
+        .map_err(|e| ipc_client::Error::Server(e).into())
+}
+
+/// The kind's parameters from `create`'s flags; a flag for another kind is a
+/// usage error.
+pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
+    match kind_of(&args.address)? {
+        Kind::Mq => mq::create_params(args),
+        Kind::Pipe => pipe::create_params(args),
+        Kind::Fifo => fifo::create_params(args),
+    }
+}
+
+/// `ipcctl send`.
+pub fn send(client: &mut Client, args: &SendArgs) -> anyhow::Result<()> {
+    match kind_of(&args.address)? {
+        Kind::Mq => mq::send(client, args),
+        kind @ (Kind::Pipe | Kind::Fifo) => stream::send(client, args, kind),
+    }
+}
+
+/// `ipcctl recv`.
+pub fn recv(client: &mut Client, args: &RecvArgs, json: bool) -> anyhow::Result<()> {
+    match kind_of(&args.address)? {
+        Kind::Mq => mq::recv(client, args, json),
+        kind @ (Kind::Pipe | Kind::Fifo) => stream::recv(client, args, json, kind),
+    }
+}
+
+/// A `create` flag that `args.address`'s kind does not take: a usage error.
+fn not_for(args: &CreateArgs, flag: &str, what: &str) -> anyhow::Error {
+    let kind = kind_of(&args.address).map_or_else(|_| "?".to_owned(), |k| k.to_string());
+    Usage(format!("{flag} is {what}; {} is a {kind}", args.address)).into()
+}
+
+/// Context for a `--lines` send that failed: which line, and what went before it.
+fn stopped_at(sent: usize) -> String {
+    format!(
+        "stopped at line {} of standard input, after sending {sent} line{}",
+        sent + 1,
+        if sent == 1 { "" } else { "s" }
+    )
+}

@@ -1,0 +1,233 @@
+//! `mq:` — POSIX message queues: create flags, send, recv, and their output rows.
+
+use std::io::{self, BufRead as _, Read as _};
+use std::os::fd::AsFd as _;
+use std::os::unix::ffi::OsStrExt as _;
+
+use anyhow::Context as _;
+use ipc_client::{
+    Access, Client, KindParams, MessageQueue, MqDetails, MqParams, ObjectInfo, Reply, Request,
+};
+use serde_json::Value;
+
+use super::{not_for, stopped_at};
+use crate::cli::{CreateArgs, RecvArgs, SendArgs};
+use crate::errors::NothingInTime;
+use crate::output::{Out, message_json};
+use crate::watch::{Wait, Waited, Watch, show};
+
+/// The queue's parameters from `create`'s flags.
+pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
+    if args.buffered {
+        return Err(not_for(args, "--buffered", "for fifo: only"));
+    }
+    Ok(KindParams::Mq(MqParams {
+        capacity: args.capacity,
+        msg_size: args.msg_size,
+    }))
+}
+
+/// Opens `address` with `access` and wraps it in a queue handle.
+fn open(client: &mut Client, address: &str, access: Access) -> anyhow::Result<MessageQueue> {
+    let response = client.request(Request::Open {
+        address: address.to_owned(),
+        access,
+    })?;
+    let Reply::Opened { info, access } = response.reply else {
+        anyhow::bail!(
+            "unexpected answer to opening {address}: {:?}",
+            response.reply
+        );
+    };
+    Ok(MessageQueue::from_opened(info, access, response.fds)?)
+}
+
+/// `ipcctl send mq:…`: MESSAGE, standard input as one message, or `--lines`.
+pub fn send(client: &mut Client, args: &SendArgs) -> anyhow::Result<()> {
+    let q = open(client, &args.address, Access::Write)?;
+    let wait = Wait::from_flags(args.timeout, args.nonblock);
+    let priority = args.priority.unwrap_or(0);
+    let send_one = |msg: &[u8]| -> anyhow::Result<()> {
+        let result = match wait {
+            Wait::Forever => q.send(msg, priority),
+            Wait::Timeout(t) => q.send_timeout(msg, priority, t),
+            Wait::Never => q.try_send(msg, priority),
+        };
+        result.map_err(|e| match e {
+            ipc_client::Error::WouldBlock => {
+                NothingInTime(format!("{} is full (would-block)", q.address())).into()
+            }
+            ipc_client::Error::TimedOut => NothingInTime(format!(
+                "{} stayed full for {} (timed-out)",
+                q.address(),
+                show(args.timeout.unwrap_or_default())
+            ))
+            .into(),
+            e => anyhow::Error::new(e).context(format!("cannot send to {}", q.address())),
+        })
+    };
+    if let Some(message) = &args.message {
+        return send_one(message.as_bytes());
+    }
+    if args.lines {
+        for (sent, line) in io::stdin().lock().split(b'\n').enumerate() {
+            send_one(&line.context("cannot read standard input")?)
+                .with_context(|| stopped_at(sent))?;
+        }
+        return Ok(());
+    }
+    send_one(&read_stdin_message(&q, args.raw)?)
+}
+
+/// All of standard input as one message: less one trailing newline unless
+/// `raw`, and at most the queue's message size.
+fn read_stdin_message(q: &MessageQueue, raw: bool) -> anyhow::Result<Vec<u8>> {
+    // One byte more than fits, and one for a trailing newline to drop.
+    let mut message = Vec::new();
+    io::stdin()
+        .lock()
+        .take(q.msg_size() as u64 + 2)
+        .read_to_end(&mut message)
+        .context("cannot read standard input")?;
+    // `echo text | ipcctl send` means "text", as `$(echo text)` would.
+    if !raw && message.ends_with(b"\n") {
+        message.pop();
+    }
+    if message.len() > q.msg_size() {
+        anyhow::bail!(
+            "cannot send to {}: standard input holds more than the queue's message size of {} bytes (too-large)",
+            q.address(),
+            q.msg_size()
+        );
+    }
+    Ok(message)
+}
+
+/// What one wait for a message ended with.
+enum Received {
+    /// A message of this length and priority is in the buffer.
+    Message(usize, u32),
+    /// The time ran out, or the queue was empty and waiting was not wanted.
+    Nothing,
+    /// Whoever reads our output has gone away.
+    ReaderGone,
+}
+
+/// `ipcctl recv mq:…`: one message, `--count N` or `--follow`.
+pub fn recv(client: &mut Client, args: &RecvArgs, json: bool) -> anyhow::Result<()> {
+    let q = open(client, &args.address, Access::Read)?;
+    let wait = Wait::from_flags(args.timeout, args.nonblock);
+    let limit = if args.follow {
+        u64::MAX
+    } else {
+        args.count.unwrap_or(1)
+    };
+    let mut buf = vec![0; q.msg_size()];
+    let mut out = Out::new();
+    let mut watch = Watch::new();
+    let mut received = 0;
+    while received < limit {
+        let (len, priority) = match receive(&q, &mut buf, wait, &mut watch)? {
+            Received::Message(len, priority) => (len, priority),
+            Received::Nothing => break,
+            Received::ReaderGone => return Ok(()),
+        };
+        let msg = &buf[..len];
+        if json {
+            out.json(&message_json(msg, Some(priority)))?;
+        } else if args.raw {
+            out.bytes(msg)?;
+        } else {
+            out.bytes(msg)?;
+            out.bytes(b"\n")?;
+        }
+        out.flush()?;
+        received += 1;
+    }
+    if received == 0 {
+        return Err(nothing(q.address(), wait).into());
+    }
+    Ok(())
+}
+
+/// Why nothing was received.
+fn nothing(address: &str, wait: Wait) -> NothingInTime {
+    NothingInTime(match wait {
+        Wait::Timeout(t) => {
+            format!(
+                "no message arrived on {address} within {} (timed-out)",
+                show(t)
+            )
+        }
+        _ => format!("{address} is empty (would-block)"),
+    })
+}
+
+/// Receives a message into `buf`, waiting for one as `wait` says. A message
+/// already there is taken even when there is no time to wait (`--timeout 0s`).
+///
+/// Standard output is checked before a message is taken and watched while
+/// waiting, so that `ipcctl recv --follow | head -1` ends when `head` does
+/// (not only when the next message comes), without taking a message it cannot print.
+fn receive(
+    q: &MessageQueue,
+    buf: &mut [u8],
+    wait: Wait,
+    watch: &mut Watch,
+) -> anyhow::Result<Received> {
+    let deadline = wait.deadline_from_now();
+    loop {
+        if watch.output_gone()? {
+            return Ok(Received::ReaderGone);
+        }
+        if let Some(got) = try_receive(q, buf)? {
+            return Ok(got);
+        }
+        if wait == Wait::Never {
+            return Ok(Received::Nothing);
+        }
+        // Then readable, unless another receiver is quicker: wait again.
+        match watch.wait(q.as_fd(), deadline, None)? {
+            Waited::Ready => {}
+            Waited::TimedOut => return Ok(Received::Nothing),
+            Waited::OutputGone => return Ok(Received::ReaderGone),
+        }
+    }
+}
+
+/// Takes a message if one is there now.
+fn try_receive(q: &MessageQueue, buf: &mut [u8]) -> anyhow::Result<Option<Received>> {
+    match q.try_recv_into(buf) {
+        Ok((len, priority)) => Ok(Some(Received::Message(len, priority))),
+        Err(ipc_client::Error::WouldBlock) => Ok(None),
+        Err(e) => {
+            Err(anyhow::Error::new(e).context(format!("cannot receive from {}", q.address())))
+        }
+    }
+}
+
+/// A queue's own JSON fields.
+pub fn json_details(d: &MqDetails, v: &mut Value) {
+    v["depth"] = d.depth.into();
+    v["capacity"] = d.capacity.into();
+    v["msg_size"] = d.msg_size.into();
+}
+
+/// A queue's own `stat` rows.
+pub fn field_rows(o: &ObjectInfo, d: &MqDetails) -> Vec<(&'static str, String)> {
+    vec![
+        ("kernel name", o.kernel_name.clone()),
+        ("depth", d.depth.to_string()),
+        ("capacity", d.capacity.to_string()),
+        ("message size", format!("{} bytes", d.msg_size)),
+    ]
+}
+
+/// A queue's `list` cells: QUEUED, CAPACITY, ENDS.
+pub fn table_cells(d: &MqDetails) -> [String; 3] {
+    [
+        format!("{} msg", d.depth),
+        format!("{} × {} B", d.capacity, d.msg_size),
+        "-".to_owned(),
+    ]
+}
