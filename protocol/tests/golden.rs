@@ -23,7 +23,7 @@ use protocol::{
     FifoDetails, FifoParams, FrameHeader, HARD_MAX_FRAME, HEADER_LEN, Hello, Kind, KindDetails,
     KindOp, KindParams, KindReply, Lifetime, Limits, MqDetails, MqOp, MqParams, MqReply,
     ObjectInfo, Outcome, PipeDetails, PipeOp, PipeParams, PipeReply, Readiness, Reply, Request,
-    ServerFrame, StatusInfo, Welcome, WireError,
+    ServerFrame, StatusInfo, UsageInfo, Welcome, WireError,
 };
 
 /// Either direction's frame type.
@@ -495,6 +495,7 @@ fn client_cases() -> Vec<(&'static str, ClientFrame)> {
                 },
             ),
         ),
+        ("request_usage", request(27, Request::Usage)),
     ]
 }
 
@@ -775,6 +776,29 @@ fn server_cases() -> Vec<(&'static str, ServerFrame)> {
                     "a string in the request (an address?) is not valid UTF-8",
                 )),
             },
+        ),
+        (
+            "response_usage",
+            ok(
+                27,
+                0,
+                Reply::Usage(UsageInfo {
+                    uid: 1000,
+                    privileged: false,
+                    connections: 2,
+                    max_connections: 256,
+                    objects: 3,
+                    max_objects: 1024,
+                    fds: 4,
+                    max_fds: 2340,
+                    waits: 1,
+                    max_waits: 256,
+                    mq_bytes: 1856,
+                    max_mq_bytes: 204_800,
+                    mq_budget_bytes: 819_200,
+                    nofile: 20_000,
+                }),
+            ),
         ),
     ]
 }
