@@ -126,13 +126,13 @@ impl KindModule for Module {
     }
 
     fn op_needs(&self, op: &KindOp) -> Need {
-        match op {
-            KindOp::Mq(MqOp::WaitFor { ready, .. }) => match ready {
-                Readiness::Readable => Need::Read,
-                Readiness::Writable => Need::Write,
-            },
-            // Never called with another kind's operation; the strictest answer is safe.
-            KindOp::Pipe(_) => Need::Owner,
+        // Never called with another kind's operation; the strictest answer is safe.
+        let KindOp::Mq(MqOp::WaitFor { ready, .. }) = op else {
+            return Need::Owner;
+        };
+        match ready {
+            Readiness::Readable => Need::Read,
+            Readiness::Writable => Need::Write,
         }
     }
 }

@@ -69,11 +69,11 @@ impl KindModule for Module {
     }
 
     fn op_needs(&self, op: &KindOp) -> Need {
-        match op {
-            KindOp::Pipe(PipeOp::Close) => Need::Write,
-            // Never called with another kind's operation; the strictest answer is safe.
-            KindOp::Mq(_) => Need::Owner,
-        }
+        // Never called with another kind's operation; the strictest answer is safe.
+        let KindOp::Pipe(PipeOp::Close) = op else {
+            return Need::Owner;
+        };
+        Need::Write
     }
 }
 
