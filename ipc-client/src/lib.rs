@@ -84,6 +84,9 @@ mod path;
 mod pipe;
 mod stream;
 mod sys;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
 
 pub use client::{Client, ClientBuilder, DEFAULT_CLIENT_NAME, Response};
 pub use error::{Error, Result};
