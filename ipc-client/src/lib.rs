@@ -75,6 +75,8 @@
 //! Errors are [`Error`]; those the daemon reports keep their stable
 //! [`ErrorCode`] ([`Error::code`]).
 
+#![deny(unsafe_code)]
+
 mod client;
 mod connection;
 mod error;
@@ -83,6 +85,7 @@ mod mq;
 mod path;
 mod pipe;
 mod stream;
+#[allow(unsafe_code)]
 mod sys;
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]

@@ -5,6 +5,8 @@
 //! The library installs no signal handlers, so tests can run it in-process and
 //! drive it through the [`Control`] channel.
 
+#![deny(unsafe_code)]
+
 pub mod access;
 pub mod budget;
 pub mod config;
@@ -20,6 +22,7 @@ pub mod server;
 pub mod session;
 pub mod shared;
 pub mod socket;
+#[allow(unsafe_code)]
 pub mod sys;
 
 use std::sync::Arc;
