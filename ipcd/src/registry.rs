@@ -531,3 +531,6 @@ impl Registry {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;
