@@ -375,3 +375,50 @@ impl Drop for TestDaemon {
         }
     }
 }
+
+/// Spawns `cmd`, an `ipcd` command line the caller built (for a test that needs
+/// flags, resource limits or a umask [`TestDaemon`] does not give), with its
+/// stderr appended to `log`, and waits for its `READY=1` on a notify socket in
+/// `dir`. Kills it and panics with the log if it is not ready in [`START_TIMEOUT`].
+pub fn spawn_ready(cmd: &mut Command, dir: &Path, log: &Path) -> Child {
+    let notify_path = dir.join("notify-ready");
+    let _ = std::fs::remove_file(&notify_path);
+    let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+    notify
+        .set_read_timeout(Some(START_TIMEOUT))
+        .expect("timeout");
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let mut child = cmd
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("spawn ipcd");
+    let mut buf = [0u8; 512];
+    loop {
+        match notify.recv(&mut buf) {
+            Ok(n)
+                if String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .any(|l| l == "READY=1") =>
+            {
+                return child;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "ipcd did not become ready: {e}\nlog:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+        }
+    }
+}

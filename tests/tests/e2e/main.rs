@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod fifo;
+mod hostile;
 mod lifecycle;
 mod limits;
 mod mq_cli;
