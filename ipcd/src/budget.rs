@@ -182,13 +182,13 @@ impl Ledger {
                 book.connections, limits.max_connections
             ));
         }
-        if book.handshakes >= b.max_handshakes {
-            return Err(format!(
-                "too many connections are still in their handshake ({}, max_handshakes)",
-                book.handshakes
-            ));
-        }
         if !privileged {
+            if book.handshakes >= b.max_handshakes {
+                return Err(format!(
+                    "too many connections are still in their handshake ({}, max_handshakes)",
+                    book.handshakes
+                ));
+            }
             if book.connections >= open_to_all {
                 return Err(format!(
                     "too many connections ({} open; the last {} of max_connections {} are kept for root)",

@@ -20,6 +20,10 @@ pub enum RequestError {
     /// An object with this address is registered already.
     #[error("object '{0}' already exists")]
     AlreadyExists(String),
+    /// The kernel name is taken by an object ipcd did not register (the
+    /// message names it and its owner).
+    #[error("{0}")]
+    KernelNameTaken(String),
     /// The request's parameters are for another kind.
     #[error("{0}")]
     WrongKind(String),
@@ -71,7 +75,9 @@ impl RequestError {
         match self {
             RequestError::BadAddress(e) => e.code,
             RequestError::NotFound(_) | RequestError::KernelObjectMissing(_) => ErrorCode::NotFound,
-            RequestError::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            RequestError::AlreadyExists(_) | RequestError::KernelNameTaken(_) => {
+                ErrorCode::AlreadyExists
+            }
             RequestError::WrongKind(_) => ErrorCode::WrongKind,
             RequestError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             RequestError::LimitExceeded(_) => ErrorCode::LimitExceeded,

@@ -11,7 +11,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,7 @@ impl Journal {
         let path = dir.join(INTENT_FILE);
         let existed = path.exists();
         let file = OpenOptions::new()
+            .mode(0o600)
             .read(true)
             .write(true)
             .create(true)

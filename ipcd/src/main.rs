@@ -105,6 +105,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
+    // Whatever umask ipcd inherits, what it creates is not writable by others
+    // unless it says so (the socket, FIFOs and their directory get explicit modes).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     let tunables = match &args.config {
         Some(path) => Tunables::load(path)?,
         None => Tunables::default(),

@@ -5,6 +5,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -107,7 +108,12 @@ pub fn save(dir: &Path, prefix: &str, objects: Vec<StoredObject>) -> std::io::Re
     let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
     let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
     let written = (|| {
-        let mut f = File::create(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_all()
     })();
@@ -136,7 +142,13 @@ pub fn set_aside(dir: &Path, rejected: &[(StoredObject, String)]) -> std::io::Re
         all.push(serde_json::json!({ "record": rec, "why": why }));
     }
     let bytes = serde_json::to_vec_pretty(&all).map_err(std::io::Error::other)?;
-    fs::write(&path, bytes)
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?
+        .write_all(&bytes)
 }
 
 /// Why the state directory could not be locked.
@@ -158,10 +170,15 @@ pub fn lock(dir: &Path) -> Result<nix::fcntl::Flock<File>, LockError> {
             dir.display()
         )));
     }
-    fs::create_dir_all(dir)
+    // The state directory is the daemon's alone, whatever the umask.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
         .map_err(|e| LockError::Io(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join("lock");
     let file = fs::OpenOptions::new()
+        .mode(0o600)
         .create(true)
         .truncate(false)
         .write(true)

@@ -334,7 +334,10 @@ impl Registry {
             max_message_size: limits.max_message_size,
         };
         self.check_shares(peer.uid, &address, module.cost(&args)?, quota)?;
-        self.begin("create", &address, peer)?;
+        // An adopted object is the caller's: undoing or recovering an adopt
+        // forgets it, never removes it.
+        let op = if spec.adopt { "adopt" } else { "create" };
+        self.begin(op, &address, peer)?;
         let handle = match module.create(&args) {
             Ok(h) => h,
             Err(e) => {
@@ -360,7 +363,9 @@ impl Registry {
         let info = obj.info();
         self.objects.insert(address.clone(), obj);
         if let Err(e) = self.save() {
-            if let Some(obj) = self.objects.remove(&address) {
+            if let Some(obj) = self.objects.remove(&address)
+                && !spec.adopt
+            {
                 let _ = obj.remove();
             }
             self.end();

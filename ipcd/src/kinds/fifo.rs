@@ -8,7 +8,7 @@
 //! FIFOs are files: they survive a daemon restart and are re-adopted.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -136,13 +136,21 @@ fn create(
         }
         return hold(path, params.buffered);
     }
-    if let Some(dir) = Path::new(path).parent() {
-        std::fs::create_dir_all(dir)
+    if let Some(dir) = Path::new(path).parent()
+        && !dir.is_dir()
+    {
+        // Everyone may reach a FIFO by path (its own mode decides who may open
+        // it), no one but the daemon may add or swap files here.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)))
             .map_err(|e| RequestError::os(format!("creating {}", dir.display()), io_errno(&e)))?;
     }
     nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR).map_err(|e| match e {
-        Errno::EEXIST => RequestError::AlreadyExists(format!(
-            "{path} exists already and is not registered in ipcd (owner uid {}); its owner may \
+        Errno::EEXIST => RequestError::KernelNameTaken(format!(
+            "{path} already exists and is not registered in ipcd (owner uid {}); its owner may \
              adopt it, or remove it",
             std::fs::symlink_metadata(path)
                 .map_or_else(|_| "unknown".into(), |m| m.uid().to_string())

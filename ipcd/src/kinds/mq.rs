@@ -33,15 +33,21 @@ pub struct MqObject {
     fd: OwnedFd,
     /// What the kernel charges for it (capacity and message size never change).
     charged: u64,
+    /// Registered with `adopt` rather than created by ipcd.
+    adopted: bool,
 }
 
 impl MqObject {
-    fn new(name: &str, fd: OwnedFd) -> Result<Self, RequestError> {
+    /// Wraps the daemon's descriptor. An adopted queue's bytes were charged to
+    /// whoever created it, so they count against no one's share here.
+    fn new(name: &str, fd: OwnedFd, adopted: bool) -> Result<Self, RequestError> {
         let attr = mq_getattr_fd(fd.as_fd()).map_err(|e| RequestError::os("mq_getattr", e))?;
+        let charged = charged_bytes(attr.maxmsg() as u64, attr.msgsize() as u64);
         Ok(MqObject {
             name: name.to_owned(),
             fd,
-            charged: charged_bytes(attr.maxmsg() as u64, attr.msgsize() as u64),
+            charged: if adopted { 0 } else { charged },
+            adopted,
         })
     }
 
@@ -70,7 +76,7 @@ impl KindModule for Module {
         } else {
             create(name, args, params)?
         };
-        MqObject::new(name, fd).map(|q| Box::new(q) as Box<dyn KindObject>)
+        MqObject::new(name, fd, args.adopt).map(|q| Box::new(q) as Box<dyn KindObject>)
     }
 
     fn cost(&self, args: &CreateArgs<'_>) -> Result<Held, RequestError> {
@@ -95,7 +101,7 @@ impl KindModule for Module {
     fn reopen(
         &self,
         kernel_name: Option<&str>,
-        _state: &serde_json::Value,
+        state: &serde_json::Value,
     ) -> Result<Reopened, RequestError> {
         let name = kernel_name.ok_or_else(|| {
             RequestError::InvalidArgument("a queue record without a kernel name".into())
@@ -109,6 +115,7 @@ impl KindModule for Module {
             Ok(mqd) => Ok(Reopened::Alive(Box::new(MqObject::new(
                 name,
                 mqd_into_owned(mqd),
+                state.get("adopted").and_then(|v| v.as_bool()) == Some(true),
             )?))),
             Err(Errno::ENOENT) => Ok(Reopened::Gone(format!(
                 "kernel queue {name} vanished while ipcd was down"
@@ -179,7 +186,11 @@ impl KindObject for MqObject {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::Value::Null
+        if self.adopted {
+            serde_json::json!({ "adopted": true })
+        } else {
+            serde_json::Value::Null
+        }
     }
 
     fn remove(self: Box<Self>) -> Result<(), RequestError> {
@@ -322,8 +333,8 @@ fn create(name: &str, args: &CreateArgs<'_>, params: &MqParams) -> Result<OwnedF
 
 fn create_error(name: &str, errno: Errno, capacity: u64, msg_size: u64) -> RequestError {
     match errno {
-        Errno::EEXIST => RequestError::AlreadyExists(format!(
-            "kernel queue {name} exists already and is not registered in ipcd (owner uid {}); \
+        Errno::EEXIST => RequestError::KernelNameTaken(format!(
+            "kernel queue {name} already exists and is not registered in ipcd (owner uid {}); \
              its owner may adopt it, or remove it",
             owner(name).map_or_else(|| "unknown".into(), |u| u.to_string())
         )),

@@ -42,7 +42,8 @@ impl Registry {
         }
         if let Err(e) = reg.save() {
             error!(
-                "cannot save the registry in {}: {e}; serving read-only until there is room",
+                "cannot save the registry in {}: {e}; creates and deletes will be refused \
+                 until the registry can be saved (free some space)",
                 reg.state_dir.display()
             );
         }
@@ -59,7 +60,8 @@ impl Registry {
             warn!(address = %intent.address, "unreadable address in the intent record");
             return;
         };
-        if self.objects.contains_key(&address) {
+        if self.objects.contains_key(&address) || intent.op == "adopt" {
+            // Finished, or an adopt: the kernel object was the caller's before.
             return;
         }
         let module = kinds::module(address.kind);

@@ -405,7 +405,7 @@ fn an_unregistered_kernel_object_is_not_overwritten() {
     make_fifo(&path);
     assert_err!(
         fx.create("fifo:f", spec(fifo()), &OWNER),
-        RequestError::AlreadyExists(_)
+        RequestError::KernelNameTaken(_)
     );
     assert!(fx.reg.is_empty());
     assert!(is_fifo(&path), "the existing FIFO is left alone");
