@@ -24,14 +24,25 @@ ipcctl creates, lists, inspects, closes and deletes them, sends and receives, an
 runs commands with their standard input/output joined to pipes and FIFOs.";
 
 const AFTER_HELP: &str = "\
+Output: text for people; with --json, exactly one JSON document per command,
+compact on one line, on stdout (recv of several messages: one document per
+message, JSON Lines). Errors go to stderr, one per command, as
+  ipcctl: MESSAGE (CODE)
+or with --json as
+  {\"error\":{\"code\":\"CODE\",\"number\":N,\"message\":\"MESSAGE\"}}
+where CODE is ipcd's error code (its stable number is N) or one of ipcctl's own
+(N is null): usage, not-running (nothing listens on the socket), daemon-gone
+(ipcd stopped while the command needed it), reader-gone (a pipe or FIFO has no
+reader left), end-of-file, protocol-error, command-not-found and cannot-run (exec).
+
 Exit status:
   0   success
   1   timed out, or nothing to receive / no room to send (--timeout, --nonblock),
       or a pipe at end of file with no line to receive (recv --raw ends at
-      end of file with 0, as cat does)
-  2   any other error, reported on stderr as: ipcctl: MESSAGE (error-code)
-  64  usage error
-  (exec exits with its command's status instead)
+      end of file with 0, as cat does): timed-out, would-block, end-of-file
+  2   any other error
+  64  usage error (a flag that does not apply to the object's kind too)
+  (exec exits with its command's status instead; 127 or 126 if it cannot run)
 
 Socket: --socket, else $IPCD_SOCKET, else $XDG_RUNTIME_DIR/ipcd/ipcd.sock,
 else /run/ipcd/ipcd.sock (an empty variable counts as unset).
@@ -74,7 +85,8 @@ pub struct Cli {
     )]
     pub socket: Option<PathBuf>,
 
-    /// Print JSON instead of text (for recv: one JSON object per message and line)
+    /// Print one compact JSON document instead of text (recv of several
+    /// messages: one per message); errors too, on stderr
     #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 
@@ -121,6 +133,9 @@ Exit status: 0 success, 2 error (an unknown KIND too), 64 usage error.")]
 
     /// Show one object's details: what waits in it, sizes, ends, owner, mode, lifetime
     #[command(after_help = "\
+What waits to be read is depth (mq: messages) or buffered_bytes (pipe and fifo:
+bytes). A pipe has no kernel name (\"kernel_name\": null).
+
 Examples:
   ipcctl stat mq:jobs
   ipcctl stat pipe:logs --json
@@ -212,6 +227,10 @@ is --buffered; --timeout bounds that wait too.
 
 With --lines, a line that cannot be sent (too large, or no room in time) stops
 send; the error says which line, and how many were sent before it.
+
+send prints nothing; with --json it prints what it sent:
+{\"sent\":ADDRESS,\"messages\":N,\"bytes\":B} (messages: lines for pipe: and
+fifo:, null for --raw to them; bytes include the newlines added).
 
 Examples:
   ipcctl send mq:jobs 'build #42' --priority 5

@@ -18,24 +18,18 @@ use signal_hook::iterator::exfiltrator::WithRawSiginfo;
 use crate::cli::ExecArgs;
 use crate::cmd::kind_of;
 use crate::cmd::stream::Sink;
-use crate::errors::{NothingInTime, Usage};
+use crate::errors::{Code, fail, usage};
 use crate::watch::Wait;
 
 /// Signals passed on to the command when someone sends them to ipcctl.
 const FORWARDED: [i32; 6] = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2];
 
-/// Exit status when the command does not exist (as shells use it).
-const EXIT_NOT_FOUND: u8 = 127;
-/// Exit status when the command exists but cannot run.
-const EXIT_CANNOT_RUN: u8 = 126;
-
 /// Checks that `address` is a pipe or FIFO; `what` is `--stdin` or `--stdout`.
 fn stream_kind(address: &str, what: &str) -> anyhow::Result<Kind> {
     match kind_of(address)? {
-        Kind::Mq => Err(Usage(format!(
+        Kind::Mq => Err(usage(format!(
             "{what} joins a pipe: or fifo:; {address} is a message queue"
-        ))
-        .into()),
+        ))),
         kind => Ok(kind),
     }
 }
@@ -82,11 +76,14 @@ pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
     let child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            eprintln!("ipcctl: cannot run {}: {e}", program.to_string_lossy());
-            return Ok(match e.kind() {
-                std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
-                _ => EXIT_CANNOT_RUN,
-            });
+            let code = match e.kind() {
+                std::io::ErrorKind::NotFound => Code::CommandNotFound,
+                _ => Code::CannotRun,
+            };
+            return Err(fail(
+                code,
+                format!("cannot run {}: {e}", program.to_string_lossy()),
+            ));
         }
     };
     // Our copies of the pipe ends go, so readers see end of file when the command ends.
@@ -157,11 +154,13 @@ impl Input {
             Input::Fifo(r) => {
                 let address = r.address().to_owned();
                 r.into_blocking(timeout).map_err(|e| match e {
-                    ipc_client::Error::TimedOut => NothingInTime(format!(
-                        "no writer came to {address} within {} (timed-out)",
-                        humantime::format_duration(timeout.unwrap_or_default())
-                    ))
-                    .into(),
+                    ipc_client::Error::TimedOut => fail(
+                        ipc_client::ErrorCode::TimedOut,
+                        format!(
+                            "no writer came to {address} within {}",
+                            humantime::format_duration(timeout.unwrap_or_default())
+                        ),
+                    ),
                     e => {
                         anyhow::Error::new(e).context(format!("waiting for a writer on {address}"))
                     }

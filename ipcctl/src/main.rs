@@ -10,31 +10,30 @@ mod output;
 mod parse;
 mod watch;
 
+use std::io;
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
-use ipc_client::Client;
+use ipc_client::{Client, ErrorCode};
 
 use cli::{Cli, Command};
 use cmd::{admin, fifo, pipe};
-use errors::{EXIT_USAGE, Usage, report};
+use errors::{Code, fail, report, report_clap, usage};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // Help and version go to stdout and are not errors.
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EXIT_USAGE)
-            } else {
-                ExitCode::SUCCESS
-            };
+            // Before parsing succeeds, --json is looked for by hand.
+            let json = std::env::args_os().skip(1).any(|a| a == "--json");
+            return report_clap(&e, json);
         }
     };
+    let json = cli.json;
     match run(cli) {
         Ok(status) => ExitCode::from(status),
-        Err(e) => report(&e),
+        Err(e) => report(&e, json),
     }
 }
 
@@ -55,9 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     // An empty IPCD_SOCKET counts as unset, as it does for ipcd.
     let socket = ipc_client::resolve_socket_path(cli.socket.as_deref());
     let json = cli.json;
-    let connect = || -> anyhow::Result<Client> {
-        Ok(Client::builder().name("ipcctl").socket(&socket).connect()?)
-    };
+    let connect = || connect(&socket);
     match &cli.command {
         Command::Ping => admin::ping(&mut connect()?, json),
         Command::Status => admin::status(&mut connect()?, json),
@@ -67,7 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Delete { address } => admin::delete(&mut connect()?, address, json),
         Command::Close { address } => pipe::close(&mut connect()?, address, json),
         Command::Path { address } => fifo::path(&mut connect()?, address, json),
-        Command::Send(args) => cmd::send(&mut connect()?, args),
+        Command::Send(args) => cmd::send(&mut connect()?, args, json),
         Command::Recv(args) => cmd::recv(&mut connect()?, args, json),
         Command::Exec(args) => return exec::exec(connect()?, args),
         // Only an explicit --socket: bench passes it on to the processes it starts.
@@ -76,6 +73,33 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Help { .. } => unreachable!("answered above"),
     }
     .map(|()| 0)
+}
+
+/// Connects to ipcd at `socket`; a failure says what to check.
+fn connect(socket: &Path) -> anyhow::Result<Client> {
+    Client::builder()
+        .name("ipcctl")
+        .socket(socket)
+        .connect()
+        .map_err(|e| match &e {
+            ipc_client::Error::Connect { source, .. } => {
+                connect_error(socket, source, e.to_string())
+            }
+            _ => e.into(),
+        })
+}
+
+/// Why connecting to `socket` failed, with a hint that fits.
+fn connect_error(_socket: &Path, source: &io::Error, what: String) -> anyhow::Error {
+    let message = format!("{what}: {source}");
+    match source.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => fail(
+            Code::NotRunning,
+            format!("{message}; is ipcd running? (its socket is set with --socket or IPCD_SOCKET)"),
+        ),
+        io::ErrorKind::PermissionDenied => fail(ErrorCode::PermissionDenied, message),
+        _ => fail(ErrorCode::Os, message),
+    }
 }
 
 /// The object addresses a command names, checked before connecting.
@@ -110,10 +134,9 @@ fn help(path: &[String]) -> anyhow::Result<u8> {
         match cmd.find_subcommand(name) {
             Some(sub) => cmd = sub,
             None => {
-                return Err(Usage(format!(
+                return Err(usage(format!(
                     "there is no command '{name}' (ipcctl --help lists them)"
-                ))
-                .into());
+                )));
             }
         }
     }

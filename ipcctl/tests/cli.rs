@@ -29,7 +29,43 @@ fn ipcctl_env(args: &[&str], stdin: &[u8], env: &[(&str, &std::ffi::OsStr)]) -> 
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    finish(child, args)
+}
+
+/// How long one ipcctl run may take before the test fails.
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits for `child` (killing it after [`COMMAND_TIMEOUT`]) and collects its output.
+fn finish(mut child: std::process::Child, args: &[&str]) -> Output {
+    let mut pipes = (child.stdout.take(), child.stderr.take());
+    let read = |p: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = p {
+                p.read_to_end(&mut buf).unwrap();
+            }
+            buf
+        })
+    };
+    let out = read(pipes.0.take().map(|p| Box::new(p) as _));
+    let err = read(pipes.1.take().map(|p| Box::new(p) as _));
+    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("ipcctl {args:?} still ran after {COMMAND_TIMEOUT:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }
 
 fn stderr(o: &Output) -> String {
@@ -506,7 +542,7 @@ fn a_session_object_whose_daemon_goes_away_is_an_error() {
     );
     assert_eq!(
         stderr(&o),
-        "ipcctl: ipcd closed the connection; mq:sess (session lifetime) is gone\n"
+        "ipcctl: ipcd closed the connection; mq:sess (session lifetime) is gone (daemon-gone)\n"
     );
 }
 
@@ -547,4 +583,111 @@ fn nothing_is_taken_for_an_output_nobody_reads() {
         b"",
     );
     assert_eq!(o.stdout, b"m1\nm2\n");
+}
+
+/// The one JSON document on standard output (a single line), parsed.
+fn json_out(o: &Output) -> serde_json::Value {
+    let text = String::from_utf8(o.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "not one line: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The one JSON error document on standard error, parsed.
+fn json_err(o: &Output) -> serde_json::Value {
+    let text = stderr(o);
+    assert_eq!(text.lines().count(), 1, "not one line: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn json_is_one_compact_document_per_command_and_errors_are_json_too() {
+    let d = FakeDaemon::start("json");
+    let s = &d.socket;
+    let o = ipcctl(s, &["--json", "stat", "mq:q"], b"");
+    assert_eq!(json_out(&o)["address"], "mq:q");
+
+    // send says what it sent.
+    let o = ipcctl(s, &["--json", "send", "mq:q", "hi"], b"");
+    assert_eq!(
+        json_out(&o),
+        serde_json::json!({"sent": "mq:q", "messages": 1, "bytes": 2})
+    );
+    assert!(ipcctl(s, &["recv", "mq:q"], b"").status.success());
+    let o = ipcctl(s, &["send", "mq:q", "--lines", "--json"], b"a\nbb\n");
+    assert_eq!(
+        json_out(&o),
+        serde_json::json!({"sent": "mq:q", "messages": 2, "bytes": 3})
+    );
+    // Several messages received: one document per message (JSON Lines).
+    let o = ipcctl(s, &["--json", "recv", "mq:q", "--count", "2"], b"");
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "{\"message\":\"a\",\"priority\":0}\n{\"message\":\"bb\",\"priority\":0}\n"
+    );
+
+    // Errors: one document on stderr, the code apart from the message.
+    let o = ipcctl(s, &["--json", "stat", "mq:nope"], b"");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    let e = json_err(&o);
+    assert_eq!(e["error"]["code"], "not-found", "{e}");
+    assert_eq!(e["error"]["number"], ErrorCode::NotFound.as_u16(), "{e}");
+    assert!(
+        !e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("(not-found)"),
+        "{e}"
+    );
+    let o = ipcctl(s, &["--json", "recv", "mq:q", "--nonblock"], b"");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        json_err(&o)["error"],
+        serde_json::json!({"code": "would-block", "number": ErrorCode::WouldBlock.as_u16(), "message": "mq:q is empty"})
+    );
+    // ipcctl's own codes have no number; usage errors are JSON too.
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    let o = ipcctl(nowhere, &["ping", "--json"], b"");
+    let e = json_err(&o);
+    assert_eq!(
+        (e["error"]["code"].as_str(), e["error"]["number"].as_u64()),
+        (Some("not-running"), None)
+    );
+    let o = ipcctl(nowhere, &["--json", "recv", "mq:q", "--count", "0"], b"");
+    assert_eq!(o.status.code(), Some(64));
+    let e = json_err(&o);
+    assert_eq!(e["error"]["code"], "usage", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at least 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_error_line_ends_with_its_code() {
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    let d = FakeDaemon::start("shape");
+    for (socket, args, code) in [
+        (nowhere, &["ping"][..], "not-running"),
+        (nowhere, &["recv", "mq:q", "--timeout", "5"], "usage"),
+        (nowhere, &["bogus"], "usage"),
+        (nowhere, &["stat", "mq:a/b"], "invalid-name"),
+        (&d.socket, &["stat", "mq:nope"], "not-found"),
+        (&d.socket, &["recv", "mq:q", "--nonblock"], "would-block"),
+        (&d.socket, &["send", "mq:q", &"x".repeat(33)], "too-large"),
+    ] {
+        let o = ipcctl(socket, args, b"");
+        let e = stderr(&o);
+        let first = e.lines().next().unwrap_or_default();
+        assert!(first.starts_with("ipcctl: "), "{args:?}: {e}");
+        assert!(first.ends_with(&format!(" ({code})")), "{args:?}: {e}");
+        assert_eq!(
+            first.matches(&format!("({code})")).count(),
+            1,
+            "{args:?}: {e}"
+        );
+    }
 }

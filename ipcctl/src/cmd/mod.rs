@@ -12,7 +12,8 @@ use ipc_client::protocol::Address;
 use ipc_client::{Client, Kind, KindParams};
 
 use crate::cli::{CreateArgs, RecvArgs, SendArgs};
-use crate::errors::Usage;
+use crate::errors::usage;
+use crate::output;
 
 /// The kind named by `address`, checked as the daemon would check it.
 pub fn kind_of(address: &str) -> anyhow::Result<Kind> {
@@ -31,12 +32,32 @@ pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
     }
 }
 
-/// `ipcctl send`.
-pub fn send(client: &mut Client, args: &SendArgs) -> anyhow::Result<()> {
-    match kind_of(&args.address)? {
-        Kind::Mq => mq::send(client, args),
-        kind @ (Kind::Pipe | Kind::Fifo) => stream::send(client, args, kind),
+/// What a `send` sent.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// Messages (a pipe's or FIFO's: lines); `None` for a `--raw` byte stream.
+    pub messages: Option<u64>,
+    /// Bytes written (a line's newline included).
+    pub bytes: u64,
+}
+
+impl Sent {
+    /// Counts one message of `len` bytes.
+    fn message(&mut self, len: usize) {
+        self.messages = Some(self.messages.unwrap_or(0) + 1);
+        self.bytes += len as u64;
     }
+}
+
+/// `ipcctl send`: prints nothing, or with `--json` what was sent.
+pub fn send(client: &mut Client, args: &SendArgs, json: bool) -> anyhow::Result<()> {
+    let sent = match kind_of(&args.address)? {
+        Kind::Mq => mq::send(client, args)?,
+        kind @ (Kind::Pipe | Kind::Fifo) => stream::send(client, args, kind)?,
+    };
+    output::print_json_only(json, || {
+        output::sent_json(&args.address, sent.messages, sent.bytes)
+    })
 }
 
 /// `ipcctl recv`.
@@ -50,7 +71,7 @@ pub fn recv(client: &mut Client, args: &RecvArgs, json: bool) -> anyhow::Result<
 /// A `create` flag that `args.address`'s kind does not take: a usage error.
 fn not_for(args: &CreateArgs, flag: &str, what: &str) -> anyhow::Error {
     let kind = kind_of(&args.address).map_or_else(|_| "?".to_owned(), |k| k.to_string());
-    Usage(format!("{flag} is {what}; {} is a {kind}", args.address)).into()
+    usage(format!("{flag} is {what}; {} is a {kind}", args.address))
 }
 
 /// Context for a `--lines` send that failed: which line, and what went before it.

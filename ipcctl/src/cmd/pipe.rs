@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::not_for;
 use crate::cli::CreateArgs;
-use crate::output::Out;
+use crate::output::{self, kernel_name};
 
 /// The pipe's parameters from `create`'s flags.
 pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
@@ -45,12 +45,7 @@ pub fn open_reader(client: &mut Client, address: &str) -> anyhow::Result<PipeRea
 /// `ipcctl close ADDR`: the daemon drops a pipe's write end.
 pub fn close(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()> {
     client.close(address)?;
-    if json {
-        let mut out = Out::new();
-        out.json(&json!({ "closed": address }))?;
-        out.flush()?;
-    }
-    Ok(())
+    output::print_json_only(json, || json!({ "closed": address }))
 }
 
 /// A pipe's own JSON fields.
@@ -66,8 +61,11 @@ pub fn json_details(d: &PipeDetails, v: &mut Value) {
 /// A pipe's own `stat` rows.
 pub fn field_rows(o: &ObjectInfo, d: &PipeDetails) -> Vec<(&'static str, String)> {
     vec![
-        ("kernel name", o.kernel_name.clone()),
-        ("buffered", format!("{} bytes", d.buffered)),
+        (
+            "kernel name",
+            kernel_name(o).unwrap_or("none (anonymous)").to_owned(),
+        ),
+        ("buffered bytes", d.buffered.to_string()),
         ("capacity", format!("{} bytes", d.capacity)),
         ("read ends", format!("{} handed out", d.readers_opened)),
         ("write ends", format!("{} handed out", d.writers_opened)),

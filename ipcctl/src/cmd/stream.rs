@@ -12,9 +12,9 @@ use ipc_client::{
     Client, ErrorCode, FifoReader, FifoWriter, Kind, PIPE_BUF, PipeReader, PipeWriter,
 };
 
-use super::{fifo, pipe, stopped_at};
+use super::{Sent, fifo, pipe, stopped_at};
 use crate::cli::{RecvArgs, SendArgs};
-use crate::errors::{NothingInTime, Usage, client_code};
+use crate::errors::{Code, client_code, fail, usage};
 use crate::output::{Out, message_json};
 use crate::watch::{Wait, Waited, Watch, show};
 
@@ -44,9 +44,9 @@ impl Sink {
         match kind {
             Kind::Pipe => Ok(Sink::Pipe(pipe::open_writer(client, address)?)),
             Kind::Fifo => Ok(Sink::Fifo(fifo::open_writer(client, address, wait)?)),
-            Kind::Mq => {
-                Err(Usage(format!("{address} is a message queue, not a pipe or FIFO")).into())
-            }
+            Kind::Mq => Err(usage(format!(
+                "{address} is a message queue, not a pipe or FIFO"
+            ))),
         }
     }
 
@@ -57,8 +57,8 @@ impl Sink {
         }
     }
 
-    /// One line in one atomic write.
-    fn line(&self, line: &[u8], wait: Wait) -> ipc_client::Result<()> {
+    /// One line in one atomic write (a newline is added unless it ends with one).
+    fn line(&self, line: &[u8], wait: Wait, sent: &mut Sent) -> ipc_client::Result<()> {
         match (self, wait) {
             (Sink::Pipe(w), Wait::Forever) => w.send_line(line),
             (Sink::Pipe(w), Wait::Timeout(t)) => w.send_line_timeout(line, t),
@@ -66,11 +66,13 @@ impl Sink {
             (Sink::Fifo(w), Wait::Forever) => w.send_line(line),
             (Sink::Fifo(w), Wait::Timeout(t)) => w.send_line_timeout(line, t),
             (Sink::Fifo(w), Wait::Never) => w.try_send_line(line),
-        }
+        }?;
+        sent.message(line.len() + usize::from(!line.ends_with(b"\n")));
+        Ok(())
     }
 
     /// All of `buf`, in as many writes as it takes; each waits as `wait` says.
-    fn bytes(&self, mut buf: &[u8], wait: Wait) -> ipc_client::Result<()> {
+    fn bytes(&self, mut buf: &[u8], wait: Wait, sent: &mut Sent) -> ipc_client::Result<()> {
         let t = wait.as_timeout().unwrap_or(Duration::MAX);
         while !buf.is_empty() {
             let n = match self {
@@ -80,6 +82,7 @@ impl Sink {
                 Sink::Fifo(w) => w.write_timeout(buf, t)?,
             };
             buf = &buf[n..];
+            sent.bytes += n as u64;
         }
         Ok(())
     }
@@ -96,13 +99,12 @@ impl From<Sink> for OwnedFd {
 }
 
 /// `ipcctl send` to a pipe or FIFO: lines, or `--raw` bytes.
-pub fn send(client: &mut Client, args: &SendArgs, kind: Kind) -> anyhow::Result<()> {
+pub fn send(client: &mut Client, args: &SendArgs, kind: Kind) -> anyhow::Result<Sent> {
     if args.priority.is_some() {
-        return Err(Usage(format!(
+        return Err(usage(format!(
             "--priority applies to mq: only; {} is a {kind}",
             args.address
-        ))
-        .into());
+        )));
     }
     let wait = Wait::from_flags(args.timeout, args.nonblock);
     let sink = Sink::open(client, &args.address, kind, wait)?;
@@ -110,41 +112,51 @@ pub fn send(client: &mut Client, args: &SendArgs, kind: Kind) -> anyhow::Result<
     let fail = |e: ipc_client::Error| -> anyhow::Error {
         match e {
             ipc_client::Error::WouldBlock => {
-                NothingInTime(format!("{address} is full (would-block)")).into()
+                fail(ErrorCode::WouldBlock, format!("{address} is full"))
             }
-            ipc_client::Error::TimedOut => NothingInTime(format!(
-                "{address} stayed full for {} (timed-out)",
-                show(args.timeout.unwrap_or_default())
-            ))
-            .into(),
+            ipc_client::Error::TimedOut => fail(
+                ErrorCode::TimedOut,
+                format!(
+                    "{address} stayed full for {}",
+                    show(args.timeout.unwrap_or_default())
+                ),
+            ),
             e @ ipc_client::Error::ReaderGone { .. } => e.into(),
             e => anyhow::Error::new(e).context(format!("cannot send to {address}")),
         }
     };
-    if args.raw {
-        return match &args.message {
-            Some(message) => sink.bytes(message.as_bytes(), wait).map_err(fail),
-            None => send_raw_stdin(&sink, wait, fail),
-        };
-    }
-    if let Some(message) = &args.message {
-        return sink.line(message.as_bytes(), wait).map_err(fail);
-    }
-    if args.lines {
-        for (sent, line) in io::stdin().lock().split(b'\n').enumerate() {
-            sink.line(&line.context("cannot read standard input")?, wait)
-                .map_err(fail)
-                .with_context(|| stopped_at(sent))?;
+    let mut sent = Sent::default();
+    match (&args.message, args.raw) {
+        (Some(message), true) => sink
+            .bytes(message.as_bytes(), wait, &mut sent)
+            .map_err(fail)?,
+        (None, true) => send_raw_stdin(&sink, wait, &mut sent, fail)?,
+        (Some(message), false) => sink
+            .line(message.as_bytes(), wait, &mut sent)
+            .map_err(fail)?,
+        (None, false) if args.lines => {
+            for (n, line) in io::stdin().lock().split(b'\n').enumerate() {
+                sink.line(
+                    &line.context("cannot read standard input")?,
+                    wait,
+                    &mut sent,
+                )
+                .map_err(&fail)
+                .with_context(|| stopped_at(n))?;
+            }
         }
-        return Ok(());
+        (None, false) => sink
+            .line(&read_stdin_line(&address)?, wait, &mut sent)
+            .map_err(fail)?,
     }
-    sink.line(&read_stdin_line(&address)?, wait).map_err(fail)
+    Ok(sent)
 }
 
 /// Streams standard input into `sink`, each chunk as soon as it is read.
 fn send_raw_stdin(
     sink: &Sink,
     wait: Wait,
+    sent: &mut Sent,
     fail: impl Fn(ipc_client::Error) -> anyhow::Error,
 ) -> anyhow::Result<()> {
     let mut stdin = io::stdin().lock();
@@ -156,7 +168,7 @@ fn send_raw_stdin(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(anyhow::Error::new(e).context("cannot read standard input")),
         };
-        sink.bytes(&buf[..n], wait).map_err(&fail)?;
+        sink.bytes(&buf[..n], wait, sent).map_err(&fail)?;
     }
 }
 
@@ -177,10 +189,13 @@ fn read_stdin_line(address: &str) -> anyhow::Result<Vec<u8>> {
         } else {
             "use --raw to stream it as bytes"
         };
-        anyhow::bail!(
-            "cannot send to {address}: standard input holds more than the {PIPE_BUF} bytes \
-             (PIPE_BUF) one atomic write carries; {hint} (too-large)"
-        );
+        return Err(fail(
+            ErrorCode::TooLarge,
+            format!(
+                "cannot send to {address}: standard input holds more than the {PIPE_BUF} bytes \
+                 (PIPE_BUF) one atomic write carries; {hint}"
+            ),
+        ));
     }
     Ok(message)
 }
@@ -254,12 +269,10 @@ enum Ended {
 /// lines with `--follow`, or bytes with `--raw`.
 pub fn recv(client: &mut Client, args: &RecvArgs, json: bool, kind: Kind) -> anyhow::Result<()> {
     if args.raw && args.count.is_some() {
-        return Err(Usage(
+        return Err(usage(
             "--count counts lines; with --raw, recv copies bytes until end of file \
-             (take N bytes with: ipcctl recv --raw ADDR | head -c N)"
-                .into(),
-        )
-        .into());
+             (take N bytes with: ipcctl recv --raw ADDR | head -c N)",
+        ));
     }
     let src = Source::open(client, &args.address, kind)?;
     let mut r = Receiver::new(args, json, kind, src);
@@ -469,23 +482,25 @@ impl<'a> Receiver<'a> {
             && let Err(e) = client.stat(address)
             && e.code() == Some(ErrorCode::NotFound)
         {
-            anyhow::bail!("{address} was deleted while waiting for a writer (not-found)");
+            return Err(fail(
+                ErrorCode::NotFound,
+                format!("{address} was deleted while waiting for a writer"),
+            ));
         }
         match ended {
             _ if self.received > 0 => Ok(()),
             Ended::Eof if self.args.raw => Ok(()),
-            Ended::Eof => Err(NothingInTime(format!(
-                "{address} is at end of file: closed or deleted, and drained"
-            ))
-            .into()),
-            _ => Err(NothingInTime(match self.wait {
-                Wait::Timeout(t) => format!(
-                    "nothing arrived on {address} within {} (timed-out)",
-                    show(t)
+            Ended::Eof => Err(fail(
+                Code::EndOfFile,
+                format!("{address} is at end of file: closed or deleted, and drained"),
+            )),
+            _ => Err(match self.wait {
+                Wait::Timeout(t) => fail(
+                    ErrorCode::TimedOut,
+                    format!("nothing arrived on {address} within {}", show(t)),
                 ),
-                _ => format!("{address} is empty (would-block)"),
-            })
-            .into()),
+                _ => fail(ErrorCode::WouldBlock, format!("{address} is empty")),
+            }),
         }
     }
 }
