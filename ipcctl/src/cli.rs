@@ -190,7 +190,8 @@ Only pipes can be closed; delete removes any object.
 Example:
   ipcctl send pipe:in 'last line' && ipcctl close pipe:in
 
-Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error.")]
+Exit status: 0 success, 2 error (a bad or unknown ADDRESS too; one that is not a
+pipe: wrong-kind), 64 usage error.")]
     Close {
         /// Pipe address, pipe:NAME
         address: String,
@@ -202,7 +203,8 @@ Examples:
   echo hi > \"$(ipcctl path fifo:events)\"
   cat \"$(ipcctl path fifo:events)\"
 
-Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error.")]
+Exit status: 0 success, 2 error (a bad or unknown ADDRESS too; one that is not a
+fifo: wrong-kind), 64 usage error.")]
     Path {
         /// FIFO address, fifo:NAME
         address: String,
@@ -296,7 +298,7 @@ Examples:
   ipcctl exec --stdin fifo:jobs --timeout 10s -- ./worker
 
 Exit status: the command's; before it runs: 1 no FIFO peer within --timeout,
-2 error (a bad ADDRESS too), 64 usage error.")]
+2 error (a bad ADDRESS too; a message queue: wrong-kind), 64 usage error.")]
     Exec(ExecArgs),
 
     /// Measure throughput and latency

@@ -16,23 +16,13 @@ use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithRawSiginfo;
 
 use crate::cli::ExecArgs;
-use crate::cmd::kind_of;
 use crate::cmd::stream::Sink;
-use crate::errors::{Code, fail, usage};
+use crate::cmd::{STREAMS, check_kind};
+use crate::errors::{Code, fail};
 use crate::watch::Wait;
 
 /// Signals passed on to the command when someone sends them to ipcctl.
 const FORWARDED: [i32; 6] = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2];
-
-/// Checks that `address` is a pipe or FIFO; `what` is `--stdin` or `--stdout`.
-fn stream_kind(address: &str, what: &str) -> anyhow::Result<Kind> {
-    match kind_of(address)? {
-        Kind::Mq => Err(usage(format!(
-            "{what} joins a pipe: or fifo:; {address} is a message queue"
-        ))),
-        kind => Ok(kind),
-    }
-}
 
 /// `ipcctl exec`: returns the exit status to leave with.
 pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
@@ -41,7 +31,7 @@ pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
     // for its reader), then wait for the reader's writer: the order a shell's
     // `cmd < in > out` would take, so two execs wired crosswise do not deadlock.
     let stdin = match &args.stdin {
-        Some(address) => Some(match stream_kind(address, "--stdin")? {
+        Some(address) => Some(match check_kind(address, "exec --stdin", STREAMS)? {
             Kind::Fifo => Input::Fifo(client.open_fifo_reader(address)?),
             _ => Input::Pipe(client.open_pipe_reader(address)?),
         }),
@@ -49,7 +39,7 @@ pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
     };
     let stdout = match &args.stdout {
         Some(address) => {
-            let kind = stream_kind(address, "--stdout")?;
+            let kind = check_kind(address, "exec --stdout", STREAMS)?;
             Some(OwnedFd::from(Sink::open(&mut client, address, kind, wait)?))
         }
         None => None,

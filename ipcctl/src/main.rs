@@ -15,10 +15,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
-use ipc_client::{Client, ErrorCode};
+use ipc_client::{Client, ErrorCode, Kind};
 
 use cli::{Cli, Command};
-use cmd::{admin, fifo, pipe};
+use cmd::{ANY_KIND, STREAMS, admin, fifo, pipe};
 use errors::{Code, fail, report, report_clap, usage};
 
 fn main() -> ExitCode {
@@ -44,8 +44,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     // A mistyped address or kind is reported without a daemon, in the daemon's
     // words and with its code (exit status 2).
-    for address in addresses(&cli.command) {
-        cmd::kind_of(address)?;
+    for (address, verb, takes) in addresses(&cli.command) {
+        cmd::check_kind(address, verb, takes)?;
     }
     let list_kind = match &cli.command {
         Command::List { kind: Some(kind) } => Some(parse::parse_kind(kind)?),
@@ -102,22 +102,28 @@ fn connect_error(_socket: &Path, source: &io::Error, what: String) -> anyhow::Er
     }
 }
 
-/// The object addresses a command names, checked before connecting.
-fn addresses(command: &Command) -> Vec<&str> {
+/// The object addresses a command names, checked before connecting: each
+/// with the verb that takes it and the kinds that verb takes.
+fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
     match command {
-        Command::Stat { address }
-        | Command::Delete { address }
-        | Command::Close { address }
-        | Command::Path { address } => vec![address],
-        Command::Create(args) => vec![&args.address],
-        Command::Send(args) => vec![&args.address],
-        Command::Recv(args) => vec![&args.address],
-        Command::Exec(args) => args
-            .stdin
-            .iter()
-            .chain(&args.stdout)
-            .map(String::as_str)
-            .collect(),
+        Command::Stat { address } => vec![(address, "stat", ANY_KIND)],
+        Command::Delete { address } => vec![(address, "delete", ANY_KIND)],
+        Command::Close { address } => vec![(address, "close", &[Kind::Pipe])],
+        Command::Path { address } => vec![(address, "path", &[Kind::Fifo])],
+        Command::Create(args) => vec![(&args.address, "create", ANY_KIND)],
+        Command::Send(args) => vec![(&args.address, "send", ANY_KIND)],
+        Command::Recv(args) => vec![(&args.address, "recv", ANY_KIND)],
+        Command::Exec(args) => {
+            let stdin = args
+                .stdin
+                .iter()
+                .map(|a| (a.as_str(), "exec --stdin", STREAMS));
+            let stdout = args
+                .stdout
+                .iter()
+                .map(|a| (a.as_str(), "exec --stdout", STREAMS));
+            stdin.chain(stdout).collect()
+        }
         Command::Ping
         | Command::Status
         | Command::List { .. }

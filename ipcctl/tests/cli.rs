@@ -691,3 +691,39 @@ fn every_error_line_ends_with_its_code() {
         );
     }
 }
+
+#[test]
+fn a_wrong_kind_is_the_same_error_for_every_verb() {
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    for (args, says) in [
+        (
+            &["close", "mq:x"][..],
+            "close takes pipe: only; mq:x is a message queue",
+        ),
+        (
+            &["close", "fifo:x"],
+            "close takes pipe: only; fifo:x is a FIFO",
+        ),
+        (
+            &["path", "pipe:x"],
+            "path takes fifo: only; pipe:x is a pipe",
+        ),
+        (
+            &["exec", "--stdin", "mq:x", "--", "cat"],
+            "exec --stdin takes pipe: or fifo: only; mq:x is a message queue",
+        ),
+        (
+            &["exec", "--stdin", "pipe:a", "--stdout", "mq:y", "--", "cat"],
+            "exec --stdout takes pipe: or fifo: only; mq:y is a message queue",
+        ),
+    ] {
+        // Checked before connecting, so no daemon is needed to hear it.
+        let o = ipcctl(nowhere, args, b"");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            format!("ipcctl: {says} (wrong-kind)\n"),
+            "{args:?}"
+        );
+    }
+}

@@ -7,7 +7,7 @@ use ipc_client::{
 };
 use serde_json::{Value, json};
 
-use super::not_for;
+use super::{described, not_for};
 use crate::cli::CreateArgs;
 use crate::errors::fail;
 use crate::output;
@@ -54,13 +54,13 @@ pub fn open_reader(client: &mut Client, address: &str) -> anyhow::Result<FifoRea
 /// `ipcctl path ADDR`: a FIFO's path.
 pub fn path(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()> {
     let info = client.stat(address)?;
+    // main checked the address's kind; this is ipcd's answer about it.
     let KindDetails::Fifo(d) = &info.details else {
         return Err(fail(
             ErrorCode::WrongKind,
             format!(
-                "{address} has no path: only fifo: objects are files (a {} is reached through \
-                 ipcctl send, recv and exec, or ipc-client)",
-                info.kind
+                "path takes fifo: only; {address} is {}",
+                described(info.kind)
             ),
         ));
     };

@@ -9,10 +9,10 @@ pub mod pipe;
 pub mod stream;
 
 use ipc_client::protocol::Address;
-use ipc_client::{Client, Kind, KindParams};
+use ipc_client::{Client, ErrorCode, Kind, KindParams};
 
 use crate::cli::{CreateArgs, RecvArgs, SendArgs};
-use crate::errors::usage;
+use crate::errors::{fail, usage};
 use crate::output;
 
 /// The kind named by `address`, checked as the daemon would check it.
@@ -20,6 +20,39 @@ pub fn kind_of(address: &str) -> anyhow::Result<Kind> {
     Address::parse(address)
         .map(|a| a.kind)
         .map_err(|e| ipc_client::Error::Server(e).into())
+}
+
+/// Every kind: what most commands take.
+pub const ANY_KIND: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo];
+/// The byte streams: what `exec` joins a command to.
+pub const STREAMS: &[Kind] = &[Kind::Pipe, Kind::Fifo];
+
+/// The kind of `address`, checked as the daemon would check it, and checked to
+/// be one that `verb` takes: any other is the same `wrong-kind` error for
+/// every verb.
+pub fn check_kind(address: &str, verb: &str, takes: &[Kind]) -> anyhow::Result<Kind> {
+    let kind = kind_of(address)?;
+    if takes.contains(&kind) {
+        return Ok(kind);
+    }
+    let takes: Vec<String> = takes.iter().map(|k| format!("{k}:")).collect();
+    Err(fail(
+        ErrorCode::WrongKind,
+        format!(
+            "{verb} takes {} only; {address} is {}",
+            takes.join(" or "),
+            described(kind)
+        ),
+    ))
+}
+
+/// A kind in words: `a message queue`, `a pipe`, `a FIFO`.
+pub fn described(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Mq => "a message queue",
+        Kind::Pipe => "a pipe",
+        Kind::Fifo => "a FIFO",
+    }
 }
 
 /// The kind's parameters from `create`'s flags; a flag for another kind is a

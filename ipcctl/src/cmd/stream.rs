@@ -12,7 +12,7 @@ use ipc_client::{
     Client, ErrorCode, FifoReader, FifoWriter, Kind, PIPE_BUF, PipeReader, PipeWriter,
 };
 
-use super::{Sent, fifo, pipe, stopped_at};
+use super::{Sent, described, fifo, pipe, stopped_at};
 use crate::cli::{RecvArgs, SendArgs};
 use crate::errors::{Code, client_code, fail, usage};
 use crate::output::{Out, message_json};
@@ -44,9 +44,10 @@ impl Sink {
         match kind {
             Kind::Pipe => Ok(Sink::Pipe(pipe::open_writer(client, address)?)),
             Kind::Fifo => Ok(Sink::Fifo(fifo::open_writer(client, address, wait)?)),
-            Kind::Mq => Err(usage(format!(
-                "{address} is a message queue, not a pipe or FIFO"
-            ))),
+            Kind::Mq => Err(fail(
+                ErrorCode::WrongKind,
+                format!("{address} is {}, not a pipe or FIFO", described(kind)),
+            )),
         }
     }
 
