@@ -288,16 +288,20 @@ pipe at end of file, 2 error (a bad ADDRESS too), 64 usage error.")]
 The command's standard input reads from --stdin, its standard output writes to
 --stdout; what is not given is inherited. A fifo: for --stdin is handed over once
 a writer has written (or come and gone); a fifo: for --stdout once a reader has it
-open. ipcctl waits for the command and exits with its status (128+N if signal N
-killed it; 127 if it was not found, 126 if it could not run). Signals sent to
-ipcctl (kill) are passed on; those from the terminal reach the command directly.
+open. --timeout bounds those waits, and with a pipe: the wait for its first
+bytes (--stdin) or for room in it (--stdout). ipcctl waits for the command and
+exits with its status (128+N if signal N killed it; 127 if it was not found, 126
+if it could not run). Signals sent to ipcctl (kill) are passed on; those from the
+terminal reach the command directly. --json does not apply: the output is the
+command's.
 
 Examples:
   ipcctl exec --stdin pipe:a --stdout pipe:b -- tr a-z A-Z
   ipcctl exec --stdout pipe:logs -- make
   ipcctl exec --stdin fifo:jobs --timeout 10s -- ./worker
+  ipcctl exec --stdin pipe:in --timeout 2s -- wc -l  # exit 1 if pipe:in stays empty
 
-Exit status: the command's; before it runs: 1 no FIFO peer within --timeout,
+Exit status: the command's; before it runs: 1 nothing within --timeout,
 2 error (a bad ADDRESS too; a message queue: wrong-kind), 64 usage error.")]
     Exec(ExecArgs),
 
@@ -357,7 +361,7 @@ pub struct CreateArgs {
     pub session: bool,
 
     /// Register an existing kernel object of this name instead of creating one
-    /// (mq, fifo)
+    /// (mq, fifo; an adopted queue keeps its capacity and message size)
     #[arg(long)]
     pub adopt: bool,
 }
@@ -440,8 +444,9 @@ pub struct ExecArgs {
     #[arg(long, value_name = "ADDR")]
     pub stdout: Option<String>,
 
-    /// Wait at most this long for a FIFO's other end (a writer for --stdin, a
-    /// reader for --stdout), then exit 1 without running the command
+    /// Wait at most this long for the other side, then exit 1 without running
+    /// the command: --stdin fifo: a writer, --stdin pipe: bytes or end of file,
+    /// --stdout fifo: a reader, --stdout pipe: room in it
     #[arg(long, short, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 

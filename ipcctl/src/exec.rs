@@ -1,13 +1,15 @@
 //! `ipcctl exec`: run a command with its standard input/output joined to
 //! hosted pipes or FIFOs, and exit with its status.
 
-use std::os::fd::OwnedFd;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::os::unix::process::ExitStatusExt as _;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ipc_client::{Client, Kind};
+use ipc_client::{Client, ErrorCode, Kind};
+use nix::poll::PollFlags;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
@@ -19,40 +21,18 @@ use crate::cli::ExecArgs;
 use crate::cmd::stream::Sink;
 use crate::cmd::{STREAMS, check_kind};
 use crate::errors::{Code, fail};
-use crate::watch::Wait;
+use crate::watch::{Wait, show, wait_ready};
 
 /// Signals passed on to the command when someone sends them to ipcctl.
 const FORWARDED: [i32; 6] = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2];
 
 /// `ipcctl exec`: returns the exit status to leave with.
 pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
-    let wait = args.timeout.map_or(Wait::Forever, Wait::Timeout);
-    // Open the reader first (that never waits), then the writer (a FIFO waits
-    // for its reader), then wait for the reader's writer: the order a shell's
-    // `cmd < in > out` would take, so two execs wired crosswise do not deadlock.
-    let stdin = match &args.stdin {
-        Some(address) => Some(match check_kind(address, "exec --stdin", STREAMS)? {
-            Kind::Fifo => Input::Fifo(client.open_fifo_reader(address)?),
-            _ => Input::Pipe(client.open_pipe_reader(address)?),
-        }),
-        None => None,
-    };
-    let stdout = match &args.stdout {
-        Some(address) => {
-            let kind = check_kind(address, "exec --stdout", STREAMS)?;
-            Some(OwnedFd::from(Sink::open(&mut client, address, kind, wait)?))
-        }
-        None => None,
-    };
-    let stdin = match stdin {
-        Some(input) => Some(input.into_fd(args.timeout)?),
-        None => None,
-    };
+    let (stdin, stdout) = join_ends(&mut client, args)?;
     // The command needs no daemon connection.
     drop(client);
-
     let program = &args.command[0];
-    let mut command = std::process::Command::new(program);
+    let mut command = Command::new(program);
     command.args(&args.command[1..]);
     if let Some(fd) = stdin {
         command.stdin(Stdio::from(fd));
@@ -60,6 +40,57 @@ pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
     if let Some(fd) = stdout {
         command.stdout(Stdio::from(fd));
     }
+    let status = run(command, program)?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(u8::MAX),
+        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(u8::MAX),
+        (None, None) => u8::MAX,
+    })
+}
+
+/// Opens the command's standard input and output, each waiting at most
+/// `--timeout` for the other side: a FIFO's writer (for input) or reader (for
+/// output), a pipe's first bytes or end of file (input) or room (output).
+fn join_ends(
+    client: &mut Client,
+    args: &ExecArgs,
+) -> anyhow::Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    let wait = args.timeout.map_or(Wait::Forever, Wait::Timeout);
+    // Open the reader first (that never waits), then the writer (a FIFO waits
+    // for its reader), then wait for the reader's writer: the order a shell's
+    // `cmd < in > out` would take, so two execs wired crosswise do not deadlock.
+    let stdin = match &args.stdin {
+        Some(address) => Some(match check_kind(address, "exec --stdin", STREAMS)? {
+            Kind::Fifo => Input::Fifo(client.open_fifo_reader(address)?),
+            Kind::Pipe | Kind::Mq => Input::Pipe(client.open_pipe_reader(address)?),
+        }),
+        None => None,
+    };
+    let stdout = match &args.stdout {
+        Some(address) => {
+            let kind = check_kind(address, "exec --stdout", STREAMS)?;
+            let sink = Sink::open(client, address, kind, wait)?;
+            if let (Sink::Pipe(w), Some(t)) = (&sink, args.timeout)
+                && !wait_ready(w.as_fd(), PollFlags::POLLOUT, t)?
+            {
+                return Err(fail(
+                    ErrorCode::TimedOut,
+                    format!("{address} stayed full for {}", show(t)),
+                ));
+            }
+            Some(OwnedFd::from(sink))
+        }
+        None => None,
+    };
+    let stdin = match stdin {
+        Some(input) => Some(input.into_fd(args.timeout)?),
+        None => None,
+    };
+    Ok((stdin, stdout))
+}
+
+/// Starts `command` with ipcctl's signals passed on to it, and waits for it.
+fn run(mut command: Command, program: &OsStr) -> anyhow::Result<ExitStatus> {
     // Catch the signals before the command exists, so none kills ipcctl
     // and leaves the command orphaned; the command starts with default handlers.
     let mut signals = SignalsInfo::<WithRawSiginfo>::new(FORWARDED)?;
@@ -102,20 +133,12 @@ pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
     let status = wait_for(child, pid, &reaped)?;
     handle.close();
     let _ = forwarder.join();
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(u8::MAX),
-        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(u8::MAX),
-        (None, None) => u8::MAX,
-    })
+    Ok(status)
 }
 
 /// Waits for the command to end, then reaps it under the lock the signal
 /// forwarder takes, so it never signals a pid that was reused.
-fn wait_for(
-    mut child: Child,
-    pid: Pid,
-    reaped: &Mutex<bool>,
-) -> anyhow::Result<std::process::ExitStatus> {
+fn wait_for(mut child: Child, pid: Pid, reaped: &Mutex<bool>) -> anyhow::Result<ExitStatus> {
     loop {
         match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
             Ok(_) => break,
@@ -137,18 +160,29 @@ enum Input {
 impl Input {
     /// The descriptor for the command; a FIFO first waits (at most `timeout`)
     /// until a writer has written or come and gone, or the command would read
-    /// end of file at once.
+    /// end of file at once. With a `timeout`, a pipe first waits that long
+    /// for bytes or end of file.
     fn into_fd(self, timeout: Option<Duration>) -> anyhow::Result<OwnedFd> {
         match self {
-            Input::Pipe(r) => Ok(OwnedFd::from(r)),
+            Input::Pipe(r) => {
+                if let Some(t) = timeout
+                    && !wait_ready(r.as_fd(), PollFlags::POLLIN, t)?
+                {
+                    return Err(fail(
+                        ErrorCode::TimedOut,
+                        format!("nothing arrived on {} within {}", r.address(), show(t)),
+                    ));
+                }
+                Ok(OwnedFd::from(r))
+            }
             Input::Fifo(r) => {
                 let address = r.address().to_owned();
                 r.into_blocking(timeout).map_err(|e| match e {
                     ipc_client::Error::TimedOut => fail(
-                        ipc_client::ErrorCode::TimedOut,
+                        ErrorCode::TimedOut,
                         format!(
                             "no writer came to {address} within {}",
-                            humantime::format_duration(timeout.unwrap_or_default())
+                            show(timeout.unwrap_or_default())
                         ),
                     ),
                     e => {

@@ -47,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     for (address, verb, takes) in addresses(&cli.command) {
         cmd::check_kind(address, verb, takes)?;
     }
+    cmd::check_flags(&cli.command, cli.json)?;
     let list_kind = match &cli.command {
         Command::List { kind: Some(kind) } => Some(parse::parse_kind(kind)?),
         _ => None,

@@ -727,3 +727,49 @@ fn a_wrong_kind_is_the_same_error_for_every_verb() {
         );
     }
 }
+
+#[test]
+fn flags_that_do_not_apply_are_usage_errors_before_connecting() {
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    for (args, says) in [
+        (
+            &["create", "pipe:p", "--adopt"][..],
+            "--adopt is for mq: and fifo: only",
+        ),
+        (
+            &["create", "mq:q", "--adopt", "--capacity", "5"],
+            "an adopted queue keeps its own",
+        ),
+        (
+            &["create", "fifo:f", "--capacity", "10"],
+            "--capacity is for mq: and pipe: only",
+        ),
+        (
+            &["create", "mq:q", "--buffered"],
+            "--buffered is for fifo: only",
+        ),
+        (
+            &["send", "pipe:p", "hi", "--priority", "3"],
+            "--priority applies to mq: only",
+        ),
+        (
+            &["recv", "fifo:f", "--raw", "--count", "2"],
+            "--count counts lines",
+        ),
+        (
+            &["--json", "exec", "--stdin", "pipe:a", "--", "true"],
+            "--json does not apply to exec",
+        ),
+    ] {
+        let o = ipcctl(nowhere, args, b"");
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains(says), "{args:?}: {e}");
+        if args.contains(&"--json") {
+            assert_eq!(json_err(&o)["error"]["code"], "usage", "{args:?}: {e}");
+        } else {
+            assert!(e.starts_with("ipcctl: "), "{args:?}: {e}");
+            assert!(e.ends_with(" (usage)\n"), "{args:?}: {e}");
+        }
+    }
+}

@@ -11,7 +11,7 @@ pub mod stream;
 use ipc_client::protocol::Address;
 use ipc_client::{Client, ErrorCode, Kind, KindParams};
 
-use crate::cli::{CreateArgs, RecvArgs, SendArgs};
+use crate::cli::{Command, CreateArgs, RecvArgs, SendArgs};
 use crate::errors::{fail, usage};
 use crate::output;
 
@@ -52,6 +52,28 @@ pub fn described(kind: Kind) -> &'static str {
         Kind::Mq => "a message queue",
         Kind::Pipe => "a pipe",
         Kind::Fifo => "a FIFO",
+    }
+}
+
+/// Flags that do not apply to the kind of object a command names (or to the
+/// command): usage errors, found before connecting. Every flag either works
+/// for every kind a command takes, or is refused here.
+pub fn check_flags(command: &Command, json: bool) -> anyhow::Result<()> {
+    match command {
+        Command::Create(args) => create_params(args).map(drop),
+        Command::Send(args) => match kind_of(&args.address)? {
+            Kind::Mq => Ok(()),
+            kind @ (Kind::Pipe | Kind::Fifo) => stream::check_send_flags(args, kind),
+        },
+        Command::Recv(args) => match kind_of(&args.address)? {
+            Kind::Mq => Ok(()),
+            Kind::Pipe | Kind::Fifo => stream::check_recv_flags(args),
+        },
+        Command::Exec(_) if json => Err(usage(
+            "--json does not apply to exec: the command's output is its own, and exec \
+             exits with its status",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -103,8 +125,8 @@ pub fn recv(client: &mut Client, args: &RecvArgs, json: bool) -> anyhow::Result<
 
 /// A `create` flag that `args.address`'s kind does not take: a usage error.
 fn not_for(args: &CreateArgs, flag: &str, what: &str) -> anyhow::Error {
-    let kind = kind_of(&args.address).map_or_else(|_| "?".to_owned(), |k| k.to_string());
-    usage(format!("{flag} is {what}; {} is a {kind}", args.address))
+    let kind = kind_of(&args.address).map_or("?", described);
+    usage(format!("{flag} is {what}; {} is {kind}", args.address))
 }
 
 /// Context for a `--lines` send that failed: which line, and what went before it.

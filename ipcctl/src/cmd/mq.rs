@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{Sent, not_for, stopped_at};
 use crate::cli::{CreateArgs, RecvArgs, SendArgs};
-use crate::errors::{Code, fail};
+use crate::errors::{Code, fail, usage};
 use crate::output::{Out, message_json};
 use crate::watch::{Wait, Waited, Watch, show};
 
@@ -21,6 +21,12 @@ use crate::watch::{Wait, Waited, Watch, show};
 pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
     if args.buffered {
         return Err(not_for(args, "--buffered", "for fifo: only"));
+    }
+    if args.adopt && (args.capacity.is_some() || args.msg_size.is_some()) {
+        return Err(usage(
+            "--capacity and --msg-size set up a new queue; an adopted queue keeps its own \
+             (ipcctl stat shows them)",
+        ));
     }
     Ok(KindParams::Mq(MqParams {
         capacity: args.capacity,

@@ -25,6 +25,13 @@ pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
             "for fifo: only (a pipe always buffers)",
         ));
     }
+    if args.adopt {
+        return Err(not_for(
+            args,
+            "--adopt",
+            "for mq: and fifo: only (an anonymous pipe has no name outside ipcd to adopt)",
+        ));
+    }
     Ok(KindParams::Pipe(PipeParams {
         capacity: args.capacity,
     }))

@@ -101,12 +101,7 @@ impl From<Sink> for OwnedFd {
 
 /// `ipcctl send` to a pipe or FIFO: lines, or `--raw` bytes.
 pub fn send(client: &mut Client, args: &SendArgs, kind: Kind) -> anyhow::Result<Sent> {
-    if args.priority.is_some() {
-        return Err(usage(format!(
-            "--priority applies to mq: only; {} is a {kind}",
-            args.address
-        )));
-    }
+    check_send_flags(args, kind)?;
     let wait = Wait::from_flags(args.timeout, args.nonblock);
     let sink = Sink::open(client, &args.address, kind, wait)?;
     let address = sink.address().to_owned();
@@ -151,6 +146,29 @@ pub fn send(client: &mut Client, args: &SendArgs, kind: Kind) -> anyhow::Result<
             .map_err(fail)?,
     }
     Ok(sent)
+}
+
+/// `send`'s flags that do not apply to a pipe or FIFO: usage errors.
+pub fn check_send_flags(args: &SendArgs, kind: Kind) -> anyhow::Result<()> {
+    if args.priority.is_some() {
+        return Err(usage(format!(
+            "--priority applies to mq: only; {} is {}",
+            args.address,
+            described(kind)
+        )));
+    }
+    Ok(())
+}
+
+/// `recv`'s flags that do not apply to a pipe or FIFO: usage errors.
+pub fn check_recv_flags(args: &RecvArgs) -> anyhow::Result<()> {
+    if args.raw && args.count.is_some() {
+        return Err(usage(
+            "--count counts lines; with --raw, recv copies bytes until end of file \
+             (take N bytes with: ipcctl recv --raw ADDR | head -c N)",
+        ));
+    }
+    Ok(())
 }
 
 /// Streams standard input into `sink`, each chunk as soon as it is read.
@@ -269,12 +287,7 @@ enum Ended {
 /// `ipcctl recv` from a pipe or FIFO: lines (one at a time, byte by byte), bulk
 /// lines with `--follow`, or bytes with `--raw`.
 pub fn recv(client: &mut Client, args: &RecvArgs, json: bool, kind: Kind) -> anyhow::Result<()> {
-    if args.raw && args.count.is_some() {
-        return Err(usage(
-            "--count counts lines; with --raw, recv copies bytes until end of file \
-             (take N bytes with: ipcctl recv --raw ADDR | head -c N)",
-        ));
-    }
+    check_recv_flags(args)?;
     let src = Source::open(client, &args.address, kind)?;
     let mut r = Receiver::new(args, json, kind, src);
     let ended = r.run(client)?;
