@@ -260,6 +260,8 @@ exactly the lines it prints and leaves the rest to the next one; --follow reads 
 bulk (it takes everything anyway). A pipe at end of file (closed or deleted, and
 drained) ends recv; a fifo: whose writers left is waited on for the next writer,
 except with --raw, which copies bytes as they come until end of file, like cat.
+If ipcd stops meanwhile (it holds ends of pipes and buffered FIFOs, so readers see
+end of file too), recv says so and exits 2 (daemon-gone), whatever the kind.
 
 --timeout 0s, like --nonblock, takes what is there now (and exits 1 if nothing is).
 
@@ -280,7 +282,7 @@ Examples:
   ipcctl recv fifo:events --count 3
 
 Exit status: 0 received something, 1 nothing in time (--timeout, --nonblock) or a
-pipe at end of file, 2 error (a bad ADDRESS too), 64 usage error.")]
+pipe at end of file, 2 error (a bad ADDRESS, ipcd stopped: daemon-gone), 64 usage error.")]
     Recv(RecvArgs),
 
     /// Run a command with its standard input/output joined to pipes or FIFOs

@@ -19,7 +19,7 @@ use signal_hook::iterator::exfiltrator::WithRawSiginfo;
 
 use crate::cli::ExecArgs;
 use crate::cmd::stream::Sink;
-use crate::cmd::{STREAMS, check_kind};
+use crate::cmd::{STREAMS, check_kind, daemon_alive, daemon_gone, ends_with_daemon};
 use crate::errors::{Code, fail};
 use crate::watch::{Wait, show, wait_ready};
 
@@ -28,9 +28,10 @@ const FORWARDED: [i32; 6] = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2]
 
 /// `ipcctl exec`: returns the exit status to leave with.
 pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
-    let (stdin, stdout) = join_ends(&mut client, args)?;
-    // The command needs no daemon connection.
-    drop(client);
+    let (stdin, stdout, watched) = join_ends(&mut client, args)?;
+    // The connection stays only to tell, once the command is done, whether an
+    // end of file it read was ipcd stopping.
+    let mut client = watched.is_some().then_some(client);
     let program = &args.command[0];
     let mut command = Command::new(program);
     command.args(&args.command[1..]);
@@ -41,6 +42,14 @@ pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
         command.stdout(Stdio::from(fd));
     }
     let status = run(command, program)?;
+    if let (Some(address), Some(client)) = (&watched, client.as_mut())
+        && !daemon_alive(client)
+    {
+        let program = program.to_string_lossy();
+        return Err(daemon_gone(&format!(
+            "{program} was reading {address} (it then ended with {status})"
+        )));
+    }
     Ok(match (status.code(), status.signal()) {
         (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(u8::MAX),
         (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(u8::MAX),
@@ -51,10 +60,11 @@ pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
 /// Opens the command's standard input and output, each waiting at most
 /// `--timeout` for the other side: a FIFO's writer (for input) or reader (for
 /// output), a pipe's first bytes or end of file (input) or room (output).
+/// Also returns the input's address if its end of file may mean ipcd stopped.
 fn join_ends(
     client: &mut Client,
     args: &ExecArgs,
-) -> anyhow::Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+) -> anyhow::Result<(Option<OwnedFd>, Option<OwnedFd>, Option<String>)> {
     let wait = args.timeout.map_or(Wait::Forever, Wait::Timeout);
     // Open the reader first (that never waits), then the writer (a FIFO waits
     // for its reader), then wait for the reader's writer: the order a shell's
@@ -82,11 +92,15 @@ fn join_ends(
         }
         None => None,
     };
+    let watched = stdin
+        .as_ref()
+        .filter(|input| input.ends_with_daemon())
+        .and_then(|_| args.stdin.clone());
     let stdin = match stdin {
         Some(input) => Some(input.into_fd(args.timeout)?),
         None => None,
     };
-    Ok((stdin, stdout))
+    Ok((stdin, stdout, watched))
 }
 
 /// Starts `command` with ipcctl's signals passed on to it, and waits for it.
@@ -158,6 +172,14 @@ enum Input {
 }
 
 impl Input {
+    /// Whether end of file may mean that ipcd stopped.
+    fn ends_with_daemon(&self) -> bool {
+        ends_with_daemon(match self {
+            Input::Pipe(r) => r.info(),
+            Input::Fifo(r) => r.info(),
+        })
+    }
+
     /// The descriptor for the command; a FIFO first waits (at most `timeout`)
     /// until a writer has written or come and gone, or the command would read
     /// end of file at once. With a `timeout`, a pipe first waits that long

@@ -8,11 +8,13 @@ pub mod mq;
 pub mod pipe;
 pub mod stream;
 
+use std::time::Duration;
+
 use ipc_client::protocol::Address;
-use ipc_client::{Client, ErrorCode, Kind, KindParams};
+use ipc_client::{Client, ErrorCode, Kind, KindDetails, KindParams, ObjectInfo};
 
 use crate::cli::{Command, CreateArgs, RecvArgs, SendArgs};
-use crate::errors::{fail, usage};
+use crate::errors::{Code, fail, usage};
 use crate::output;
 
 /// The kind named by `address`, checked as the daemon would check it.
@@ -121,6 +123,44 @@ pub fn recv(client: &mut Client, args: &RecvArgs, json: bool) -> anyhow::Result<
         Kind::Mq => mq::recv(client, args, json),
         kind @ (Kind::Pipe | Kind::Fifo) => stream::recv(client, args, json, kind),
     }
+}
+
+/// How long [`daemon_alive`] waits for ipcd's answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether ipcd still answers on `client`'s connection: asked when a pipe or
+/// FIFO reaches end of file, which is also what a reader sees when ipcd (which
+/// holds ends of them) stops. A daemon that announced its shutdown is gone.
+pub fn daemon_alive(client: &mut Client) -> bool {
+    if client.shutting_down() {
+        return false;
+    }
+    client.set_timeout(Some(PROBE_TIMEOUT));
+    let alive = match client.ping() {
+        Ok(()) | Err(ipc_client::Error::Server(_)) => !client.shutting_down(),
+        Err(_) => false,
+    };
+    client.set_timeout(None);
+    alive
+}
+
+/// Whether a reader's end of file may mean that ipcd stopped: ipcd holds a
+/// write end of a pipe (until it is closed) and of a buffered FIFO; a plain
+/// FIFO's end of file is its writers leaving.
+pub fn ends_with_daemon(info: &ObjectInfo) -> bool {
+    match &info.details {
+        KindDetails::Pipe(_) => true,
+        KindDetails::Fifo(d) => d.buffered,
+        KindDetails::Mq(_) => false,
+    }
+}
+
+/// ipcd stopped while the command was `doing` something (e.g. `reading pipe:k`).
+pub fn daemon_gone(doing: &str) -> anyhow::Error {
+    fail(
+        Code::DaemonGone,
+        format!("ipcd stopped while {doing}; data buffered in the daemon is lost"),
+    )
 }
 
 /// A `create` flag that `args.address`'s kind does not take: a usage error.

@@ -12,9 +12,9 @@ use ipc_client::{
     Client, ErrorCode, FifoReader, FifoWriter, Kind, PIPE_BUF, PipeReader, PipeWriter,
 };
 
-use super::{Sent, described, fifo, pipe, stopped_at};
+use super::{Sent, daemon_alive, daemon_gone, described, ends_with_daemon, fifo, pipe, stopped_at};
 use crate::cli::{RecvArgs, SendArgs};
-use crate::errors::{Code, client_code, fail, usage};
+use crate::errors::{Code, client_code, code_of, fail, usage};
 use crate::output::{Out, message_json};
 use crate::watch::{Wait, Waited, Watch, show};
 
@@ -100,10 +100,22 @@ impl From<Sink> for OwnedFd {
 }
 
 /// `ipcctl send` to a pipe or FIFO: lines, or `--raw` bytes.
+/// A write that finds no reader left fails with `reader-gone`, or with
+/// `daemon-gone` when that is because ipcd stopped.
 pub fn send(client: &mut Client, args: &SendArgs, kind: Kind) -> anyhow::Result<Sent> {
     check_send_flags(args, kind)?;
     let wait = Wait::from_flags(args.timeout, args.nonblock);
     let sink = Sink::open(client, &args.address, kind, wait)?;
+    match send_to(&sink, args, wait) {
+        Err(e) if code_of(&e) == Code::ReaderGone && !daemon_alive(client) => {
+            Err(daemon_gone(&format!("writing to {}", args.address)))
+        }
+        result => result,
+    }
+}
+
+/// Sends MESSAGE or standard input to `sink` as `args` say.
+fn send_to(sink: &Sink, args: &SendArgs, wait: Wait) -> anyhow::Result<Sent> {
     let address = sink.address().to_owned();
     let fail = |e: ipc_client::Error| -> anyhow::Error {
         match e {
@@ -126,7 +138,7 @@ pub fn send(client: &mut Client, args: &SendArgs, kind: Kind) -> anyhow::Result<
         (Some(message), true) => sink
             .bytes(message.as_bytes(), wait, &mut sent)
             .map_err(fail)?,
-        (None, true) => send_raw_stdin(&sink, wait, &mut sent, fail)?,
+        (None, true) => send_raw_stdin(sink, wait, &mut sent, fail)?,
         (Some(message), false) => sink
             .line(message.as_bytes(), wait, &mut sent)
             .map_err(fail)?,
@@ -252,6 +264,14 @@ impl Source {
             Source::Pipe(r) => r.try_read(buf),
             Source::Fifo(r) => r.try_read(buf),
         }
+    }
+
+    /// Whether end of file may mean that ipcd stopped.
+    fn ends_with_daemon(&self) -> bool {
+        ends_with_daemon(match self {
+            Source::Pipe(r) => r.info(),
+            Source::Fifo(r) => r.info(),
+        })
     }
 
     fn take_partial(&mut self) -> Vec<u8> {
@@ -431,6 +451,12 @@ impl<'a> Receiver<'a> {
     /// may come again: unless this is a one-shot `--raw` copy, wait for the next
     /// one (a new open does that).
     fn at_eof(&mut self, client: &mut Client) -> anyhow::Result<Option<Ended>> {
+        let address = self.address();
+        if self.src.ends_with_daemon() && !daemon_alive(client) {
+            // What came before is the daemon's last data: print it, then say so.
+            self.print_partial()?;
+            return Err(daemon_gone(&format!("reading {address}")));
+        }
         let again = self.args.follow || (!self.args.raw && self.received < self.limit);
         if !(self.kind == Kind::Fifo && again) {
             return Ok(Some(Ended::Eof));
@@ -442,11 +468,13 @@ impl<'a> Receiver<'a> {
             self.out.flush()?;
             self.received += 1;
         }
-        let address = self.address();
         self.src = match Source::open(client, address, self.kind) {
             Ok(s) => s,
             Err(e) if client_code(&e) == Some(ErrorCode::NotFound) => {
                 return Err(e.context(format!("{address} was deleted while waiting for a writer")));
+            }
+            Err(e) if code_of(&e) == Code::DaemonGone => {
+                return Err(daemon_gone(&format!("reading {address}")));
             }
             Err(e) => return Err(e),
         };
@@ -469,13 +497,9 @@ impl<'a> Receiver<'a> {
         )
     }
 
-    /// Prints what is left and turns how the receive ended into a result.
-    fn finish(mut self, client: &mut Client, ended: Ended) -> anyhow::Result<()> {
-        if matches!(ended, Ended::OutputGone) {
-            return Ok(());
-        }
-        // A last line without its newline (at end of file, or when the wait ended
-        // part-way through it) is printed rather than lost.
+    /// Prints a last line without its newline (at end of file, or when the
+    /// wait ended part-way through it) rather than losing it.
+    fn print_partial(&mut self) -> anyhow::Result<()> {
         let mut carry = std::mem::take(&mut self.carry);
         carry.extend(self.src.take_partial());
         if !carry.is_empty() {
@@ -487,6 +511,15 @@ impl<'a> Receiver<'a> {
             self.out.flush()?;
             self.received += 1;
         }
+        Ok(())
+    }
+
+    /// Prints what is left and turns how the receive ended into a result.
+    fn finish(mut self, client: &mut Client, ended: Ended) -> anyhow::Result<()> {
+        if matches!(ended, Ended::OutputGone) {
+            return Ok(());
+        }
+        self.print_partial()?;
         let address = self.address();
         // A FIFO deleted while a raw copy waited for its first writer ends in plain
         // end-of-file; say so instead of succeeding silently.
