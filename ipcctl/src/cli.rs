@@ -31,7 +31,8 @@ message, JSON Lines). Errors go to stderr, one per command, as
 or with --json as
   {\"error\":{\"code\":\"CODE\",\"number\":N,\"message\":\"MESSAGE\"}}
 where CODE is ipcd's error code (its stable number is N) or one of ipcctl's own
-(N is null): usage, not-running (nothing listens on the socket), daemon-gone
+(N is null): usage, not-running (nothing listens on the socket), not-a-socket
+(the socket path is a directory or a file), daemon-gone
 (ipcd stopped while the command needed it), reader-gone (a pipe or FIFO has no
 reader left), end-of-file, protocol-error, command-not-found and cannot-run (exec).
 
@@ -151,7 +152,9 @@ Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error."
 --capacity means different things per kind: messages for mq:, bytes for pipe:.
 The kernel caps an mq: capacity at fs.mqueue.msg_max (10 by default) and its
 message size at fs.mqueue.msgsize_max (8192) for users without CAP_SYS_RESOURCE;
-see /proc/sys/fs/mqueue/.
+see /proc/sys/fs/mqueue/. Nothing goes above 65536 messages or 16 MiB per message.
+The bytes queued per user are capped by RLIMIT_MSGQUEUE: ulimit -q in a shell,
+LimitMSGQUEUE= in ipcd's systemd unit (it counts for ipcd's user).
 
 A fifo: follows standard FIFO semantics: a writer waits (up to its --timeout) until
 a reader has it open, and a reader sees end of file when its writers have gone.

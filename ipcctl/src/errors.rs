@@ -33,6 +33,8 @@ pub enum Code {
     Usage,
     /// Nothing listens at the socket path: ipcd is not running there.
     NotRunning,
+    /// The socket path is something else (a directory, a regular file).
+    NotASocket,
     /// The connection to ipcd ended while the command needed it: ipcd stopped.
     DaemonGone,
     /// A pipe or FIFO has no reader left (writing failed with `EPIPE`).
@@ -54,6 +56,7 @@ impl Code {
             Code::Wire(c) => c.slug(),
             Code::Usage => "usage",
             Code::NotRunning => "not-running",
+            Code::NotASocket => "not-a-socket",
             Code::DaemonGone => "daemon-gone",
             Code::ReaderGone => "reader-gone",
             Code::EndOfFile => "end-of-file",

@@ -4,22 +4,21 @@
 
 mod cli;
 mod cmd;
+mod connect;
 mod errors;
 mod exec;
 mod output;
 mod parse;
 mod watch;
 
-use std::io;
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
-use ipc_client::{Client, ErrorCode, Kind};
+use ipc_client::Kind;
 
 use cli::{Cli, Command};
 use cmd::{ANY_KIND, STREAMS, admin, fifo, pipe};
-use errors::{Code, fail, report, report_clap, usage};
+use errors::{report, report_clap, usage};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -55,7 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     // An empty IPCD_SOCKET counts as unset, as it does for ipcd.
     let socket = ipc_client::resolve_socket_path(cli.socket.as_deref());
     let json = cli.json;
-    let connect = || connect(&socket);
+    let connect = || connect::connect(&socket);
     match &cli.command {
         Command::Ping => admin::ping(&mut connect()?, json),
         Command::Status => admin::status(&mut connect()?, json),
@@ -74,33 +73,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Help { .. } => unreachable!("answered above"),
     }
     .map(|()| 0)
-}
-
-/// Connects to ipcd at `socket`; a failure says what to check.
-fn connect(socket: &Path) -> anyhow::Result<Client> {
-    Client::builder()
-        .name("ipcctl")
-        .socket(socket)
-        .connect()
-        .map_err(|e| match &e {
-            ipc_client::Error::Connect { source, .. } => {
-                connect_error(socket, source, e.to_string())
-            }
-            _ => e.into(),
-        })
-}
-
-/// Why connecting to `socket` failed, with a hint that fits.
-fn connect_error(_socket: &Path, source: &io::Error, what: String) -> anyhow::Error {
-    let message = format!("{what}: {source}");
-    match source.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => fail(
-            Code::NotRunning,
-            format!("{message}; is ipcd running? (its socket is set with --socket or IPCD_SOCKET)"),
-        ),
-        io::ErrorKind::PermissionDenied => fail(ErrorCode::PermissionDenied, message),
-        _ => fail(ErrorCode::Os, message),
-    }
 }
 
 /// The object addresses a command names, checked before connecting: each

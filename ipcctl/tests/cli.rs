@@ -773,3 +773,68 @@ fn flags_that_do_not_apply_are_usage_errors_before_connecting() {
         }
     }
 }
+
+#[test]
+fn connect_errors_say_what_to_check() {
+    let dir = std::env::temp_dir().join(format!("ipcctl-connect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("file");
+    std::fs::write(&file, b"").unwrap();
+    let stale = dir.join("stale.sock");
+    drop(UnixListener::bind(&stale).unwrap());
+    for (socket, says, code) in [
+        (&dir, "it is a directory, not a socket", "not-a-socket"),
+        (&file, "it is a regular file, not a socket", "not-a-socket"),
+        (&stale, "nothing listens on it", "not-running"),
+    ] {
+        let o = ipcctl(socket, &["ping"], b"");
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains(says), "{e}");
+        assert!(e.ends_with(&format!(" ({code})\n")), "{e}");
+    }
+    // Permission to connect: only another uid can be refused (root never is).
+    if nix::unistd::geteuid().is_root() {
+        use std::os::unix::fs::PermissionsExt as _;
+        use std::os::unix::process::CommandExt as _;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let socket = dir.join("private.sock");
+        let _listener = UnixListener::bind(&socket).unwrap();
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ipcctl"))
+            .args(["--socket", socket.to_str().unwrap(), "ping"])
+            .uid(65534)
+            .gid(65534)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = finish(child, &["ping"]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains("socket_mode") && e.contains("socket_group"),
+            "{e}"
+        );
+        assert!(e.ends_with(" (permission-denied)\n"), "{e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn queue_sizes_beyond_linux_s_hard_limits_are_refused_before_asking() {
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    let o = ipcctl(nowhere, &["create", "mq:big", "--capacity", "65537"], b"");
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("at most 65536 messages"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ipcctl(nowhere, &["create", "mq:big", "--msg-size", "17MiB"], b"");
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    // 65536 itself is the daemon's (and the kernel's) to judge.
+    let o = ipcctl(nowhere, &["create", "mq:big", "--capacity", "65536"], b"");
+    assert!(stderr(&o).ends_with("(not-running)\n"), "{}", stderr(&o));
+}

@@ -17,8 +17,28 @@ use crate::errors::{Code, fail, usage};
 use crate::output::{Out, message_json};
 use crate::watch::{Wait, Waited, Watch, show};
 
+/// The most messages a queue can hold on Linux, whatever `fs.mqueue.msg_max`
+/// says (`HARD_MSGMAX`).
+const HARD_MSGMAX: u32 = 65_536;
+/// The largest message a queue can carry on Linux, whatever
+/// `fs.mqueue.msgsize_max` says (`HARD_MSGSIZEMAX`, 16 MiB).
+const HARD_MSGSIZEMAX: u32 = 16 << 20;
+
 /// The queue's parameters from `create`'s flags.
 pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
+    // No sysctl raises these: refuse them here rather than have a hint suggest one.
+    if args.capacity.is_some_and(|c| c > HARD_MSGMAX) {
+        return Err(usage(format!(
+            "--capacity for mq: is at most {HARD_MSGMAX} messages (Linux's hard limit, \
+             above any fs.mqueue.msg_max)"
+        )));
+    }
+    if args.msg_size.is_some_and(|s| s > HARD_MSGSIZEMAX) {
+        return Err(usage(format!(
+            "--msg-size is at most {HARD_MSGSIZEMAX} bytes (16 MiB, Linux's hard limit, \
+             above any fs.mqueue.msgsize_max)"
+        )));
+    }
     if args.buffered {
         return Err(not_for(args, "--buffered", "for fifo: only"));
     }
