@@ -171,18 +171,22 @@ Exit status: 0 success, 2 error (a bad ADDRESS too; with --session: ipcd went
 away), 64 usage error.")]
     Create(CreateArgs),
 
-    /// Delete an object and its kernel object (a FIFO's file is unlinked)
+    /// Delete objects and their kernel objects (a FIFO's file is unlinked)
     #[command(after_help = "\
+Objects are deleted in the order given; the first that cannot be stops delete, and
+the error says which were deleted before it. --all deletes every object you own
+(created under your uid; root's are root's), of every kind or of --kind, and
+prints each it deleted. With --json, delete prints {\"deleted\":[ADDRESS…]}.
 Readers waiting on a deleted pipe or FIFO see end of file once no writer is left.
 
-Example:
+Examples:
   ipcctl delete mq:jobs
+  ipcctl delete mq:jobs pipe:logs fifo:events
+  ipcctl delete --all --kind fifo        # all your FIFOs
+  ipcctl delete --all --json             # everything you own
 
 Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error.")]
-    Delete {
-        /// Object address, KIND:NAME (e.g. mq:jobs)
-        address: String,
-    },
+    Delete(DeleteArgs),
 
     /// Close a pipe for writing: readers see end of file once it is drained
     #[command(after_help = "\
@@ -369,6 +373,26 @@ pub struct CreateArgs {
     /// (mq, fifo; an adopted queue keeps its capacity and message size)
     #[arg(long)]
     pub adopt: bool,
+}
+
+/// `ipcctl delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Object addresses, KIND:NAME (e.g. mq:jobs pipe:logs)
+    #[arg(
+        value_name = "ADDRESS",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub addresses: Vec<String>,
+
+    /// Delete every object you own (of --kind only, if given)
+    #[arg(long)]
+    pub all: bool,
+
+    /// With --all: only objects of this kind (mq, pipe, fifo)
+    #[arg(long, value_name = "KIND", requires = "all")]
+    pub kind: Option<String>,
 }
 
 /// `ipcctl send`.

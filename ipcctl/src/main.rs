@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory as _, Parser as _};
 use ipc_client::Kind;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, DeleteArgs};
 use cmd::{ANY_KIND, STREAMS, admin, fifo, pipe};
 use errors::{report, report_clap, usage};
 
@@ -49,6 +49,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     cmd::check_flags(&cli.command, cli.json)?;
     let list_kind = match &cli.command {
         Command::List { kind: Some(kind) } => Some(parse::parse_kind(kind)?),
+        Command::Delete(DeleteArgs {
+            kind: Some(kind), ..
+        }) => Some(parse::parse_kind(kind)?),
         _ => None,
     };
     // An empty IPCD_SOCKET counts as unset, as it does for ipcd.
@@ -61,7 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::List { .. } => admin::list(&mut connect()?, list_kind, json),
         Command::Stat { address } => admin::stat(&mut connect()?, address, json),
         Command::Create(args) => admin::create(&mut connect()?, args, json),
-        Command::Delete { address } => admin::delete(&mut connect()?, address, json),
+        Command::Delete(args) => admin::delete(&mut connect()?, args, list_kind, json),
         Command::Close { address } => pipe::close(&mut connect()?, address, json),
         Command::Path { address } => fifo::path(&mut connect()?, address, json),
         Command::Send(args) => cmd::send(&mut connect()?, args, json),
@@ -80,7 +83,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
     match command {
         Command::Stat { address } => vec![(address, "stat", ANY_KIND)],
-        Command::Delete { address } => vec![(address, "delete", ANY_KIND)],
+        Command::Delete(args) => args
+            .addresses
+            .iter()
+            .map(|a| (a.as_str(), "delete", ANY_KIND))
+            .collect(),
         Command::Close { address } => vec![(address, "close", &[Kind::Pipe])],
         Command::Path { address } => vec![(address, "path", &[Kind::Fifo])],
         Command::Create(args) => vec![(&args.address, "create", ANY_KIND)],

@@ -4,10 +4,10 @@
 use std::io::IsTerminal as _;
 use std::time::Instant;
 
-use ipc_client::{Client, CreateSpec, Kind, KindDetails, Lifetime};
+use ipc_client::{Client, CreateSpec, ErrorCode, Kind, KindDetails, Lifetime};
 use serde_json::json;
 
-use crate::cli::CreateArgs;
+use crate::cli::{CreateArgs, DeleteArgs};
 use crate::errors::{Code, fail};
 use crate::output;
 
@@ -121,8 +121,62 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
     Ok(())
 }
 
-/// `ipcctl delete ADDR`.
-pub fn delete(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()> {
-    client.delete(address)?;
-    output::print_json_only(json, || json!({ "deleted": address }))
+/// `ipcctl delete ADDR…` or `--all [--kind K]` (the caller's own objects).
+/// Prints what it deleted with `--all` or `--json`, even when one fails.
+pub fn delete(
+    client: &mut Client,
+    args: &DeleteArgs,
+    kind: Option<Kind>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let targets = if args.all {
+        let uid = client.welcome().peer.uid;
+        let objects = client.list(kind)?;
+        objects
+            .into_iter()
+            .filter(|o| o.owner_uid == uid)
+            .map(|o| o.address)
+            .collect()
+    } else {
+        args.addresses.clone()
+    };
+    let mut deleted: Vec<String> = Vec::new();
+    let mut failed = None;
+    for address in targets {
+        match client.delete(&address) {
+            Ok(()) => deleted.push(address),
+            // Deleted meanwhile by someone else: gone all the same.
+            Err(e) if args.all && e.code() == Some(ErrorCode::NotFound) => {}
+            Err(e) => {
+                failed = Some(anyhow::Error::new(e).context(match deleted.as_slice() {
+                    [] => format!("cannot delete {address}"),
+                    done => format!(
+                        "cannot delete {address} (after deleting {})",
+                        done.join(", ")
+                    ),
+                }));
+                break;
+            }
+        }
+    }
+    let printed = if args.all || json {
+        output::print(
+            json,
+            || json!({ "deleted": deleted }),
+            || match deleted.as_slice() {
+                [] => "nothing to delete".to_owned(),
+                done => done
+                    .iter()
+                    .map(|a| format!("deleted {a}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            },
+        )
+    } else {
+        Ok(())
+    };
+    match failed {
+        Some(e) => Err(e),
+        None => printed,
+    }
 }
