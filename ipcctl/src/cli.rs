@@ -30,11 +30,11 @@ message, JSON Lines). Errors go to stderr, one per command, as
   ipcctl: MESSAGE (CODE)
 or with --json as
   {\"error\":{\"code\":\"CODE\",\"number\":N,\"message\":\"MESSAGE\"}}
-where CODE is ipcd's error code (its stable number is N) or one of ipcctl's own
-(N is null): usage, not-running (nothing listens on the socket), not-a-socket
-(the socket path is a directory or a file), daemon-gone
-(ipcd stopped while the command needed it), reader-gone (a pipe or FIFO has no
-reader left), end-of-file, protocol-error, command-not-found and cannot-run (exec).
+where CODE is ipcd's error code (N is its stable number) or one of ipcctl's
+own (N is null): usage, not-running (nothing listens on the socket),
+not-a-socket (the socket path is a directory or a file), daemon-gone (ipcd
+stopped while the command needed it), reader-gone (a pipe or FIFO has no reader
+left), end-of-file, protocol-error, command-not-found and cannot-run (exec).
 
 Exit status:
   0   success

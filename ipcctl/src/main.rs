@@ -47,7 +47,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         cmd::check_kind(address, verb, takes)?;
     }
     cmd::check_flags(&cli.command, cli.json)?;
-    let list_kind = match &cli.command {
+    // list KIND, delete --all --kind KIND.
+    let kind_filter = match &cli.command {
         Command::List { kind: Some(kind) } => Some(parse::parse_kind(kind)?),
         Command::Delete(DeleteArgs {
             kind: Some(kind), ..
@@ -61,10 +62,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Ping => admin::ping(&mut connect()?, json),
         Command::Status => admin::status(&mut connect()?, json),
-        Command::List { .. } => admin::list(&mut connect()?, list_kind, json),
+        Command::List { .. } => admin::list(&mut connect()?, kind_filter, json),
         Command::Stat { address } => admin::stat(&mut connect()?, address, json),
         Command::Create(args) => admin::create(&mut connect()?, args, json),
-        Command::Delete(args) => admin::delete(&mut connect()?, args, list_kind, json),
+        Command::Delete(args) => admin::delete(&mut connect()?, args, kind_filter, json),
         Command::Close { address } => pipe::close(&mut connect()?, address, json),
         Command::Path { address } => fifo::path(&mut connect()?, address, json),
         Command::Send(args) => cmd::send(&mut connect()?, args, json),

@@ -117,7 +117,7 @@ pub fn send(client: &mut Client, args: &SendArgs, kind: Kind) -> anyhow::Result<
 /// Sends MESSAGE or standard input to `sink` as `args` say.
 fn send_to(sink: &Sink, args: &SendArgs, wait: Wait) -> anyhow::Result<Sent> {
     let address = sink.address().to_owned();
-    let fail = |e: ipc_client::Error| -> anyhow::Error {
+    let failed = |e: ipc_client::Error| -> anyhow::Error {
         match e {
             ipc_client::Error::WouldBlock => {
                 fail(ErrorCode::WouldBlock, format!("{address} is full"))
@@ -137,11 +137,11 @@ fn send_to(sink: &Sink, args: &SendArgs, wait: Wait) -> anyhow::Result<Sent> {
     match (&args.message, args.raw) {
         (Some(message), true) => sink
             .bytes(message.as_bytes(), wait, &mut sent)
-            .map_err(fail)?,
-        (None, true) => send_raw_stdin(sink, wait, &mut sent, fail)?,
+            .map_err(failed)?,
+        (None, true) => send_raw_stdin(sink, wait, &mut sent, failed)?,
         (Some(message), false) => sink
             .line(message.as_bytes(), wait, &mut sent)
-            .map_err(fail)?,
+            .map_err(failed)?,
         (None, false) if args.lines => {
             for (n, line) in io::stdin().lock().split(b'\n').enumerate() {
                 sink.line(
@@ -149,13 +149,13 @@ fn send_to(sink: &Sink, args: &SendArgs, wait: Wait) -> anyhow::Result<Sent> {
                     wait,
                     &mut sent,
                 )
-                .map_err(&fail)
+                .map_err(&failed)
                 .with_context(|| stopped_at(n))?;
             }
         }
         (None, false) => sink
             .line(&read_stdin_line(&address)?, wait, &mut sent)
-            .map_err(fail)?,
+            .map_err(failed)?,
     }
     Ok(sent)
 }
@@ -188,7 +188,7 @@ fn send_raw_stdin(
     sink: &Sink,
     wait: Wait,
     sent: &mut Sent,
-    fail: impl Fn(ipc_client::Error) -> anyhow::Error,
+    failed: impl Fn(ipc_client::Error) -> anyhow::Error,
 ) -> anyhow::Result<()> {
     let mut stdin = io::stdin().lock();
     let mut buf = vec![0; CHUNK];
@@ -199,7 +199,7 @@ fn send_raw_stdin(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(anyhow::Error::new(e).context("cannot read standard input")),
         };
-        sink.bytes(&buf[..n], wait, sent).map_err(&fail)?;
+        sink.bytes(&buf[..n], wait, sent).map_err(&failed)?;
     }
 }
 
