@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use protocol::{
-    Access, ClientFrame, CreateSpec, Event, Hello, Kind, ObjectInfo, Outcome, PROTOCOL_VERSION,
-    Reply, Request, ServerFrame, StatusInfo, Welcome,
+    Access, ClientFrame, CreateSpec, Event, Hello, Kind, KindOp, KindReply, MqOp, MqReply,
+    ObjectInfo, Outcome, PROTOCOL_VERSION, Readiness, Reply, Request, ServerFrame, StatusInfo,
+    Welcome,
 };
 
 use crate::connection::Connection;
@@ -45,6 +46,7 @@ pub struct ClientBuilder {
     socket: Option<PathBuf>,
     name: Option<String>,
     timeout: Option<Duration>,
+    version: Option<u16>,
 }
 
 impl ClientBuilder {
@@ -67,12 +69,22 @@ impl ClientBuilder {
         self
     }
 
+    /// Speaks an older protocol version (from [`MIN_PROTOCOL_VERSION`](protocol::MIN_PROTOCOL_VERSION)),
+    /// as a client built against an older ipc-client would. Requests the
+    /// version does not have are refused by the daemon; [`list`](Client::list)
+    /// falls back to one-frame listings below version 3.
+    pub fn protocol_version(mut self, version: u16) -> Self {
+        self.version = Some(version);
+        self
+    }
+
     /// Connects and performs the handshake.
     pub fn connect(self) -> Result<Client> {
         let path = resolve_socket_path(self.socket.as_deref());
         let mut conn = Connection::connect(&path)?;
+        let version = self.version.unwrap_or(PROTOCOL_VERSION);
         let hello = Hello {
-            version: PROTOCOL_VERSION,
+            version,
             client_name: self.name.unwrap_or_else(|| DEFAULT_CLIENT_NAME.to_owned()),
         };
         conn.queue(&ClientFrame::Hello(hello))?;
@@ -86,9 +98,9 @@ impl ClientBuilder {
                 ))));
             }
         };
-        if welcome.version != PROTOCOL_VERSION {
+        if welcome.version != version {
             return Err(Error::Protocol(format!(
-                "the daemon chose protocol version {}, this client speaks {PROTOCOL_VERSION}",
+                "the daemon chose protocol version {}, this client speaks {version}",
                 welcome.version
             )));
         }
@@ -187,12 +199,87 @@ impl Client {
         }
     }
 
-    /// The objects the daemon hosts (of one kind, or all), sorted by address.
+    /// The objects the daemon hosts (of one kind, or all) that this client may
+    /// see, sorted by address. Any number: the daemon answers page by page.
     pub fn list(&mut self, kind: Option<Kind>) -> Result<Vec<ObjectInfo>> {
-        match self.request(Request::List { kind })?.reply {
-            Reply::List(l) => Ok(l),
-            other => Err(unexpected("List", &other)),
+        if self.welcome.version < 3 {
+            return match self.request(Request::List { kind })?.reply {
+                Reply::List(l) => Ok(l),
+                other => Err(unexpected("List", &other)),
+            };
         }
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, next) = self.list_page(kind, after, 0)?;
+            all.extend(page);
+            match next {
+                Some(n) => after = Some(n),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of [`list`](Self::list): up to `limit` objects after the
+    /// address `after` (0: the daemon's page size), and the `after` of the next
+    /// page, `None` on the last one.
+    pub fn list_page(
+        &mut self,
+        kind: Option<Kind>,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<(Vec<ObjectInfo>, Option<String>)> {
+        match self
+            .request(Request::ListPage { kind, after, limit })?
+            .reply
+        {
+            Reply::ListPage { objects, next } => Ok((objects, next)),
+            other => Err(unexpected("ListPage", &other)),
+        }
+    }
+
+    /// Performs a kind-specific operation on `address` and waits for its answer
+    /// (which, for operations that wait, may come much later; the client's
+    /// request timeout does not cut such a wait short).
+    pub fn operate(&mut self, address: &str, op: KindOp) -> Result<KindReply> {
+        let saved = self.timeout.take();
+        let answer = self.request(Request::Kind {
+            address: address.to_owned(),
+            op,
+        });
+        self.timeout = saved;
+        match answer?.reply {
+            Reply::Kind(reply) => Ok(reply),
+            other => Err(unexpected("Kind", &other)),
+        }
+    }
+
+    /// Waits until the queue `address` (`mq:NAME`) is readable (a message is
+    /// waiting) or writable (there is room), or `timeout` passes
+    /// ([`Error::Server`] with code `timed-out`); a queue deleted meanwhile
+    /// answers `not-found`. The daemon holds the wait; returns the depth it saw.
+    pub fn wait_for(
+        &mut self,
+        address: &str,
+        ready: Readiness,
+        timeout: Option<Duration>,
+    ) -> Result<u64> {
+        let timeout_ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        let op = KindOp::Mq(MqOp::WaitFor { ready, timeout_ms });
+        match self.operate(address, op)? {
+            KindReply::Mq(MqReply::Ready { depth }) => Ok(depth),
+            other => Err(Error::Protocol(format!(
+                "expected a queue's ready answer, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Whether the daemon is gone: its end of this connection is closed (it
+    /// exited, was killed, or dropped the connection). Checked at once, without
+    /// a request; use it to tell "the daemon died" from "end of file" when a
+    /// pipe or FIFO the daemon held reports end-of-file.
+    pub fn daemon_gone(&self) -> bool {
+        self.conn.peer_closed()
     }
 
     /// One object's details; `address` is `KIND:NAME`.

@@ -14,84 +14,12 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, send};
-use protocol::frame::{FrameError, FrameHeader, HARD_MAX_FRAME, HEADER_LEN};
+use protocol::FrameBuffer;
+use protocol::frame::HARD_MAX_FRAME;
 use protocol::{ClientFrame, ServerFrame};
 
 use crate::error::{Error, Result};
 use crate::sys;
-
-/// Free space offered to each read, unless the frame being assembled needs more.
-const MIN_READ: usize = 16 * 1024;
-
-/// Bytes read from the socket and not yet parsed into frames.
-#[derive(Debug)]
-pub(crate) struct FrameBuffer {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
-
-impl FrameBuffer {
-    pub(crate) fn new() -> Self {
-        FrameBuffer {
-            buf: vec![0; 4 * MIN_READ],
-            start: 0,
-            end: 0,
-        }
-    }
-
-    /// The payload of the next complete frame, or `None` if more bytes are needed.
-    /// The header is checked against `max` before the frame is waited for.
-    pub(crate) fn next_frame(&mut self, max: u32) -> Result<Option<&[u8]>, FrameError> {
-        let avail = &self.buf[self.start..self.end];
-        let Some(header) = avail.first_chunk::<HEADER_LEN>() else {
-            return Ok(None);
-        };
-        let len = FrameHeader::parse(*header, max)?.len as usize;
-        if avail.len() < HEADER_LEN + len {
-            return Ok(None);
-        }
-        let payload = self.start + HEADER_LEN;
-        self.start = payload + len;
-        Ok(Some(&self.buf[payload..self.start]))
-    }
-
-    /// Free space to read into: at least [`MIN_READ`] bytes, and at least what the
-    /// frame being assembled still lacks (its header was already checked by
-    /// [`next_frame`](Self::next_frame); the hard limit caps it regardless).
-    pub(crate) fn spare(&mut self) -> &mut [u8] {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-        let pending = self.end - self.start;
-        let frame_len = match self.buf[self.start..self.end].first_chunk::<HEADER_LEN>() {
-            Some(h) => HEADER_LEN + (u32::from_le_bytes(*h).min(HARD_MAX_FRAME) as usize),
-            None => HEADER_LEN,
-        };
-        let want = frame_len.saturating_sub(pending).max(MIN_READ);
-        if self.buf.len() - self.end < want {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.start = 0;
-            self.end = pending;
-            if self.buf.len() - self.end < want {
-                self.buf.resize(self.end + want, 0);
-            }
-        }
-        &mut self.buf[self.end..]
-    }
-
-    /// Marks `n` bytes of [`spare`](Self::spare) as filled.
-    pub(crate) fn commit(&mut self, n: usize) {
-        self.end += n;
-        debug_assert!(self.end <= self.buf.len());
-    }
-
-    /// Whether bytes of an incomplete frame are waiting.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-}
 
 /// Descriptors received as `SCM_RIGHTS`, in arrival order, waiting for the
 /// response frame that announces them.
@@ -207,6 +135,22 @@ impl Connection {
         }
     }
 
+    /// Whether the daemon's end of the socket is closed (it exited or dropped
+    /// this connection), checked without waiting and without reading.
+    pub(crate) fn peer_closed(&self) -> bool {
+        if self.broken {
+            return true;
+        }
+        // A Unix socket whose peer closed reports POLLHUP (both directions shut).
+        let mut pfd = [PollFd::new(self.stream.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut pfd, PollTimeout::ZERO) {
+            Ok(_) => pfd[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+            Err(_) => false,
+        }
+    }
+
     /// Takes the `n` oldest received descriptors (those of the response just read).
     pub(crate) fn take_fds(&mut self, n: usize) -> Result<Vec<OwnedFd>> {
         self.fds.take(n).map_err(|e| self.poison(e))
@@ -310,81 +254,6 @@ mod tests {
 
     fn framed(payload: &[u8]) -> Vec<u8> {
         protocol::frame::frame(payload, HARD_MAX_FRAME).unwrap()
-    }
-
-    fn feed(fb: &mut FrameBuffer, bytes: &[u8]) {
-        let spare = fb.spare();
-        spare[..bytes.len()].copy_from_slice(bytes);
-        fb.commit(bytes.len());
-    }
-
-    #[test]
-    fn several_frames_in_one_read() {
-        let mut fb = FrameBuffer::new();
-        let mut bytes = framed(b"one");
-        bytes.extend(framed(b"two"));
-        feed(&mut fb, &bytes);
-        assert_eq!(fb.next_frame(100).unwrap(), Some(&b"one"[..]));
-        assert_eq!(fb.next_frame(100).unwrap(), Some(&b"two"[..]));
-        assert_eq!(fb.next_frame(100).unwrap(), None);
-        assert!(fb.is_empty());
-    }
-
-    #[test]
-    fn a_frame_split_across_reads() {
-        let mut fb = FrameBuffer::new();
-        let bytes = framed(b"hello world");
-        for chunk in bytes.chunks(3) {
-            assert_eq!(fb.next_frame(100).unwrap(), None);
-            feed(&mut fb, chunk);
-        }
-        assert_eq!(fb.next_frame(100).unwrap(), Some(&b"hello world"[..]));
-    }
-
-    #[test]
-    fn a_frame_bigger_than_the_buffer_grows_it() {
-        let mut fb = FrameBuffer::new();
-        let big = vec![7u8; 200_000];
-        let bytes = framed(&big);
-        let mut rest = &bytes[..];
-        while !rest.is_empty() {
-            assert_eq!(fb.next_frame(HARD_MAX_FRAME).unwrap(), None);
-            let spare = fb.spare();
-            let n = spare.len().min(rest.len());
-            spare[..n].copy_from_slice(&rest[..n]);
-            fb.commit(n);
-            rest = &rest[n..];
-        }
-        assert_eq!(
-            fb.next_frame(HARD_MAX_FRAME).unwrap().map(<[u8]>::len),
-            Some(big.len())
-        );
-    }
-
-    #[test]
-    fn consumed_bytes_are_reclaimed() {
-        let mut fb = FrameBuffer::new();
-        let cap = fb.buf.len();
-        let frame = framed(&[1; 1000]);
-        for _ in 0..1000 {
-            feed(&mut fb, &frame);
-            assert!(fb.next_frame(4096).unwrap().is_some());
-        }
-        assert_eq!(fb.buf.len(), cap);
-    }
-
-    #[test]
-    fn an_oversized_header_is_refused_before_waiting() {
-        let mut fb = FrameBuffer::new();
-        feed(&mut fb, &5000u32.to_le_bytes());
-        assert!(matches!(
-            fb.next_frame(4096),
-            Err(FrameError::TooLarge { len: 5000, .. })
-        ));
-        feed(&mut fb, &[]);
-        let mut empty = FrameBuffer::new();
-        feed(&mut empty, &[0, 0, 0, 0]);
-        assert_eq!(empty.next_frame(4096), Err(FrameError::Empty));
     }
 
     #[test]

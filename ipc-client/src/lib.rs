@@ -75,6 +75,8 @@
 //! Errors are [`Error`]; those the daemon reports keep their stable
 //! [`ErrorCode`] ([`Error::code`]).
 
+#![deny(unsafe_code)]
+
 mod client;
 mod connection;
 mod error;
@@ -83,7 +85,11 @@ mod mq;
 mod path;
 mod pipe;
 mod stream;
+#[allow(unsafe_code)]
 mod sys;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
 
 pub use client::{Client, ClientBuilder, DEFAULT_CLIENT_NAME, Response};
 pub use error::{Error, Result};
@@ -96,9 +102,9 @@ pub use stream::{MAX_MSG_LEN, MSG_HEADER_LEN, PIPE_BUF};
 /// The wire protocol crate, for the types requests and answers are made of.
 pub use protocol;
 pub use protocol::{
-    Access, CreateSpec, ErrorCode, Event, FifoDetails, FifoParams, Kind, KindDetails, KindParams,
-    Lifetime, MqDetails, MqParams, ObjectInfo, PipeDetails, PipeParams, Reply, Request, StatusInfo,
-    Welcome, WireError,
+    Access, CreateSpec, ErrorCode, Event, FifoDetails, FifoParams, Kind, KindDetails, KindOp,
+    KindParams, KindReply, Lifetime, MqDetails, MqParams, ObjectInfo, PipeDetails, PipeParams,
+    Readiness, Reply, Request, StatusInfo, Welcome, WireError,
 };
 
 #[cfg(test)]

@@ -4,10 +4,10 @@ use std::fmt::Write as _;
 use std::io::{self, BufWriter, StdoutLock, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
-use ipc_client::{KindDetails, Lifetime, ObjectInfo, StatusInfo};
+use ipc_client::{Lifetime, ObjectInfo, StatusInfo};
 use serde_json::{Value, json};
 
-use crate::cmd::{fifo, mq, pipe};
+use crate::cmd;
 
 /// Standard output was closed by its reader (`ipcctl recv … | head -1`): not an
 /// error, the command just stops.
@@ -169,11 +169,7 @@ pub fn object_json(o: &ObjectInfo) -> Value {
         "created_at": timestamp(o.created_at_ms),
         "opens": o.opens,
     });
-    match &o.details {
-        KindDetails::Mq(d) => mq::json_details(d, &mut v),
-        KindDetails::Pipe(d) => pipe::json_details(d, &mut v),
-        KindDetails::Fifo(d) => fifo::json_details(d, &mut v),
-    }
+    cmd::json_details(&o.details, &mut v);
     v
 }
 
@@ -209,11 +205,7 @@ pub fn status_json(s: &StatusInfo) -> Value {
 /// An object's fields, one `label: value` per line.
 pub fn object_fields(o: &ObjectInfo) -> String {
     let mut rows = vec![("address", o.address.clone()), ("kind", o.kind.to_string())];
-    rows.extend(match &o.details {
-        KindDetails::Mq(d) => mq::field_rows(o, d),
-        KindDetails::Pipe(d) => pipe::field_rows(o, d),
-        KindDetails::Fifo(d) => fifo::field_rows(o, d),
-    });
+    rows.extend(cmd::field_rows(o));
     rows.extend([
         ("owner", format!("uid {}, gid {}", o.owner_uid, o.owner_gid)),
         ("mode", mode(o.mode)),
@@ -271,11 +263,7 @@ pub fn object_table(objects: &[ObjectInfo]) -> String {
     let rows = objects
         .iter()
         .map(|o| {
-            let [queued, capacity, ends] = match &o.details {
-                KindDetails::Mq(d) => mq::table_cells(d),
-                KindDetails::Pipe(d) => pipe::table_cells(d),
-                KindDetails::Fifo(d) => fifo::table_cells(d),
-            };
+            let [queued, capacity, ends] = cmd::table_cells(&o.details);
             vec![
                 o.address.clone(),
                 queued,
@@ -338,7 +326,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipc_client::{FifoDetails, Kind, MqDetails, PipeDetails};
+    use ipc_client::{FifoDetails, Kind, KindDetails, MqDetails, PipeDetails};
 
     fn info() -> ObjectInfo {
         ObjectInfo {
@@ -420,7 +408,7 @@ mod tests {
         pipe.kernel_name = "(anonymous pipe)".into();
         pipe.details = KindDetails::Pipe(PipeDetails {
             capacity: 65536,
-            buffered: 21,
+            buffered_bytes: 21,
             readers_opened: 2,
             writers_opened: 1,
             closed: true,

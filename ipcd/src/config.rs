@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use protocol::Limits;
 use serde::Deserialize;
 
+use crate::budget::Budgets;
 use crate::error::ConfigError;
 
 /// Default kernel-name prefix for objects (`mq:jobs` is the queue `/ipcd.jobs`).
@@ -47,6 +48,8 @@ pub struct Tunables {
     pub socket_group: Option<String>,
     /// `tracing` filter directive, if set in the file.
     pub log_level: Option<String>,
+    /// Per-uid budgets.
+    pub budgets: Budgets,
 }
 
 impl Default for Tunables {
@@ -56,6 +59,7 @@ impl Default for Tunables {
             socket_mode: 0o600,
             socket_group: None,
             log_level: None,
+            budgets: Budgets::default(),
         }
     }
 }
@@ -71,6 +75,25 @@ struct FileConfig {
     max_message_size: Option<u64>,
     max_objects_per_uid: Option<u32>,
     max_connections: Option<u32>,
+    max_connections_per_uid: Option<u32>,
+    reserved_connections: Option<u32>,
+    max_handshakes_per_uid: Option<u32>,
+    max_handshakes: Option<u32>,
+    max_waits_per_uid: Option<u32>,
+    max_fds_per_uid: Option<u64>,
+    mq_budget_bytes: Option<u64>,
+    mq_bytes_per_uid: Option<u64>,
+}
+
+/// Positive numbers only: a limit of 0 would lock everyone out.
+fn at_least_one<T: PartialOrd + From<u8> + std::fmt::Display>(
+    key: &str,
+    v: Option<T>,
+) -> Result<Option<T>, String> {
+    match v {
+        Some(v) if v < T::from(1) => Err(format!("{key} must be at least 1, got {v}")),
+        v => Ok(v),
+    }
 }
 
 impl Tunables {
@@ -113,8 +136,39 @@ impl Tunables {
         if let Some(v) = file.max_objects_per_uid {
             l.max_objects_per_uid = v;
         }
-        if let Some(v) = file.max_connections {
-            l.max_connections = v.max(1);
+        if let Some(v) = at_least_one("max_connections", file.max_connections)? {
+            l.max_connections = v;
+        }
+        let b = &mut t.budgets;
+        let set = |dst: &mut u32, key: &str, v: Option<u32>| -> Result<(), String> {
+            if let Some(v) = at_least_one(key, v)? {
+                *dst = v;
+            }
+            Ok(())
+        };
+        set(
+            &mut b.max_connections_per_uid,
+            "max_connections_per_uid",
+            file.max_connections_per_uid,
+        )?;
+        set(
+            &mut b.max_handshakes_per_uid,
+            "max_handshakes_per_uid",
+            file.max_handshakes_per_uid,
+        )?;
+        set(&mut b.max_handshakes, "max_handshakes", file.max_handshakes)?;
+        set(
+            &mut b.max_waits_per_uid,
+            "max_waits_per_uid",
+            file.max_waits_per_uid,
+        )?;
+        if let Some(v) = file.reserved_connections {
+            b.reserved_connections = v;
+        }
+        b.max_fds_per_uid = at_least_one("max_fds_per_uid", file.max_fds_per_uid)?;
+        b.mq_bytes_per_uid = at_least_one("mq_bytes_per_uid", file.mq_bytes_per_uid)?;
+        if let Some(v) = at_least_one("mq_budget_bytes", file.mq_budget_bytes)? {
+            b.mq_budget_bytes = v;
         }
         Ok(t)
     }
@@ -146,6 +200,11 @@ impl Tunables {
             "max_connections",
             old.limits.max_connections.to_string(),
             self.limits.max_connections.to_string(),
+        );
+        diff(
+            "budgets",
+            format!("{:?}", old.budgets),
+            format!("{:?}", self.budgets),
         );
         diff(
             "socket_mode",
@@ -252,6 +311,9 @@ mod tests {
                 .contains("max_frame")
         );
         assert!(parse_mode("999").is_err());
+        let zero = Tunables::parse("max_connections = 0").unwrap_err();
+        assert!(zero.contains("at least 1"), "{zero}");
+        assert!(Tunables::parse("max_waits_per_uid = 0").is_err());
         assert!(check_prefix("a/b").is_err());
     }
 }

@@ -52,6 +52,9 @@ pub enum RequestError {
     /// The operation cannot proceed now and the caller may retry (e.g. no FIFO reader yet).
     #[error("{0}")]
     WouldBlock(String),
+    /// A wait ran out of time.
+    #[error("timed out: {0}")]
+    TimedOut(String),
 }
 
 impl RequestError {
@@ -78,6 +81,7 @@ impl RequestError {
             RequestError::Os { .. } => ErrorCode::Os,
             RequestError::ShuttingDown => ErrorCode::ShuttingDown,
             RequestError::WouldBlock(_) => ErrorCode::WouldBlock,
+            RequestError::TimedOut(_) => ErrorCode::TimedOut,
         }
     }
 
@@ -93,6 +97,69 @@ impl RequestError {
 impl From<WireError> for RequestError {
     fn from(e: WireError) -> Self {
         RequestError::BadAddress(e)
+    }
+}
+
+/// A connection-level failure: answered with `ServerFrame::Fatal`, then the
+/// connection is closed. The same single mapping to wire codes as requests.
+#[derive(Debug, Error)]
+pub enum FatalError {
+    /// A frame's payload is not a valid message.
+    #[error("{0}")]
+    Malformed(String),
+    /// A frame header announces more than the limit in force.
+    #[error("{0}")]
+    FrameTooLarge(String),
+    /// A frame header announces an empty payload.
+    #[error("empty frame")]
+    EmptyFrame,
+    /// The client's protocol version is not spoken here.
+    #[error(
+        "protocol version {got} is not supported; this ipcd speaks versions {min} to {max} (supported={min}-{max})"
+    )]
+    UnsupportedVersion {
+        /// The client's version.
+        got: u16,
+        /// Oldest spoken.
+        min: u16,
+        /// Newest spoken.
+        max: u16,
+    },
+    /// A request before the hello, or a second hello.
+    #[error("{0}")]
+    Handshake(&'static str),
+    /// No hello in time.
+    #[error("no hello within {0}s of connecting")]
+    NoHello(u64),
+    /// Too many connections.
+    #[error("{0}")]
+    TooManyConnections(String),
+}
+
+impl FatalError {
+    /// The stable wire code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            FatalError::Malformed(_) | FatalError::EmptyFrame => ErrorCode::MalformedFrame,
+            FatalError::FrameTooLarge(_) => ErrorCode::FrameTooLarge,
+            FatalError::UnsupportedVersion { .. } => ErrorCode::UnsupportedVersion,
+            FatalError::Handshake(_) | FatalError::NoHello(_) => ErrorCode::HandshakeRequired,
+            FatalError::TooManyConnections(_) => ErrorCode::LimitExceeded,
+        }
+    }
+
+    /// The error as it goes on the wire.
+    pub fn to_wire(&self) -> WireError {
+        WireError::new(self.code(), self.to_string())
+    }
+}
+
+impl From<protocol::FrameError> for FatalError {
+    fn from(e: protocol::FrameError) -> Self {
+        match e {
+            protocol::FrameError::TooLarge { .. } => FatalError::FrameTooLarge(e.to_string()),
+            protocol::FrameError::Empty => FatalError::EmptyFrame,
+        }
     }
 }
 

@@ -5,17 +5,24 @@
 //! The library installs no signal handlers, so tests can run it in-process and
 //! drive it through the [`Control`] channel.
 
+#![deny(unsafe_code)]
+
 pub mod access;
+pub mod budget;
 pub mod config;
+pub mod dispatch;
 pub mod error;
-pub mod handler;
+pub mod intent;
 pub mod kinds;
+pub mod peer;
 pub mod persist;
 pub mod registry;
+pub mod rlimits;
 pub mod server;
 pub mod session;
 pub mod shared;
 pub mod socket;
+#[allow(unsafe_code)]
 pub mod sys;
 
 use std::sync::Arc;
@@ -24,6 +31,7 @@ pub use config::Config;
 pub use error::DaemonError;
 pub use server::Control;
 use tokio::sync::mpsc;
+use tracing::info;
 
 /// A daemon that has locked its state directory and loaded its registry, ready
 /// to serve. Starting and serving are separate so `main` can report readiness
@@ -51,18 +59,25 @@ impl Daemon {
             persist::LockError::InUse => DaemonError::StateInUse(config.state_dir.clone()),
             persist::LockError::Io(message) => state_err(message),
         })?;
-        let registry = registry::Registry::load(
-            config.state_dir.clone(),
-            config.runtime_dir.clone(),
-            config.prefix.clone(),
-        )
-        .map_err(state_err)?;
+        // Before re-adopting objects, which holds descriptors and queue bytes.
+        let granted = rlimits::raise(config.tunables.budgets.mq_budget_bytes);
+        info!(
+            nofile = granted.nofile,
+            mq_budget_bytes = granted.mq_bytes,
+            "resource limits"
+        );
+        let namespace = kinds::Namespace {
+            prefix: config.prefix.clone(),
+            runtime_dir: config.runtime_dir.clone(),
+        };
+        let registry =
+            registry::Registry::load(config.state_dir.clone(), namespace).map_err(state_err)?;
         let listener =
             tokio::net::UnixListener::from_std(listener).map_err(|error| DaemonError::Io {
                 context: "registering the listener".into(),
                 error,
             })?;
-        let shared = Arc::new(shared::Shared::new(config, registry));
+        let shared = Arc::new(shared::Shared::new(config, registry, granted));
         Ok(Daemon {
             listener,
             shared,

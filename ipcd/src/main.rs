@@ -1,5 +1,7 @@
 //! `ipcd`: parse arguments, set up logging, bind the socket, wire signals, run.
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};

@@ -13,7 +13,11 @@ use serde::{Deserialize, Serialize};
 pub const STATE_FILE: &str = "registry.json";
 
 /// Bumped when the file's shape changes incompatibly.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format this build still reads (format 1 kept a FIFO's `buffered`
+/// flag at the top level of the record; format 2 keeps kind fields in `state`).
+const OLDEST_FORMAT: u32 = 1;
 
 /// The whole file.
 #[derive(Debug, Serialize, Deserialize)]
@@ -31,8 +35,10 @@ pub struct StateFile {
 pub struct StoredObject {
     /// `KIND:NAME`.
     pub address: String,
-    /// Kernel name or path.
-    pub kernel_name: String,
+    /// Kernel name or path, as created (checked against the one the namespace
+    /// gives on load; `None` for objects with no name outside the daemon).
+    #[serde(default, deserialize_with = "kernel_name_or_placeholder")]
+    pub kernel_name: Option<String>,
     /// Owner uid.
     pub owner_uid: u32,
     /// Owner gid.
@@ -45,9 +51,20 @@ pub struct StoredObject {
     pub created_at_ms: u64,
     /// `true` when removed at the end of the creating connection.
     pub session: bool,
-    /// `true` when the daemon holds the object open to buffer data (buffered FIFOs).
+    /// The kind's own fields (`KindObject::state`), opaque to everything but the kind.
     #[serde(default)]
+    pub state: serde_json::Value,
+    /// Format 1's only kind field, moved into `state` on load.
+    #[serde(default, skip_serializing)]
     pub buffered: bool,
+}
+
+/// Format 1 wrote a placeholder for objects without a kernel name.
+fn kernel_name_or_placeholder<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    let name = Option::<String>::deserialize(d)?;
+    Ok(name.filter(|n| !n.is_empty() && !n.starts_with('(')))
 }
 
 /// Path of the state file in `dir`.
@@ -64,16 +81,23 @@ pub fn load(dir: &Path) -> Result<Option<StateFile>, String> {
         Err(e) => return Err(format!("cannot read: {e}")),
     };
     let file: StateFile = serde_json::from_str(&text).map_err(|e| format!("cannot parse: {e}"))?;
-    if file.format != FORMAT_VERSION {
+    if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&file.format) {
         return Err(format!(
-            "unsupported format {} (this ipcd reads {FORMAT_VERSION})",
+            "unsupported format {} (this ipcd reads {OLDEST_FORMAT} to {FORMAT_VERSION})",
             file.format
         ));
+    }
+    let mut file = file;
+    for rec in &mut file.objects {
+        if rec.buffered && rec.state.is_null() {
+            rec.state = serde_json::json!({ "buffered": true });
+        }
     }
     Ok(Some(file))
 }
 
-/// Saves the objects atomically: a reader (or a crash) sees the old file or the new one.
+/// Saves the objects atomically: a reader (or a crash) sees the old file or the
+/// new one. A failed save (a full disk) leaves the old file and no temp file.
 pub fn save(dir: &Path, prefix: &str, objects: Vec<StoredObject>) -> std::io::Result<()> {
     let file = StateFile {
         format: FORMAT_VERSION,
@@ -82,13 +106,37 @@ pub fn save(dir: &Path, prefix: &str, objects: Vec<StoredObject>) -> std::io::Re
     };
     let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
     let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
-    {
+    let written = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(&bytes)?;
-        f.sync_all()?;
+        f.sync_all()
+    })();
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, state_path(dir))) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, state_path(dir))?;
     File::open(dir)?.sync_all()
+}
+
+/// File of records set aside at load (unreadable, outside the namespace, not ours).
+pub const REJECTED_FILE: &str = "registry.rejected.json";
+
+/// Appends records the loader would not trust to [`REJECTED_FILE`], with why,
+/// so nothing is silently lost (they are neither deleted nor adopted).
+pub fn set_aside(dir: &Path, rejected: &[(StoredObject, String)]) -> std::io::Result<()> {
+    if rejected.is_empty() {
+        return Ok(());
+    }
+    let path = dir.join(REJECTED_FILE);
+    let mut all: Vec<serde_json::Value> = fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    for (rec, why) in rejected {
+        all.push(serde_json::json!({ "record": rec, "why": why }));
+    }
+    let bytes = serde_json::to_vec_pretty(&all).map_err(std::io::Error::other)?;
+    fs::write(&path, bytes)
 }
 
 /// Why the state directory could not be locked.

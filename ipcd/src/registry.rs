@@ -1,36 +1,39 @@
 //! The registry of named objects: who owns what, under which kernel name, with
-//! which permissions and lifetime. Kind-generic; kind specifics live in `kinds`.
+//! which permissions and lifetime. Kind-blind: everything kind-specific goes
+//! through `kinds::module(kind)` and the object's `KindObject`.
 //!
 //! Invariant: every change to the set of objects is saved to the state file
 //! before the request that made it is answered.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use protocol::{Access, Address, CreateSpec, Kind, Lifetime, Limits, ObjectInfo};
-use tracing::{info, warn};
+use protocol::{Access, Address, CreateSpec, KindOp, Lifetime, Limits, ObjectInfo};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
 
-use crate::access;
+use crate::access::{Need, Permissions};
+use crate::budget::Quota;
 use crate::error::RequestError;
-use crate::kinds::{self, CreateArgs, Handle};
+use crate::intent::{Intent, Journal};
+use crate::kinds::{self, CreateArgs, Held, KindObject, Namespace, OpAnswer};
+use crate::peer::{Peer, SessionId};
 use crate::persist::{self, StoredObject};
-use crate::session::{Peer, SessionId};
+
+mod load;
 
 /// One registered object.
 #[derive(Debug)]
 pub struct Object {
     /// Its address.
     pub address: Address,
-    /// Kernel name or path.
-    pub kernel_name: String,
-    /// Owner uid.
-    pub owner_uid: u32,
-    /// Owner gid.
-    pub owner_gid: u32,
-    /// Permission bits.
-    pub mode: u32,
+    /// Kernel name or path, if the kind has one.
+    pub kernel_name: Option<String>,
+    /// Owner and permission bits.
+    pub perms: Permissions,
     /// Creator's pid.
     pub creator_pid: i32,
     /// Creation time, ms since the epoch.
@@ -39,20 +42,41 @@ pub struct Object {
     pub session: Option<SessionId>,
     /// Capabilities handed out since the daemon started.
     pub opens: u64,
-    /// The daemon's live handle on the kernel object.
-    pub handle: Handle,
+    /// The kind's live object.
+    handle: Box<dyn KindObject>,
+    /// Dropped with the object: waiters on it see the channel close.
+    gone: watch::Sender<()>,
+}
+
+/// A wait registered by an operation, to be driven by the session.
+pub struct Waiter {
+    /// The operation's own wait.
+    pub wait: kinds::Pending,
+    /// Its time limit.
+    pub timeout: Option<std::time::Duration>,
+    /// Closes when the object is removed.
+    pub gone: watch::Receiver<()>,
+    /// The object's address, for messages.
+    pub address: Address,
+}
+
+/// How a kind operation answers, as the registry hands it to dispatch.
+pub enum OpResult {
+    /// At once.
+    Now(protocol::KindReply),
+    /// Later, through a waiter.
+    Later(Waiter),
 }
 
 impl Object {
     fn info(&self) -> Result<ObjectInfo, RequestError> {
-        let details = self.handle.details(&self.kernel_name)?;
         Ok(ObjectInfo {
             address: self.address.to_string(),
             kind: self.address.kind,
-            kernel_name: self.kernel_name.clone(),
-            owner_uid: self.owner_uid,
-            owner_gid: self.owner_gid,
-            mode: self.mode,
+            kernel_name: self.kernel_name.clone().unwrap_or_default(),
+            owner_uid: self.perms.owner_uid,
+            owner_gid: self.perms.owner_gid,
+            mode: self.perms.mode,
             creator_pid: self.creator_pid,
             created_at_ms: self.created_at_ms,
             lifetime: if self.session.is_some() {
@@ -61,7 +85,7 @@ impl Object {
                 Lifetime::Persistent
             },
             opens: self.opens,
-            details,
+            details: self.handle.details()?,
         })
     }
 
@@ -69,15 +93,31 @@ impl Object {
         StoredObject {
             address: self.address.to_string(),
             kernel_name: self.kernel_name.clone(),
-            owner_uid: self.owner_uid,
-            owner_gid: self.owner_gid,
-            mode: self.mode,
+            owner_uid: self.perms.owner_uid,
+            owner_gid: self.perms.owner_gid,
+            mode: self.perms.mode,
             creator_pid: self.creator_pid,
             created_at_ms: self.created_at_ms,
             session: self.session.is_some(),
-            buffered: self.handle.is_buffered(),
+            state: self.handle.state(),
+            buffered: false,
         }
     }
+
+    fn remove(self) -> Result<(), RequestError> {
+        self.handle.remove()
+    }
+}
+
+/// What one uid's objects make the daemon hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UidHolds {
+    /// Objects owned.
+    pub objects: u64,
+    /// Descriptors held for them.
+    pub fds: u64,
+    /// Queue bytes charged for them.
+    pub mq_bytes: u64,
 }
 
 /// All registered objects, keyed by address.
@@ -85,8 +125,12 @@ impl Object {
 pub struct Registry {
     objects: BTreeMap<Address, Object>,
     state_dir: PathBuf,
-    runtime_dir: PathBuf,
-    prefix: String,
+    ns: Namespace,
+    /// The intent journal; `None` when it cannot be written (a full or
+    /// read-only disk): changes are then refused, reads still served.
+    journal: Option<Journal>,
+    /// The daemon's effective uid: kernel objects it made belong to it.
+    daemon_uid: u32,
 }
 
 fn now_ms() -> u64 {
@@ -96,66 +140,74 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A failed write to the state directory, naming it (and the disk, when full).
+fn disk_error(what: &str, e: &std::io::Error) -> RequestError {
+    let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let hint = if errno == nix::errno::Errno::ENOSPC {
+        " (the disk is full; nothing was changed)"
+    } else {
+        " (nothing was changed)"
+    };
+    RequestError::os(format!("{what}{hint}"), errno)
+}
+
+fn denied(peer: &Peer, address: &Address, need: Need, perms: &Permissions) -> RequestError {
+    RequestError::PermissionDenied(format!(
+        "uid {} may not use '{address}' for {} (mode {:04o}, owner uid {})",
+        peer.uid,
+        need.describe(),
+        perms.mode,
+        perms.owner_uid
+    ))
+}
+
 impl Registry {
-    /// Loads the state file and re-adopts every recorded object that still exists.
-    ///
-    /// Objects of `session` lifetime belonged to connections of a previous run, so
-    /// their kernel objects are removed. Vanished objects are logged and dropped.
-    pub fn load(state_dir: PathBuf, runtime_dir: PathBuf, prefix: String) -> Result<Self, String> {
-        let mut reg = Registry {
+    /// An empty registry saving to `state_dir` (nothing is loaded).
+    pub fn empty(state_dir: PathBuf, ns: Namespace) -> Self {
+        let journal = Journal::open(&state_dir)
+            .inspect_err(|e| {
+                error!(
+                    "cannot open the intent journal in {}: {e}; serving read-only \
+                     (creates and deletes are refused until ipcd restarts with room on the disk)",
+                    state_dir.display()
+                )
+            })
+            .ok();
+        Registry {
             objects: BTreeMap::new(),
             state_dir,
-            runtime_dir,
-            prefix,
-        };
-        let Some(file) = persist::load(&reg.state_dir)? else {
-            return Ok(reg);
-        };
-        for rec in file.objects {
-            let address = match Address::parse(&rec.address) {
-                Ok(a) => a,
-                Err(e) => {
-                    warn!(address = %rec.address, "dropping unreadable record: {e}");
-                    continue;
-                }
-            };
-            if rec.session {
-                info!(%address, "removing session object left by a previous run");
-                if let Err(e) = kinds::unlink(address.kind, &rec.kernel_name) {
-                    warn!(%address, "cannot remove: {e}");
-                }
-                continue;
-            }
-            match kinds::reopen(address.kind, &rec.kernel_name, rec.buffered) {
-                Ok(Some(handle)) => {
-                    info!(%address, kernel_name = %rec.kernel_name, "re-adopted");
-                    reg.objects.insert(
-                        address.clone(),
-                        Object {
-                            address,
-                            kernel_name: rec.kernel_name,
-                            owner_uid: rec.owner_uid,
-                            owner_gid: rec.owner_gid,
-                            mode: rec.mode,
-                            creator_pid: rec.creator_pid,
-                            created_at_ms: rec.created_at_ms,
-                            session: None,
-                            opens: 0,
-                            handle,
-                        },
-                    );
-                }
-                Ok(None) if address.kind == Kind::Pipe => {
-                    info!(%address, "an anonymous pipe dies with the daemon process; forgetting it")
-                }
-                Ok(None) => {
-                    warn!(%address, kernel_name = %rec.kernel_name, "vanished while ipcd was down; forgetting it")
-                }
-                Err(e) => warn!(%address, "cannot re-adopt, forgetting it: {e}"),
-            }
+            ns,
+            journal,
+            daemon_uid: nix::unistd::geteuid().as_raw(),
         }
-        reg.save().map_err(|e| format!("cannot save: {e}"))?;
-        Ok(reg)
+    }
+
+    /// Records `op` on `address` in the journal before the kernel is touched;
+    /// refuses the change if that cannot be made durable.
+    fn begin(&mut self, op: &str, address: &Address, peer: &Peer) -> Result<(), RequestError> {
+        let intent = Intent {
+            op: op.to_owned(),
+            address: address.to_string(),
+            uid: peer.uid,
+        };
+        let dir = self.state_dir.display().to_string();
+        let journal = self.journal.as_mut().ok_or_else(|| {
+            RequestError::os(
+                format!(
+                    "ipcd is read-only: its state directory {dir} could not be written at start"
+                ),
+                nix::errno::Errno::EROFS,
+            )
+        })?;
+        journal
+            .begin(&intent)
+            .map_err(|e| disk_error(&format!("writing the intent journal in {dir}"), &e))
+    }
+
+    fn end(&mut self) {
+        if let Some(j) = &mut self.journal {
+            j.clear();
+        }
     }
 
     /// Writes the registry to the state file (persistent objects and session ones,
@@ -163,7 +215,7 @@ impl Registry {
     pub fn save(&self) -> std::io::Result<()> {
         persist::save(
             &self.state_dir,
-            &self.prefix,
+            &self.ns.prefix,
             self.objects.values().map(Object::stored).collect(),
         )
     }
@@ -178,15 +230,64 @@ impl Registry {
         self.objects.is_empty()
     }
 
-    fn get(&self, address: &Address, peer: &Peer) -> Result<&Object, RequestError> {
-        match self.objects.get(address) {
-            Some(obj) if access::may_see(peer, obj) => Ok(obj),
-            Some(_) => Err(RequestError::PermissionDenied(format!(
-                "uid {} has no access to '{address}'",
-                peer.uid
-            ))),
-            None => Err(RequestError::NotFound(address.to_string())),
+    /// What the objects `uid` owns make the daemon hold.
+    pub fn held_by(&self, uid: u32) -> UidHolds {
+        let mut h = UidHolds::default();
+        for o in self.objects.values().filter(|o| o.perms.owner_uid == uid) {
+            let held = o.handle.held();
+            h.objects += 1;
+            h.fds += held.fds;
+            h.mq_bytes += held.mq_bytes;
         }
+        h
+    }
+
+    /// Refuses a creation that would take `uid` past its shares.
+    fn check_shares(
+        &self,
+        uid: u32,
+        address: &Address,
+        cost: Held,
+        quota: &Quota,
+    ) -> Result<(), RequestError> {
+        if quota.privileged {
+            return Ok(());
+        }
+        let held = self.held_by(uid);
+        let fds = held.fds + quota.wait_fds;
+        if fds + cost.fds > quota.shares.fds {
+            return Err(RequestError::LimitExceeded(format!(
+                "uid {uid} has the daemon holding {fds} descriptors for its objects and waits; \
+                 '{address}' needs {} more, over its share of {} (max_fds_per_uid)",
+                cost.fds, quota.shares.fds
+            )));
+        }
+        if held.mq_bytes + cost.mq_bytes > quota.shares.mq_bytes {
+            return Err(RequestError::LimitExceeded(format!(
+                "uid {uid}'s queues take {} bytes and '{address}' needs {} more, over its share of \
+                 {} bytes (mq_bytes_per_uid) of the daemon's {}-byte queue budget; use smaller \
+                 queues (--capacity, --msg-size) or delete unused ones",
+                held.mq_bytes, cost.mq_bytes, quota.shares.mq_bytes, quota.mq_budget
+            )));
+        }
+        Ok(())
+    }
+
+    /// The object at `address`, if `peer` may use it as `need` says.
+    fn get_mut(
+        &mut self,
+        address: &Address,
+        peer: &Peer,
+        need: Need,
+    ) -> Result<&mut Object, RequestError> {
+        let obj = self
+            .objects
+            .get_mut(address)
+            .ok_or_else(|| RequestError::NotFound(address.to_string()))?;
+        if !obj.perms.allows(peer, need) {
+            return Err(denied(peer, address, need, &obj.perms));
+        }
+        Ok(obj)
     }
 
     /// Creates (or adopts) an object owned by the caller.
@@ -197,7 +298,11 @@ impl Registry {
         peer: &Peer,
         session: SessionId,
         limits: &Limits,
+        quota: &Quota,
     ) -> Result<ObjectInfo, RequestError> {
+        if spec.params.kind() != address.kind {
+            return Err(kinds::wrong_params(&spec.params, address.kind));
+        }
         if self.objects.contains_key(&address) {
             return Err(RequestError::AlreadyExists(address.to_string()));
         }
@@ -210,7 +315,7 @@ impl Registry {
         let owned = self
             .objects
             .values()
-            .filter(|o| o.owner_uid == peer.uid)
+            .filter(|o| o.perms.owner_uid == peer.uid)
             .count();
         if owned >= limits.max_objects_per_uid as usize {
             return Err(RequestError::LimitExceeded(format!(
@@ -218,42 +323,53 @@ impl Registry {
                 peer.uid
             )));
         }
-        let kernel_name = kinds::kernel_name(&address, &self.prefix, &self.runtime_dir);
-        let handle = kinds::create(
-            address.kind,
-            &CreateArgs {
-                kernel_name: &kernel_name,
-                params: &spec.params,
-                mode,
-                adopt: spec.adopt,
-                peer,
-                max_message_size: limits.max_message_size,
-            },
-        )?;
+        let module = kinds::module(address.kind);
+        let kernel_name = module.kernel_name(&self.ns, &address.name);
+        let args = CreateArgs {
+            kernel_name: kernel_name.as_deref(),
+            params: &spec.params,
+            mode,
+            adopt: spec.adopt,
+            peer,
+            max_message_size: limits.max_message_size,
+        };
+        self.check_shares(peer.uid, &address, module.cost(&args)?, quota)?;
+        self.begin("create", &address, peer)?;
+        let handle = match module.create(&args) {
+            Ok(h) => h,
+            Err(e) => {
+                self.end();
+                return Err(e);
+            }
+        };
         let obj = Object {
             address: address.clone(),
             kernel_name,
-            owner_uid: peer.uid,
-            owner_gid: peer.gid,
-            mode,
+            perms: Permissions {
+                owner_uid: peer.uid,
+                owner_gid: peer.gid,
+                mode,
+            },
             creator_pid: peer.pid,
             created_at_ms: now_ms(),
             session: (spec.lifetime == Lifetime::Session).then_some(session),
             opens: 0,
             handle,
+            gone: watch::Sender::new(()),
         };
-        let info = obj.info()?;
+        let info = obj.info();
         self.objects.insert(address.clone(), obj);
         if let Err(e) = self.save() {
-            let obj = self.objects.remove(&address).expect("just inserted");
-            let _ = obj.handle.remove(&obj.kernel_name);
-            return Err(RequestError::os(
-                format!("saving the registry in {}", self.state_dir.display()),
-                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-            ));
+            if let Some(obj) = self.objects.remove(&address) {
+                let _ = obj.remove();
+            }
+            self.end();
+            let what = format!("saving the registry in {}", self.state_dir.display());
+            return Err(disk_error(&what, &e));
         }
+        self.end();
         info!(%address, uid = peer.uid, pid = peer.pid, "created");
-        Ok(info)
+        info
     }
 
     /// Hands out descriptors for `access` to an object the caller may use that way.
@@ -263,81 +379,109 @@ impl Registry {
         access: Access,
         peer: &Peer,
     ) -> Result<(ObjectInfo, Vec<OwnedFd>), RequestError> {
-        let obj = self.get(address, peer)?;
-        if !access::may_open(peer, obj, access.reads(), access.writes()) {
-            return Err(RequestError::PermissionDenied(format!(
-                "uid {} may not open '{address}' for {} (mode {:04o}, owner uid {})",
-                peer.uid,
-                match access {
-                    Access::Read => "reading",
-                    Access::Write => "writing",
-                    Access::ReadWrite => "reading and writing",
-                },
-                obj.mode,
-                obj.owner_uid
-            )));
-        }
-        let obj = self.objects.get_mut(address).expect("checked above");
-        let fds = obj.handle.open(&obj.kernel_name, access)?;
+        let need = match access {
+            Access::Read => Need::Read,
+            Access::Write => Need::Write,
+            Access::ReadWrite => Need::ReadWrite,
+        };
+        let obj = self.get_mut(address, peer, need)?;
+        let fds = obj.handle.open(access)?;
         obj.opens += 1;
         Ok((obj.info()?, fds))
     }
 
-    /// Closes the daemon's write end of a pipe; needs write access.
-    pub fn close(&mut self, address: &Address, peer: &Peer) -> Result<(), RequestError> {
-        let obj = self.get(address, peer)?;
-        if !access::may_open(peer, obj, false, true) {
-            return Err(RequestError::PermissionDenied(format!(
-                "uid {} may not write to '{address}', so may not close it",
-                peer.uid
-            )));
+    /// Performs a kind operation; its kind must be the address's.
+    pub fn operate(
+        &mut self,
+        address: &Address,
+        op: KindOp,
+        peer: &Peer,
+    ) -> Result<OpResult, RequestError> {
+        if op.kind() != address.kind {
+            return Err(kinds::wrong_op(&op, address.kind));
         }
-        let obj = self.objects.get_mut(address).expect("checked above");
-        if obj.handle.close()? {
-            info!(%address, uid = peer.uid, "closed for writing");
-        }
-        Ok(())
+        let need = kinds::module(address.kind).op_needs(&op);
+        let obj = self.get_mut(address, peer, need)?;
+        Ok(match obj.handle.operate(op)? {
+            OpAnswer::Now(reply) => OpResult::Now(reply),
+            OpAnswer::Later { wait, timeout } => OpResult::Later(Waiter {
+                wait,
+                timeout,
+                gone: obj.gone.subscribe(),
+                address: address.clone(),
+            }),
+        })
     }
 
-    /// One object's details.
+    /// One object's details; any access at all lets the caller see them.
     pub fn stat(&self, address: &Address, peer: &Peer) -> Result<ObjectInfo, RequestError> {
-        self.get(address, peer)?.info()
-    }
-
-    /// Every object the caller may see, optionally of one kind, sorted by address.
-    ///
-    /// Kinds newer than the caller's protocol `version` are left out: it could not decode them.
-    pub fn list(&self, kind: Option<Kind>, peer: &Peer, version: u16) -> Vec<ObjectInfo> {
-        self.objects
-            .values()
-            .filter(|o| kind.is_none_or(|k| o.address.kind == k) && access::may_see(peer, o))
-            .filter(|o| o.address.kind.since_version() <= version)
-            .filter_map(|o| match o.info() {
-                Ok(i) => Some(i),
-                Err(e) => {
-                    warn!(address = %o.address, "cannot stat: {e}");
-                    None
-                }
-            })
-            .collect()
-    }
-
-    /// Removes an object the caller owns, and its kernel object.
-    pub fn delete(&mut self, address: &Address, peer: &Peer) -> Result<(), RequestError> {
         let obj = self
             .objects
             .get(address)
             .ok_or_else(|| RequestError::NotFound(address.to_string()))?;
-        if !access::may_delete(peer, obj) {
+        if !obj.perms.visible_to(peer) {
             return Err(RequestError::PermissionDenied(format!(
-                "only the owner (uid {}) or root may delete '{address}'",
-                obj.owner_uid
+                "uid {} has no access to '{address}'",
+                peer.uid
             )));
         }
+        obj.info()
+    }
+
+    /// Up to `limit` objects the caller may see and `keep` accepts, after
+    /// `after`, sorted by address; `budget` is called with each and stops the
+    /// page early when it says no. Returns the page and whether more remain.
+    pub fn list_page(
+        &self,
+        after: Option<&Address>,
+        peer: &Peer,
+        keep: impl Fn(&Address) -> bool,
+        mut budget: impl FnMut(&ObjectInfo) -> bool,
+    ) -> (Vec<ObjectInfo>, bool) {
+        let start = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Unbounded,
+        };
+        let mut page = Vec::new();
+        let visible = self
+            .objects
+            .range((start, Bound::Unbounded))
+            .map(|(_, o)| o)
+            .filter(|o| keep(&o.address) && o.perms.visible_to(peer));
+        for obj in visible {
+            let info = match obj.info() {
+                Ok(i) => i,
+                Err(e) => {
+                    warn!(address = %obj.address, "cannot stat: {e}");
+                    continue;
+                }
+            };
+            if !budget(&info) {
+                return (page, true);
+            }
+            page.push(info);
+        }
+        (page, false)
+    }
+
+    /// Removes an object the caller owns, and its kernel object.
+    ///
+    /// Success means the registry without it is on disk; if that cannot be
+    /// made durable the object stays, untouched, and the error names the disk.
+    pub fn delete(&mut self, address: &Address, peer: &Peer) -> Result<(), RequestError> {
+        self.get_mut(address, peer, Need::Owner)?;
+        self.begin("delete", address, peer)?;
         let obj = self.objects.remove(address).expect("checked above");
-        self.save_or_warn();
+        if let Err(e) = self.save() {
+            self.objects.insert(address.clone(), obj);
+            self.end();
+            let what = format!("saving the registry in {}", self.state_dir.display());
+            return Err(disk_error(&what, &e));
+        }
         info!(%address, uid = peer.uid, "deleted");
-        obj.handle.remove(&obj.kernel_name)
+        let removed = obj.remove();
+        self.end();
+        removed
     }
 
     /// Removes every object of `session` lifetime created by `session`; returns how many.
@@ -351,7 +495,7 @@ impl Registry {
         for address in &doomed {
             let obj = self.objects.remove(address).expect("listed above");
             info!(%address, "session ended; removing");
-            if let Err(e) = obj.handle.remove(&obj.kernel_name) {
+            if let Err(e) = obj.remove() {
                 warn!(%address, "cannot remove: {e}");
             }
         }
@@ -377,9 +521,16 @@ impl Registry {
             .map(|o| {
                 format!(
                     "{} -> {} (owner {}, mode {:04o}, opens {})",
-                    o.address, o.kernel_name, o.owner_uid, o.mode, o.opens
+                    o.address,
+                    o.kernel_name.as_deref().unwrap_or("-"),
+                    o.perms.owner_uid,
+                    o.perms.mode,
+                    o.opens
                 )
             })
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;

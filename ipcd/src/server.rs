@@ -5,14 +5,17 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
+use crate::budget::{ConnLimits, ConnTicket};
 use crate::config::Tunables;
+use crate::error::FatalError;
+use crate::peer::Peer;
 use crate::shared::{AtomicCounters, Shared};
 use crate::socket;
 
@@ -38,19 +41,24 @@ pub async fn serve(
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sessions = JoinSet::new();
+    let mut accept_errors = Throttled::new("accept failed");
+    let mut refusals = Throttled::new("connection refused");
     info!(socket = %shared.config.socket_path.display(), prefix = %shared.config.prefix, "ipcd ready");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     AtomicCounters::bump(&shared.counters.connections, 1);
-                    shared.sessions.fetch_add(1, Ordering::Relaxed);
-                    sessions.spawn(crate::session::run(shared.clone(), stream, stop_rx.clone()));
+                    if let Some(ticket) = admit(&shared, &stream, &mut refusals) {
+                        shared.sessions.fetch_add(1, Ordering::Relaxed);
+                        let session = crate::session::run(shared.clone(), stream, ticket, stop_rx.clone());
+                        sessions.spawn(session);
+                    }
                 }
                 Err(e) => {
-                    // EMFILE and friends: log, back off briefly, keep serving.
-                    error!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // EMFILE and friends: back off and keep serving; log at most once a second.
+                    accept_errors.note(&e);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
             Some(done) = sessions.join_next(), if !sessions.is_empty() => {
@@ -93,6 +101,78 @@ pub async fn serve(
         let _ = std::fs::remove_file(&shared.config.socket_path);
     }
     info!("stopped");
+}
+
+/// Logs a repeated error at most once a second, with how many were not logged.
+struct Throttled {
+    what: &'static str,
+    last: Option<Instant>,
+    quiet: u64,
+}
+
+impl Throttled {
+    fn new(what: &'static str) -> Self {
+        Throttled {
+            what,
+            last: None,
+            quiet: 0,
+        }
+    }
+
+    fn note(&mut self, e: &dyn std::fmt::Display) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            self.quiet += 1;
+            return;
+        }
+        let quiet = std::mem::take(&mut self.quiet);
+        warn!(repeated = quiet, "{}: {e}", self.what);
+        self.last = Some(Instant::now());
+    }
+}
+
+/// Admits a new connection under the per-uid budgets, or refuses it with a
+/// `Fatal` frame written without waiting (a refused peer gets no task).
+fn admit(
+    shared: &Arc<Shared>,
+    stream: &UnixStream,
+    refusals: &mut Throttled,
+) -> Option<ConnTicket> {
+    let peer = match stream.peer_cred() {
+        Ok(c) => Peer {
+            pid: c.pid().unwrap_or(0),
+            uid: c.uid(),
+            gid: c.gid(),
+        },
+        Err(e) => {
+            refusals.note(&format_args!("cannot read peer credentials: {e}"));
+            return None;
+        }
+    };
+    let t = shared.tunables();
+    let limits = ConnLimits {
+        max_connections: t.limits.max_connections,
+        budgets: &t.budgets,
+    };
+    match shared
+        .ledger
+        .admit_connection(peer.uid, shared.privileged(&peer), limits)
+    {
+        Ok(ticket) => Some(ticket),
+        Err(why) => {
+            refusals.note(&format_args!("uid {} pid {}: {why}", peer.uid, peer.pid));
+            let fatal = FatalError::TooManyConnections(why);
+            let frame = protocol::ServerFrame::Fatal(fatal.to_wire());
+            if let Ok(payload) = protocol::encode_server(&frame)
+                && let Ok(bytes) = protocol::frame::frame(&payload, protocol::HARD_MAX_FRAME)
+            {
+                let _ = stream.try_write(&bytes);
+            }
+            None
+        }
+    }
 }
 
 fn reload(shared: &Shared, new: Tunables) {

@@ -1,12 +1,14 @@
 //! State shared by every session: configuration, the registry and counters.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
-use protocol::{Counters, Limits, StatusInfo};
+use protocol::{Counters, Limits, StatusInfo, UsageInfo};
 
+use crate::budget::{Granted, Ledger, Quota};
 use crate::config::{Config, Tunables};
+use crate::peer::Peer;
 use crate::registry::Registry;
 
 /// Counters since start, updated without locks.
@@ -57,13 +59,17 @@ pub struct Shared {
     pub counters: AtomicCounters,
     /// Connections open now.
     pub sessions: AtomicU32,
+    /// Per-uid counts of connections, handshakes and waits.
+    pub ledger: Arc<Ledger>,
+    /// What the system granted at start (open files, queue bytes).
+    pub granted: Granted,
     next_session: AtomicU64,
     started: Instant,
 }
 
 impl Shared {
     /// Builds the shared state around a loaded registry.
-    pub fn new(config: Config, registry: Registry) -> Self {
+    pub fn new(config: Config, registry: Registry, granted: Granted) -> Self {
         let tunables = RwLock::new(config.tunables.clone());
         Shared {
             config,
@@ -71,6 +77,8 @@ impl Shared {
             registry: Mutex::new(registry),
             counters: AtomicCounters::default(),
             sessions: AtomicU32::new(0),
+            ledger: Arc::new(Ledger::default()),
+            granted,
             next_session: AtomicU64::new(1),
             started: Instant::now(),
         }
@@ -100,6 +108,48 @@ impl Shared {
     pub fn set_tunables(&self, new: Tunables) -> Tunables {
         let mut guard = self.tunables.write().unwrap_or_else(|e| e.into_inner());
         std::mem::replace(&mut *guard, new)
+    }
+
+    /// Whether `peer` is exempt from per-uid shares: root or the daemon's own uid.
+    pub fn privileged(&self, peer: &Peer) -> bool {
+        peer.is_root() || peer.uid == self.granted.daemon_uid
+    }
+
+    /// What `peer`'s uid may still take, for the registry's checks.
+    pub fn quota(&self, peer: &Peer) -> Quota {
+        let t = self.tunables();
+        Quota {
+            privileged: self.privileged(peer),
+            shares: t.budgets.shares(&self.granted, t.limits.max_connections),
+            wait_fds: u64::from(self.ledger.waits_of(peer.uid)),
+            mq_budget: self.granted.mq_bytes,
+        }
+    }
+
+    /// What `peer`'s uid holds, against its shares.
+    pub fn usage(&self, peer: &Peer) -> UsageInfo {
+        let t = self.tunables();
+        let shares = t.budgets.shares(&self.granted, t.limits.max_connections);
+        let privileged = self.privileged(peer);
+        let cap = |share: u64| if privileged { u64::MAX } else { share };
+        let held = self.registry().held_by(peer.uid);
+        let waits = u64::from(self.ledger.waits_of(peer.uid));
+        UsageInfo {
+            uid: peer.uid,
+            privileged,
+            connections: u64::from(self.ledger.connections_of(peer.uid)),
+            max_connections: cap(u64::from(t.budgets.max_connections_per_uid)),
+            objects: held.objects,
+            max_objects: u64::from(t.limits.max_objects_per_uid),
+            fds: held.fds + waits,
+            max_fds: cap(shares.fds),
+            waits,
+            max_waits: cap(u64::from(shares.waits)),
+            mq_bytes: held.mq_bytes,
+            max_mq_bytes: cap(shares.mq_bytes),
+            mq_budget_bytes: self.granted.mq_bytes,
+            nofile: self.granted.nofile,
+        }
     }
 
     /// A fresh session id.

@@ -2,7 +2,7 @@
 //! socket file, and set the file's mode and group.
 
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
@@ -21,7 +21,13 @@ pub fn bind(path: &Path, tunables: &Tunables) -> Result<UnixListener, DaemonErro
         error,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(listen_err)?;
+        // A directory made here is 0755 at most: others may reach the socket
+        // (its own mode decides who may connect) but not replace it.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(listen_err)?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {

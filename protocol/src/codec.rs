@@ -34,6 +34,10 @@ pub enum CodecError {
     /// The bytes are not a valid message.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// A string in the message is not valid UTF-8 (the message is otherwise
+    /// well framed, so a daemon can answer the request instead of closing).
+    #[error("malformed message: a string is not valid UTF-8")]
+    InvalidUtf8,
     /// The bytes hold a valid message followed by bytes that belong to none.
     #[error("malformed message: {0} trailing bytes")]
     TrailingBytes(usize),
@@ -48,7 +52,10 @@ fn decode<T: bincode::Decode<()>>(payload: &[u8]) -> Result<T, CodecError> {
     } else {
         bincode::decode_from_slice(payload, config())
     };
-    let (value, used) = decoded.map_err(|e| CodecError::Malformed(describe(&e)))?;
+    let (value, used) = decoded.map_err(|e| match e {
+        bincode::error::DecodeError::Utf8 { .. } => CodecError::InvalidUtf8,
+        e => CodecError::Malformed(describe(&e)),
+    })?;
     if used != payload.len() {
         return Err(CodecError::TrailingBytes(payload.len() - used));
     }
@@ -86,6 +93,22 @@ pub fn decode_server(payload: &[u8]) -> Result<ServerFrame, CodecError> {
     decode(payload)
 }
 
+/// The id of the request a client payload carries, read from its fixed
+/// position (tag `1` = `ClientFrame::Request`, then the `u64` id), even when the
+/// rest does not decode; `None` for anything else.
+pub fn request_id(payload: &[u8]) -> Option<u64> {
+    let tag = u32::from_le_bytes(*payload.first_chunk::<4>()?);
+    let id = payload.get(4..12)?;
+    (tag == 1).then(|| u64::from_le_bytes(id.try_into().expect("8 bytes")))
+}
+
+/// Bytes `info` takes when encoded (to fill a page up to a frame limit).
+pub fn encoded_len(info: &crate::message::ObjectInfo) -> usize {
+    let mut counter = bincode::enc::write::SizeWriter::default();
+    let _ = bincode::encode_into_writer(info, &mut counter, config());
+    counter.bytes_written
+}
+
 /// Encodes a client → daemon payload (without the frame header).
 pub fn encode_client(frame: &ClientFrame) -> Result<Vec<u8>, CodecError> {
     encode(frame)
@@ -113,6 +136,25 @@ mod tests {
             decode_client(&bytes),
             Err(CodecError::TrailingBytes(1))
         ));
+    }
+
+    #[test]
+    fn invalid_utf8_is_told_apart_and_the_id_is_still_readable() {
+        let mut bytes = encode_client(&ClientFrame::Request {
+            id: 42,
+            body: Request::Stat {
+                address: "mq:abc".into(),
+            },
+        })
+        .unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] = 0xff;
+        assert!(matches!(
+            decode_client(&bytes),
+            Err(CodecError::InvalidUtf8)
+        ));
+        assert_eq!(request_id(&bytes), Some(42));
+        assert_eq!(request_id(&[0, 0, 0, 0, 1]), None);
     }
 
     #[test]

@@ -16,10 +16,14 @@
 //! This crate does no I/O on sockets; it only turns messages into bytes and back.
 //! `PROTOCOL.md` at the repository root describes the bytes for other languages.
 
+#![forbid(unsafe_code)]
+
 pub mod address;
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod frame_buffer;
+pub mod kinds;
 pub mod message;
 
 #[cfg(test)]
@@ -29,10 +33,12 @@ pub use address::{Address, Kind, Name};
 pub use codec::{CodecError, decode_client, decode_server, encode_client, encode_server};
 pub use error::{ErrorCode, WireError};
 pub use frame::{FrameError, FrameHeader, HARD_MAX_FRAME, HEADER_LEN, MIN_MAX_FRAME};
+pub use frame_buffer::FrameBuffer;
+pub use kinds::*;
 pub use message::*;
 
 /// The protocol version this crate speaks. Bumped when a message is added.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The oldest protocol version this crate can still speak.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;

@@ -8,6 +8,7 @@
 
 use crate::address::Kind;
 use crate::error::WireError;
+use crate::kinds::{KindDetails, KindOp, KindParams, KindReply};
 
 #[cfg(test)]
 use proptest_derive::Arbitrary;
@@ -151,6 +152,47 @@ pub enum Request {
         /// `KIND:NAME` (a `pipe:`).
         address: String,
     },
+    /// A kind-specific operation on one object, answered by [`Reply::Kind`] —
+    /// now, or later for operations that wait (see each operation). Since version 3.
+    Kind {
+        /// `KIND:NAME`; its kind must be the operation's.
+        address: String,
+        /// What to do.
+        op: KindOp,
+    },
+    /// One page of the objects the caller may see, sorted by address, answered
+    /// by [`Reply::ListPage`]. Works for any number of objects: ask again with
+    /// `after` set to the page's `next` until `next` is `None`. Since version 3.
+    ListPage {
+        /// Only this kind, or every kind.
+        kind: Option<Kind>,
+        /// Start after this address (`None`: from the first).
+        after: Option<String>,
+        /// At most this many objects (the daemon may return fewer, never 0 while
+        /// objects remain; 0 asks for the daemon's default page size).
+        limit: u32,
+    },
+    /// What the caller's uid holds in the daemon and the shares it may hold,
+    /// answered by [`Reply::Usage`]. Since version 3.
+    Usage,
+}
+
+impl Request {
+    /// The protocol version that introduced this request; a connection that
+    /// agreed on an older version may not send it (it could not decode the reply).
+    pub fn since_version(&self) -> u16 {
+        match self {
+            Request::Ping
+            | Request::Status
+            | Request::List { .. }
+            | Request::Stat { .. }
+            | Request::Create { .. }
+            | Request::Open { .. }
+            | Request::Delete { .. } => 1,
+            Request::Close { .. } => 2,
+            Request::Kind { .. } | Request::ListPage { .. } | Request::Usage => 3,
+        }
+    }
 }
 
 /// How to create an object.
@@ -176,45 +218,6 @@ pub enum Lifetime {
     Persistent,
     /// Removed when the connection that created it closes. Since version 1.
     Session,
-}
-
-/// Kind-specific creation parameters.
-#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
-#[cfg_attr(test, derive(Arbitrary))]
-pub enum KindParams {
-    /// POSIX message queue parameters. Since version 1.
-    Mq(MqParams),
-    /// Anonymous pipe parameters. Since version 2.
-    Pipe(PipeParams),
-    /// Named pipe parameters. Since version 2.
-    Fifo(FifoParams),
-}
-
-/// Anonymous pipe parameters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bincode::Encode, bincode::Decode)]
-#[cfg_attr(test, derive(Arbitrary))]
-pub struct PipeParams {
-    /// Buffer size in bytes (`F_SETPIPE_SZ`); `None` keeps the kernel default (64 KiB).
-    pub capacity: Option<u32>,
-}
-
-/// Named pipe parameters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bincode::Encode, bincode::Decode)]
-#[cfg_attr(test, derive(Arbitrary))]
-pub struct FifoParams {
-    /// The daemon holds the FIFO open, so writers need not wait for a reader and
-    /// their bytes wait in the kernel buffer until one comes.
-    pub buffered: bool,
-}
-
-/// POSIX message queue parameters; `None` takes the kernel default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bincode::Encode, bincode::Decode)]
-#[cfg_attr(test, derive(Arbitrary))]
-pub struct MqParams {
-    /// Maximum messages in the queue (`mq_maxmsg`).
-    pub capacity: Option<u32>,
-    /// Maximum bytes per message (`mq_msgsize`).
-    pub msg_size: Option<u32>,
 }
 
 /// Which way data will flow through an opened capability.
@@ -280,6 +283,53 @@ pub enum Reply {
     Deleted,
     /// Answers [`Request::Close`]. Since version 2.
     Closed,
+    /// Answers [`Request::Kind`]. Since version 3.
+    Kind(KindReply),
+    /// Answers [`Request::ListPage`]. Since version 3.
+    ListPage {
+        /// The objects, sorted by address.
+        objects: Vec<ObjectInfo>,
+        /// The address to pass as `after` for the next page; `None` on the last page.
+        next: Option<String>,
+    },
+    /// Answers [`Request::Usage`]. Since version 3.
+    Usage(UsageInfo),
+}
+
+/// What one uid holds in the daemon, against its shares. A `max_*` of
+/// `u64::MAX` means no per-uid share applies (root and the daemon's own uid are
+/// bounded only by the daemon-wide limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct UsageInfo {
+    /// The uid this is about (the caller's).
+    pub uid: u32,
+    /// Whether the uid is exempt from per-uid shares.
+    pub privileged: bool,
+    /// Connections open.
+    pub connections: u64,
+    /// Most connections (`max_connections_per_uid`).
+    pub max_connections: u64,
+    /// Objects owned.
+    pub objects: u64,
+    /// Most objects (`max_objects_per_uid`).
+    pub max_objects: u64,
+    /// Descriptors the daemon holds for this uid's objects and waits.
+    pub fds: u64,
+    /// Most such descriptors (`max_fds_per_uid`).
+    pub max_fds: u64,
+    /// Requests waiting.
+    pub waits: u64,
+    /// Most requests waiting (`max_waits_per_uid`).
+    pub max_waits: u64,
+    /// Bytes this uid's queues are charged (kernel accounting, estimated).
+    pub mq_bytes: u64,
+    /// Most queue bytes (`mq_bytes_per_uid`).
+    pub max_mq_bytes: u64,
+    /// The daemon's whole queue byte budget (`RLIMIT_MSGQUEUE`), all users together.
+    pub mq_budget_bytes: u64,
+    /// The daemon's open-file limit.
+    pub nofile: u64,
 }
 
 /// What the daemon knows of one object.
@@ -308,63 +358,6 @@ pub struct ObjectInfo {
     pub opens: u64,
     /// Kind-specific details.
     pub details: KindDetails,
-}
-
-/// Kind-specific details of an object.
-#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
-#[cfg_attr(test, derive(Arbitrary))]
-pub enum KindDetails {
-    /// A POSIX message queue. Since version 1.
-    Mq(MqDetails),
-    /// An anonymous pipe. Since version 2.
-    Pipe(PipeDetails),
-    /// A named pipe. Since version 2.
-    Fifo(FifoDetails),
-}
-
-/// An anonymous pipe's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
-#[cfg_attr(test, derive(Arbitrary))]
-pub struct PipeDetails {
-    /// Buffer size in bytes (`F_GETPIPE_SZ`).
-    pub capacity: u64,
-    /// Bytes waiting to be read (`FIONREAD`).
-    pub buffered: u64,
-    /// Read ends handed out since the daemon started.
-    pub readers_opened: u64,
-    /// Write ends handed out since the daemon started.
-    pub writers_opened: u64,
-    /// Whether the daemon closed its write end (`close`): no new writers, and
-    /// readers see end-of-file once the other writers are gone and it is drained.
-    pub closed: bool,
-}
-
-/// A named pipe's state.
-#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
-#[cfg_attr(test, derive(Arbitrary))]
-pub struct FifoDetails {
-    /// The FIFO's path, usable from a shell.
-    pub path: String,
-    /// Whether the daemon holds it open (see [`FifoParams::buffered`]).
-    pub buffered: bool,
-    /// Bytes waiting to be read (`FIONREAD`), when the daemon holds it open; else 0.
-    pub buffered_bytes: u64,
-    /// Read ends handed out since the daemon started.
-    pub readers_opened: u64,
-    /// Write ends handed out since the daemon started.
-    pub writers_opened: u64,
-}
-
-/// A POSIX message queue's attributes as the kernel reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
-#[cfg_attr(test, derive(Arbitrary))]
-pub struct MqDetails {
-    /// Maximum messages (`mq_maxmsg`).
-    pub capacity: u64,
-    /// Maximum bytes per message (`mq_msgsize`).
-    pub msg_size: u64,
-    /// Messages waiting now (`mq_curmsgs`).
-    pub depth: u64,
 }
 
 /// Daemon status.

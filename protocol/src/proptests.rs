@@ -12,10 +12,8 @@ use crate::address::Kind;
 use crate::codec::{CodecError, decode_client, decode_server, encode_client, encode_server};
 use crate::error::{ErrorCode, WireError};
 use crate::frame::{FrameHeader, HARD_MAX_FRAME, HEADER_LEN, frame};
-use crate::message::{
-    ClientFrame, CreateSpec, KindDetails, KindParams, ObjectInfo, Outcome, Reply, Request,
-    ServerFrame,
-};
+use crate::kinds::{KindDetails, KindOp, KindParams, KindReply};
+use crate::message::{ClientFrame, CreateSpec, ObjectInfo, Outcome, Reply, Request, ServerFrame};
 
 /// Cases per property: enough to reach every variant, small enough that the
 /// whole suite runs in well under a few seconds.
@@ -199,6 +197,9 @@ fn request_variant(r: &Request) -> &'static str {
         Request::Open { .. } => "Open",
         Request::Delete { .. } => "Delete",
         Request::Close { .. } => "Close",
+        Request::Kind { .. } => "Kind",
+        Request::ListPage { .. } => "ListPage",
+        Request::Usage => "Usage",
     }
 }
 
@@ -212,6 +213,23 @@ fn reply_variant(r: &Reply) -> &'static str {
         Reply::Opened { .. } => "Opened",
         Reply::Deleted => "Deleted",
         Reply::Closed => "Closed",
+        Reply::Kind(_) => "Kind",
+        Reply::ListPage { .. } => "ListPage",
+        Reply::Usage(_) => "Usage",
+    }
+}
+
+fn op_variant(o: &KindOp) -> &'static str {
+    match o {
+        KindOp::Mq(_) => "Mq",
+        KindOp::Pipe(_) => "Pipe",
+    }
+}
+
+fn kind_reply_variant(r: &KindReply) -> &'static str {
+    match r {
+        KindReply::Mq(_) => "Mq",
+        KindReply::Pipe(_) => "Pipe",
     }
 }
 
@@ -260,14 +278,21 @@ fn strategies_reach_every_variant() {
     assert_eq!(
         variants_drawn(512, request_variant),
         set(&[
-            "Ping", "Status", "List", "Stat", "Create", "Open", "Delete", "Close"
+            "Ping", "Status", "List", "Stat", "Create", "Open", "Delete", "Close", "Kind",
+            "ListPage", "Usage"
         ])
     );
     assert_eq!(
         variants_drawn(512, reply_variant),
         set(&[
-            "Pong", "Status", "List", "Stat", "Created", "Opened", "Deleted", "Closed"
+            "Pong", "Status", "List", "Stat", "Created", "Opened", "Deleted", "Closed", "Kind",
+            "ListPage", "Usage"
         ])
+    );
+    assert_eq!(variants_drawn(256, op_variant), set(&["Mq", "Pipe"]));
+    assert_eq!(
+        variants_drawn(256, kind_reply_variant),
+        set(&["Mq", "Pipe"])
     );
     assert_eq!(
         variants_drawn(256, params_variant),

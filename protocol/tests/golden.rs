@@ -21,8 +21,9 @@ use protocol::frame::frame;
 use protocol::{
     Access, ClientFrame, CodecError, Counters, CreateSpec, Credentials, ErrorCode, Event,
     FifoDetails, FifoParams, FrameHeader, HARD_MAX_FRAME, HEADER_LEN, Hello, Kind, KindDetails,
-    KindParams, Lifetime, Limits, MqDetails, MqParams, ObjectInfo, Outcome, PipeDetails,
-    PipeParams, Reply, Request, ServerFrame, StatusInfo, Welcome, WireError,
+    KindOp, KindParams, KindReply, Lifetime, Limits, MqDetails, MqOp, MqParams, MqReply,
+    ObjectInfo, Outcome, PipeDetails, PipeOp, PipeParams, PipeReply, Readiness, Reply, Request,
+    ServerFrame, StatusInfo, UsageInfo, Welcome, WireError,
 };
 
 /// Either direction's frame type.
@@ -178,6 +179,16 @@ fn jobs_info(opens: u64, depth: u64) -> ObjectInfo {
     }
 }
 
+/// `mq:mail` (version 3 listings): a second queue, sorted after `mq:jobs`.
+fn mail_info() -> ObjectInfo {
+    ObjectInfo {
+        address: "mq:mail".into(),
+        kernel_name: "/ipcd.mail".into(),
+        created_at_ms: 1_767_225_780_000, // 2026-01-01T00:03:00Z
+        ..jobs_info(0, 0)
+    }
+}
+
 /// `pipe:chunks` (version 2): a session pipe with a 256 KiB buffer.
 fn chunks_info(opens: u64, details: PipeDetails) -> ObjectInfo {
     ObjectInfo {
@@ -198,7 +209,7 @@ fn chunks_info(opens: u64, details: PipeDetails) -> ObjectInfo {
 fn chunks_details(readers_opened: u64, buffered: u64, closed: bool) -> PipeDetails {
     PipeDetails {
         capacity: 262_144,
-        buffered,
+        buffered_bytes: buffered,
         readers_opened,
         writers_opened: 0,
         closed,
@@ -418,6 +429,73 @@ fn client_cases() -> Vec<(&'static str, ClientFrame)> {
                 },
             ),
         ),
+        // ---- version 3 ----
+        (
+            "hello_v3",
+            ClientFrame::Hello(Hello {
+                version: 3,
+                client_name: "ipcctl".into(),
+            }),
+        ),
+        (
+            "request_kind_mq_wait_readable",
+            request(
+                21,
+                Request::Kind {
+                    address: "mq:jobs".into(),
+                    op: KindOp::Mq(MqOp::WaitFor {
+                        ready: Readiness::Readable,
+                        timeout_ms: Some(5000),
+                    }),
+                },
+            ),
+        ),
+        (
+            "request_kind_mq_wait_writable_forever",
+            request(
+                22,
+                Request::Kind {
+                    address: "mq:jobs".into(),
+                    op: KindOp::Mq(MqOp::WaitFor {
+                        ready: Readiness::Writable,
+                        timeout_ms: None,
+                    }),
+                },
+            ),
+        ),
+        (
+            "request_kind_pipe_close",
+            request(
+                23,
+                Request::Kind {
+                    address: "pipe:chunks".into(),
+                    op: KindOp::Pipe(PipeOp::Close),
+                },
+            ),
+        ),
+        (
+            "request_list_page_first",
+            request(
+                24,
+                Request::ListPage {
+                    kind: None,
+                    after: None,
+                    limit: 0,
+                },
+            ),
+        ),
+        (
+            "request_list_page_after",
+            request(
+                25,
+                Request::ListPage {
+                    kind: Some(Kind::Mq),
+                    after: Some("mq:jobs".into()),
+                    limit: 100,
+                },
+            ),
+        ),
+        ("request_usage", request(27, Request::Usage)),
     ]
 }
 
@@ -622,6 +700,105 @@ fn server_cases() -> Vec<(&'static str, ServerFrame)> {
                 ErrorCode::UnsupportedVersion,
                 "protocol version 3 is not supported; this ipcd speaks versions 1 to 2",
             )),
+        ),
+        // ---- version 3 ----
+        (
+            "welcome_v3",
+            ServerFrame::Welcome(Welcome {
+                version: 3,
+                min_version: 1,
+                max_version: 3,
+                server: "ipcd 0.1.0".into(),
+                limits: limits(),
+                peer: Credentials {
+                    pid: 4242,
+                    uid: 1000,
+                    gid: 1000,
+                },
+            }),
+        ),
+        (
+            // Request 21 (wait for mq:jobs to be readable), answered once a message came.
+            "response_kind_mq_ready",
+            ok(
+                21,
+                0,
+                Reply::Kind(KindReply::Mq(MqReply::Ready { depth: 1 })),
+            ),
+        ),
+        (
+            "response_kind_pipe_closed",
+            ok(23, 0, Reply::Kind(KindReply::Pipe(PipeReply::Closed))),
+        ),
+        (
+            // A page shortened to one object to keep the dump short.
+            "response_list_page_more",
+            ok(
+                24,
+                0,
+                Reply::ListPage {
+                    objects: vec![jobs_info(1, 3)],
+                    next: Some("mq:jobs".into()),
+                },
+            ),
+        ),
+        (
+            "response_list_page_last",
+            ok(
+                25,
+                0,
+                Reply::ListPage {
+                    objects: vec![mail_info()],
+                    next: None,
+                },
+            ),
+        ),
+        (
+            // Request 21 again, had no message arrived within its 5000 ms.
+            "response_timed_out",
+            ServerFrame::Response {
+                id: 21,
+                fds: 0,
+                result: Outcome::Err(WireError::new(
+                    ErrorCode::TimedOut,
+                    "timed out: 'mq:jobs' did not become ready within 5000 ms",
+                )),
+            },
+        ),
+        (
+            // A request whose address bytes are not UTF-8: answered, the connection stays.
+            "response_invalid_utf8",
+            ServerFrame::Response {
+                id: 26,
+                fds: 0,
+                result: Outcome::Err(WireError::new(
+                    ErrorCode::InvalidAddress,
+                    "a string in the request (an address?) is not valid UTF-8",
+                )),
+            },
+        ),
+        (
+            "response_usage",
+            ok(
+                27,
+                0,
+                Reply::Usage(UsageInfo {
+                    uid: 1000,
+                    privileged: false,
+                    connections: 2,
+                    max_connections: 256,
+                    objects: 3,
+                    max_objects: 1024,
+                    fds: 4,
+                    max_fds: 2340,
+                    waits: 1,
+                    max_waits: 256,
+                    mq_bytes: 1856,
+                    max_mq_bytes: 204_800,
+                    mq_budget_bytes: 819_200,
+                    nofile: 20_000,
+                }),
+            ),
         ),
     ]
 }

@@ -60,6 +60,19 @@ pub fn ipcctl_bin() -> PathBuf {
     bin_dir().join("ipcctl")
 }
 
+/// Polls `check` every 10 ms until it holds; panics naming `what` after 10 s.
+/// Every wait for the daemon to catch up goes through here: no bare sleeps.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Waits for `child` up to `timeout`; kills it and returns `None` if it is still running.
 pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;

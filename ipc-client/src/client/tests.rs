@@ -1,128 +1,15 @@
-//! `Client` against a scripted fake daemon on a real Unix socket.
+//! `Client` against the scripted fake daemon of [`crate::testing`].
 
-use std::io::{IoSlice, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
-use std::thread::JoinHandle;
-
-use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-use protocol::{
-    ClientFrame, Credentials, ErrorCode, Event, Kind, KindDetails, Lifetime, Limits, MqDetails,
-    ObjectInfo, Outcome, Reply, Request, ServerFrame, Welcome, WireError,
-};
+use protocol::{ErrorCode, Event, Outcome, Reply, Request, ServerFrame, WireError};
 
 use super::*;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 
-/// The daemon's side of one connection.
-struct Peer(UnixStream);
+use crate::testing::{fake_daemon, respond};
 
-impl Peer {
-    fn read(&mut self) -> Option<ClientFrame> {
-        let mut header = [0u8; 4];
-        self.0.read_exact(&mut header).ok()?;
-        let mut payload = vec![0; u32::from_le_bytes(header) as usize];
-        self.0.read_exact(&mut payload).unwrap();
-        Some(protocol::decode_client(&payload).unwrap())
-    }
-
-    fn bytes(frame: &ServerFrame) -> Vec<u8> {
-        protocol::frame::frame(&protocol::encode_server(frame).unwrap(), 1 << 20).unwrap()
-    }
-
-    fn write(&mut self, frame: &ServerFrame) {
-        self.0.write_all(&Self::bytes(frame)).unwrap();
-    }
-
-    fn write_with_fds(&mut self, frame: &ServerFrame, fds: &[RawFd]) {
-        let bytes = Self::bytes(frame);
-        let cmsg = [ControlMessage::ScmRights(fds)];
-        let n = sendmsg::<()>(
-            self.0.as_raw_fd(),
-            &[IoSlice::new(&bytes)],
-            &cmsg,
-            MsgFlags::empty(),
-            None,
-        )
-        .unwrap();
-        assert_eq!(n, bytes.len());
-    }
-
-    fn handshake(&mut self) {
-        match self.read() {
-            Some(ClientFrame::Hello(h)) => assert_eq!(h.version, PROTOCOL_VERSION),
-            other => panic!("expected hello, got {other:?}"),
-        }
-        self.write(&ServerFrame::Welcome(welcome()));
-    }
-
-    /// Answers requests until the client hangs up.
-    fn serve(&mut self, mut answer: impl FnMut(&mut Self, u64, Request)) {
-        while let Some(frame) = self.read() {
-            match frame {
-                ClientFrame::Request { id, body } => answer(self, id, body),
-                ClientFrame::Hello(_) => panic!("second hello"),
-            }
-        }
-    }
-}
-
-fn welcome() -> Welcome {
-    Welcome {
-        version: PROTOCOL_VERSION,
-        min_version: 1,
-        max_version: PROTOCOL_VERSION,
-        server: "fake 0".into(),
-        limits: Limits {
-            max_frame: 1 << 20,
-            max_message_size: 8192,
-            max_objects_per_uid: 10,
-            max_connections: 10,
-        },
-        peer: Credentials {
-            pid: 1,
-            uid: 2,
-            gid: 3,
-        },
-    }
-}
-
-fn info(address: &str) -> ObjectInfo {
-    ObjectInfo {
-        address: address.into(),
-        kind: Kind::Mq,
-        kernel_name: format!("/fake.{address}"),
-        owner_uid: 0,
-        owner_gid: 0,
-        mode: 0o600,
-        creator_pid: 1,
-        created_at_ms: 0,
-        lifetime: Lifetime::Persistent,
-        opens: 0,
-        details: KindDetails::Mq(MqDetails {
-            capacity: 10,
-            msg_size: 8192,
-            depth: 0,
-        }),
-    }
-}
-
-fn respond(id: u64, result: Outcome) -> ServerFrame {
-    ServerFrame::Response { id, fds: 0, result }
-}
-
-/// Starts a fake daemon that runs `script` on its first connection.
-fn fake_daemon(script: impl FnOnce(Peer) + Send + 'static) -> (PathBuf, JoinHandle<()>) {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("ipcc-{}-{n}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).unwrap();
-    let handle = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        script(Peer(stream));
-    });
-    (path, handle)
+fn info(address: &str) -> protocol::ObjectInfo {
+    crate::testing::mq_info(address, &format!("/fake.{address}"), 10, 8192)
 }
 
 #[test]

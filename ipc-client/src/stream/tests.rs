@@ -19,7 +19,7 @@ pub(crate) fn info(kind: Kind, address: &str, path: &str) -> ObjectInfo {
         }),
         _ => KindDetails::Pipe(PipeDetails {
             capacity: 65536,
-            buffered: 0,
+            buffered_bytes: 0,
             readers_opened: 0,
             writers_opened: 0,
             closed: false,

@@ -57,6 +57,33 @@ pub fn described(kind: Kind) -> &'static str {
     }
 }
 
+/// The kind's own JSON fields of an object, added to `v`.
+pub fn json_details(details: &KindDetails, v: &mut serde_json::Value) {
+    match details {
+        KindDetails::Mq(d) => mq::json_details(d, v),
+        KindDetails::Pipe(d) => pipe::json_details(d, v),
+        KindDetails::Fifo(d) => fifo::json_details(d, v),
+    }
+}
+
+/// The kind's own `stat` rows of an object.
+pub fn field_rows(o: &ObjectInfo) -> Vec<(&'static str, String)> {
+    match &o.details {
+        KindDetails::Mq(d) => mq::field_rows(o, d),
+        KindDetails::Pipe(d) => pipe::field_rows(o, d),
+        KindDetails::Fifo(d) => fifo::field_rows(o, d),
+    }
+}
+
+/// The kind's `list` cells of an object: QUEUED, CAPACITY, ENDS.
+pub fn table_cells(details: &KindDetails) -> [String; 3] {
+    match details {
+        KindDetails::Mq(d) => mq::table_cells(d),
+        KindDetails::Pipe(d) => pipe::table_cells(d),
+        KindDetails::Fifo(d) => fifo::table_cells(d),
+    }
+}
+
 /// Flags that do not apply to the kind of object a command names (or to the
 /// command): usage errors, found before connecting. Every flag either works
 /// for every kind a command takes, or is refused here.
@@ -132,7 +159,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// FIFO reaches end of file, which is also what a reader sees when ipcd (which
 /// holds ends of them) stops. A daemon that announced its shutdown is gone.
 pub fn daemon_alive(client: &mut Client) -> bool {
-    if client.shutting_down() {
+    // Its end of the connection closed: gone. Still open may only mean that a
+    // dying ipcd has not closed that descriptor yet, so then it is asked.
+    if client.daemon_gone() || client.shutting_down() {
         return false;
     }
     client.set_timeout(Some(PROBE_TIMEOUT));

@@ -59,7 +59,7 @@ pub fn close(client: &mut Client, address: &str, json: bool) -> anyhow::Result<(
 pub fn json_details(d: &PipeDetails, v: &mut Value) {
     v["capacity"] = d.capacity.into();
     // Same key and meaning as for FIFOs: bytes waiting to be read.
-    v["buffered_bytes"] = d.buffered.into();
+    v["buffered_bytes"] = d.buffered_bytes.into();
     v["readers_opened"] = d.readers_opened.into();
     v["writers_opened"] = d.writers_opened.into();
     v["closed"] = d.closed.into();
@@ -72,7 +72,7 @@ pub fn field_rows(o: &ObjectInfo, d: &PipeDetails) -> Vec<(&'static str, String)
             "kernel name",
             kernel_name(o).unwrap_or("none (anonymous)").to_owned(),
         ),
-        ("buffered bytes", d.buffered.to_string()),
+        ("buffered bytes", d.buffered_bytes.to_string()),
         ("capacity", format!("{} bytes", d.capacity)),
         ("read ends", format!("{} handed out", d.readers_opened)),
         ("write ends", format!("{} handed out", d.writers_opened)),
@@ -90,7 +90,7 @@ pub fn field_rows(o: &ObjectInfo, d: &PipeDetails) -> Vec<(&'static str, String)
 /// A pipe's `list` cells: QUEUED, CAPACITY, ENDS.
 pub fn table_cells(d: &PipeDetails) -> [String; 3] {
     [
-        format!("{} B", d.buffered),
+        format!("{} B", d.buffered_bytes),
         format!("{} B", d.capacity),
         format!(
             "{}r {}w{}",

@@ -8,21 +8,97 @@
 //! FIFOs are files: they survive a daemon restart and are re-adopted.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use protocol::{Access, FifoDetails, FifoParams};
+use protocol::{Access, FifoDetails, FifoParams, Kind, KindDetails, KindOp, KindParams, Name};
+use serde::{Deserialize, Serialize};
 
-use super::CreateArgs;
+use super::{
+    CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
+};
+use crate::access::Need;
 use crate::error::RequestError;
 use crate::sys::fd::bytes_readable;
+
+/// The `fifo` kind.
+pub struct Module;
+
+/// What a FIFO saves with its record.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    /// The daemon holds it open.
+    #[serde(default)]
+    buffered: bool,
+}
+
+impl KindModule for Module {
+    fn kernel_name(&self, ns: &Namespace, name: &Name) -> Option<String> {
+        Some(
+            ns.runtime_dir
+                .join("fifo")
+                .join(format!("{}{}", ns.prefix, name.as_str()))
+                .display()
+                .to_string(),
+        )
+    }
+
+    fn cost(&self, args: &CreateArgs<'_>) -> Result<Held, RequestError> {
+        let buffered = matches!(args.params, KindParams::Fifo(p) if p.buffered);
+        Ok(Held {
+            fds: u64::from(buffered),
+            mq_bytes: 0,
+        })
+    }
+
+    fn create(&self, args: &CreateArgs<'_>) -> Result<Box<dyn KindObject>, RequestError> {
+        let KindParams::Fifo(params) = args.params else {
+            return Err(wrong_params(args.params, Kind::Fifo));
+        };
+        let path = args.kernel_name.expect("a FIFO has a path");
+        Ok(Box::new(create(path, args, params)?))
+    }
+
+    fn reopen(
+        &self,
+        kernel_name: Option<&str>,
+        state: &serde_json::Value,
+    ) -> Result<Reopened, RequestError> {
+        let path = kernel_name
+            .ok_or_else(|| RequestError::InvalidArgument("a FIFO record without a path".into()))?;
+        let saved: Saved = serde_json::from_value(state.clone()).unwrap_or_default();
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_fifo() => {
+                Ok(Reopened::Alive(Box::new(hold(path, saved.buffered)?)))
+            }
+            Ok(_) => Ok(Reopened::Gone(format!("{path} is no longer a FIFO"))),
+            Err(_) => Ok(Reopened::Gone(format!(
+                "FIFO {path} vanished while ipcd was down"
+            ))),
+        }
+    }
+
+    fn unlink(&self, kernel_name: &str) -> Result<(), RequestError> {
+        unlink(kernel_name)
+    }
+
+    fn owner(&self, kernel_name: &str) -> Option<u32> {
+        std::fs::symlink_metadata(kernel_name).ok().map(|m| m.uid())
+    }
+
+    fn op_needs(&self, _op: &KindOp) -> Need {
+        // FIFOs have no operations; `operate` refuses whatever comes.
+        Need::Owner
+    }
+}
 
 /// A FIFO the daemon hosts.
 #[derive(Debug)]
 pub struct FifoObject {
+    path: String,
     /// The daemon's own `O_RDWR` descriptor when buffered.
     hold: Option<OwnedFd>,
     readers_opened: u64,
@@ -38,14 +114,24 @@ fn open_path(path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
 }
 
 /// Creates the FIFO file with the object's mode, owned by the object's owner.
-pub fn create(args: &CreateArgs<'_>, params: &FifoParams) -> Result<FifoObject, RequestError> {
-    let path = args.kernel_name;
+fn create(
+    path: &str,
+    args: &CreateArgs<'_>,
+    params: &FifoParams,
+) -> Result<FifoObject, RequestError> {
     if args.adopt {
         let meta = std::fs::symlink_metadata(path)
             .map_err(|_| RequestError::KernelObjectMissing(format!("no FIFO {path} to adopt")))?;
         if !meta.file_type().is_fifo() {
             return Err(RequestError::WrongKind(format!(
                 "{path} exists but is not a FIFO"
+            )));
+        }
+        if !args.peer.is_root() && meta.uid() != args.peer.uid {
+            return Err(RequestError::PermissionDenied(format!(
+                "FIFO {path} belongs to uid {}, not to uid {}; only its owner or root may adopt it",
+                meta.uid(),
+                args.peer.uid
             )));
         }
         return hold(path, params.buffered);
@@ -55,9 +141,12 @@ pub fn create(args: &CreateArgs<'_>, params: &FifoParams) -> Result<FifoObject, 
             .map_err(|e| RequestError::os(format!("creating {}", dir.display()), io_errno(&e)))?;
     }
     nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR).map_err(|e| match e {
-        Errno::EEXIST => {
-            RequestError::AlreadyExists(format!("FIFO {path} (use adopt to register it)"))
-        }
+        Errno::EEXIST => RequestError::AlreadyExists(format!(
+            "{path} exists already and is not registered in ipcd (owner uid {}); its owner may \
+             adopt it, or remove it",
+            std::fs::symlink_metadata(path)
+                .map_or_else(|_| "unknown".into(), |m| m.uid().to_string())
+        )),
         e => RequestError::os(format!("mkfifo {path}"), e),
     })?;
     let finish = || -> Result<FifoObject, RequestError> {
@@ -94,43 +183,30 @@ fn hold(path: &str, buffered: bool) -> Result<FifoObject, RequestError> {
         None
     };
     Ok(FifoObject {
+        path: path.to_owned(),
         hold,
         readers_opened: 0,
         writers_opened: 0,
     })
 }
 
-/// Re-adopts a recorded FIFO after a restart; `Ok(None)` if the file is gone.
-pub fn reopen(path: &str, buffered: bool) -> Result<Option<FifoObject>, RequestError> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_fifo() => hold(path, buffered).map(Some),
-        _ => Ok(None),
-    }
-}
-
-impl FifoObject {
-    /// Path, buffering and ends handed out.
-    pub fn details(&self, path: &str) -> Result<FifoDetails, RequestError> {
+impl KindObject for FifoObject {
+    fn details(&self) -> Result<KindDetails, RequestError> {
         let buffered_bytes = match &self.hold {
             Some(fd) => bytes_readable(fd.as_fd()).map_err(|e| RequestError::os("FIONREAD", e))?,
             None => 0,
         };
-        Ok(FifoDetails {
-            path: path.to_owned(),
+        Ok(KindDetails::Fifo(FifoDetails {
+            path: self.path.clone(),
             buffered: self.hold.is_some(),
             buffered_bytes,
             readers_opened: self.readers_opened,
             writers_opened: self.writers_opened,
-        })
+        }))
     }
 
-    /// Whether the daemon holds the FIFO open.
-    pub fn is_buffered(&self) -> bool {
-        self.hold.is_some()
-    }
-
-    /// A fresh non-blocking descriptor on the FIFO.
-    pub fn open(&mut self, path: &str, access: Access) -> Result<OwnedFd, RequestError> {
+    fn open(&mut self, access: Access) -> Result<Vec<OwnedFd>, RequestError> {
+        let path = &self.path;
         let flags = match access {
             Access::Read => OFlag::O_RDONLY,
             Access::Write => OFlag::O_WRONLY,
@@ -151,7 +227,34 @@ impl FifoObject {
             Access::Read => self.readers_opened += 1,
             _ => self.writers_opened += 1,
         }
-        Ok(fd)
+        Ok(vec![fd])
+    }
+
+    fn operate(&mut self, op: KindOp) -> Result<OpAnswer, RequestError> {
+        Err(wrong_op(&op, Kind::Fifo))
+    }
+
+    fn held(&self) -> Held {
+        Held {
+            fds: u64::from(self.hold.is_some()),
+            mq_bytes: 0,
+        }
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::to_value(Saved {
+            buffered: self.hold.is_some(),
+        })
+        .unwrap_or_default()
+    }
+
+    fn remove(self: Box<Self>) -> Result<(), RequestError> {
+        let path = self.path.clone();
+        let waker = reader_waker(&path);
+        drop(self);
+        let unlinked = unlink(&path);
+        drop(waker);
+        unlinked
     }
 }
 
@@ -161,13 +264,13 @@ impl FifoObject {
 /// A reader blocked in `poll` sees POLLHUP only once a writer has come and gone
 /// after it opened; without this, deleting a FIFO would leave it waiting forever
 /// for a writer that can no longer come.
-pub fn reader_waker(path: &str) -> Option<OwnedFd> {
+fn reader_waker(path: &str) -> Option<OwnedFd> {
     // ENXIO: no reader has it open, nothing to wake.
     open_path(path, OFlag::O_WRONLY).ok()
 }
 
 /// Removes the FIFO file; one already gone is not an error.
-pub fn unlink(path: &str) -> Result<(), RequestError> {
+fn unlink(path: &str) -> Result<(), RequestError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

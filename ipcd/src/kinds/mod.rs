@@ -1,36 +1,49 @@
-//! One module per channel kind; this file routes kind-generic operations to them.
-//!
-//! Adding a kind means: a variant in `protocol::Kind`, `KindParams` and
-//! `KindDetails`, a module here, and one arm in each `match` below.
+//! One module per channel kind, behind two traits: [`KindModule`] (what the
+//! registry asks of a kind: create, adopt, reopen after a restart, unlink) and
+//! [`KindObject`] (one live object: details, open, operations, persisted state,
+//! removal). The registry, persistence and dispatch never name a kind; the
+//! table in [`module`] is the one place that lists them, and it has no
+//! catch-all arm, so a new `protocol::Kind` does not compile until it is here.
 
 pub mod fifo;
 pub mod mq;
 pub mod pipe;
 
+use std::future::Future;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
 
-use protocol::{Access, Address, Kind, KindDetails, KindParams};
+use protocol::{Access, Kind, KindDetails, KindOp, KindParams, KindReply, Name};
 
+use crate::access::Need;
 use crate::error::RequestError;
-use crate::session::Peer;
+use crate::peer::Peer;
 
-/// The daemon's live handle on a kernel object of some kind.
-#[derive(Debug)]
-pub enum Handle {
-    /// A POSIX message queue.
-    Mq(mq::MqObject),
-    /// An anonymous pipe.
-    Pipe(pipe::PipeObject),
-    /// A named pipe.
-    Fifo(fifo::FifoObject),
+/// The kind module for `kind`.
+pub fn module(kind: Kind) -> &'static dyn KindModule {
+    match kind {
+        Kind::Mq => &mq::Module,
+        Kind::Pipe => &pipe::Module,
+        Kind::Fifo => &fifo::Module,
+    }
+}
+
+/// Where the daemon's kernel objects live: the name prefix and the runtime directory.
+#[derive(Debug, Clone)]
+pub struct Namespace {
+    /// Prefix of every kernel name (`ipcd.`).
+    pub prefix: String,
+    /// Directory for file-system objects (FIFOs live in `<runtime_dir>/fifo`).
+    pub runtime_dir: PathBuf,
 }
 
 /// What a create request asks of a kind module.
 pub struct CreateArgs<'a> {
-    /// The kernel name (`/ipcd.jobs`) or path.
-    pub kernel_name: &'a str,
-    /// Kind-specific parameters.
+    /// The kernel name or path ([`KindModule::kernel_name`]), if the kind has one.
+    pub kernel_name: Option<&'a str>,
+    /// Kind-specific parameters (already checked to be this kind's).
     pub params: &'a KindParams,
     /// Permission bits requested.
     pub mode: u32,
@@ -42,127 +55,109 @@ pub struct CreateArgs<'a> {
     pub max_message_size: u64,
 }
 
-/// The kernel name or path of an object: the kind decides the namespace.
-pub fn kernel_name(address: &Address, prefix: &str, runtime_dir: &Path) -> String {
-    match address.kind {
-        Kind::Mq => format!("/{prefix}{}", address.name),
-        Kind::Pipe => "(anonymous pipe)".to_owned(),
-        Kind::Fifo => runtime_dir
-            .join("fifo")
-            .join(format!("{prefix}{}", address.name))
-            .display()
-            .to_string(),
-    }
+/// What an object makes the daemon hold, charged to its owner's budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Descriptors the daemon keeps open for it.
+    pub fds: u64,
+    /// Bytes the kernel charges against the daemon's queue budget (`RLIMIT_MSGQUEUE`).
+    pub mq_bytes: u64,
 }
 
-/// The kind a set of creation parameters is for.
-pub fn params_kind(params: &KindParams) -> Kind {
-    match params {
-        KindParams::Mq(_) => Kind::Mq,
-        KindParams::Pipe(_) => Kind::Pipe,
-        KindParams::Fifo(_) => Kind::Fifo,
-    }
+/// What reopening a recorded object after a restart found.
+pub enum Reopened {
+    /// The kernel object is there and the daemon holds it again.
+    Alive(Box<dyn KindObject>),
+    /// It is gone; the reason is logged and the record dropped.
+    Gone(String),
 }
 
-/// Creates (or adopts) the kernel object for `kind`.
-pub fn create(kind: Kind, args: &CreateArgs<'_>) -> Result<Handle, RequestError> {
-    match (kind, args.params) {
-        (Kind::Mq, KindParams::Mq(p)) => mq::create(args, p).map(Handle::Mq),
-        (Kind::Pipe, KindParams::Pipe(p)) => {
-            if args.adopt {
-                return Err(RequestError::InvalidArgument(
-                    "an anonymous pipe has no name outside ipcd, so it cannot be adopted".into(),
-                ));
-            }
-            pipe::create(p).map(Handle::Pipe)
-        }
-        (Kind::Fifo, KindParams::Fifo(p)) => fifo::create(args, p).map(Handle::Fifo),
-        (kind, params) => Err(RequestError::WrongKind(format!(
-            "parameters for kind '{}' given to create a '{kind}'",
-            params_kind(params)
-        ))),
-    }
+/// A kind: creates its kernel objects and finds them again after a restart.
+pub trait KindModule: Sync {
+    /// The kernel name or path of the object for `name`, derived from the
+    /// namespace only (never taken from a stored record); `None` if the kind's
+    /// objects have no name outside the daemon.
+    fn kernel_name(&self, ns: &Namespace, name: &Name) -> Option<String>;
+
+    /// What creating the object `args` describe would make the daemon hold,
+    /// checked against the owner's budget before anything is created.
+    fn cost(&self, args: &CreateArgs<'_>) -> Result<Held, RequestError>;
+
+    /// Creates (or, with `adopt`, registers an existing) kernel object.
+    fn create(&self, args: &CreateArgs<'_>) -> Result<Box<dyn KindObject>, RequestError>;
+
+    /// Takes over a recorded object after a restart, with the state its
+    /// [`KindObject::state`] saved.
+    fn reopen(
+        &self,
+        kernel_name: Option<&str>,
+        state: &serde_json::Value,
+    ) -> Result<Reopened, RequestError>;
+
+    /// Removes a kernel object that is no longer registered (a previous run's
+    /// session object); one already gone is not an error.
+    fn unlink(&self, kernel_name: &str) -> Result<(), RequestError>;
+
+    /// The uid that owns the kernel object now, `None` if there is none. The
+    /// registry checks it before re-adopting or removing anything after a
+    /// restart, so an object someone else put under the name is never taken.
+    fn owner(&self, kernel_name: &str) -> Option<u32>;
+
+    /// What `op` needs of the caller. Only called with this kind's operations.
+    fn op_needs(&self, op: &KindOp) -> Need;
 }
 
-/// Re-opens a recorded object after a daemon restart; `Ok(None)` if it is gone.
-pub fn reopen(
-    kind: Kind,
-    kernel_name: &str,
-    buffered: bool,
-) -> Result<Option<Handle>, RequestError> {
-    match kind {
-        Kind::Mq => Ok(mq::reopen(kernel_name)?.map(Handle::Mq)),
-        // An anonymous pipe lives only as long as the process holding it.
-        Kind::Pipe => Ok(None),
-        Kind::Fifo => Ok(fifo::reopen(kernel_name, buffered)?.map(Handle::Fifo)),
-    }
+/// A future answering an operation later; it holds no registry lock.
+pub type Pending = Pin<Box<dyn Future<Output = Result<KindReply, RequestError>> + Send>>;
+
+/// How an operation answers.
+pub enum OpAnswer {
+    /// At once.
+    Now(KindReply),
+    /// When `wait` finishes, or with `timed-out` once `timeout` passes, or with
+    /// `not-found` if the object is deleted first, or never if the connection
+    /// closes (the wait is dropped). The session serves other requests meanwhile.
+    Later {
+        /// Resolves to the answer.
+        wait: Pending,
+        /// Give up after this long (`None`: wait as long as it takes).
+        timeout: Option<Duration>,
+    },
 }
 
-/// Removes a kernel object that is no longer registered (stale session objects).
-pub fn unlink(kind: Kind, kernel_name: &str) -> Result<(), RequestError> {
-    match kind {
-        Kind::Mq => mq::unlink(kernel_name),
-        Kind::Pipe => Ok(()),
-        Kind::Fifo => fifo::unlink(kernel_name),
-    }
-}
-
-impl Handle {
+/// One live object of some kind, held by the registry.
+pub trait KindObject: Send + std::fmt::Debug {
     /// Kind-specific details as the kernel reports them now.
-    pub fn details(&self, kernel_name: &str) -> Result<KindDetails, RequestError> {
-        match self {
-            Handle::Mq(q) => q.details().map(KindDetails::Mq),
-            Handle::Pipe(p) => p.details().map(KindDetails::Pipe),
-            Handle::Fifo(f) => f.details(kernel_name).map(KindDetails::Fifo),
-        }
-    }
+    fn details(&self) -> Result<KindDetails, RequestError>;
 
     /// Descriptors granting `access`, to pass to a client.
-    pub fn open(
-        &mut self,
-        kernel_name: &str,
-        access: Access,
-    ) -> Result<Vec<OwnedFd>, RequestError> {
-        match self {
-            Handle::Mq(_) => Ok(vec![mq::open(kernel_name, access)?]),
-            Handle::Pipe(p) => Ok(vec![p.open(access)?]),
-            Handle::Fifo(f) => Ok(vec![f.open(kernel_name, access)?]),
-        }
-    }
+    fn open(&mut self, access: Access) -> Result<Vec<OwnedFd>, RequestError>;
 
-    /// Closes the daemon's write end (pipes only); returns whether it was open.
-    pub fn close(&mut self) -> Result<bool, RequestError> {
-        match self {
-            Handle::Pipe(p) => Ok(p.close_write()),
-            _ => Err(RequestError::WrongKind(
-                "only a pipe can be closed; use delete to remove other objects".into(),
-            )),
-        }
-    }
+    /// Performs a kind-specific operation (permission already checked).
+    fn operate(&mut self, op: KindOp) -> Result<OpAnswer, RequestError>;
 
-    /// Whether the daemon holds the object open to buffer data (saved across restarts).
-    pub fn is_buffered(&self) -> bool {
-        matches!(self, Handle::Fifo(f) if f.is_buffered())
-    }
+    /// What the object makes the daemon hold now.
+    fn held(&self) -> Held;
 
-    /// Removes the kernel object (called once the registry forgets it).
-    pub fn remove(self, kernel_name: &str) -> Result<(), RequestError> {
-        match self {
-            Handle::Mq(q) => {
-                drop(q);
-                mq::unlink(kernel_name)
-            }
-            Handle::Pipe(p) => {
-                drop(p);
-                Ok(())
-            }
-            Handle::Fifo(f) => {
-                let waker = fifo::reader_waker(kernel_name);
-                drop(f);
-                let unlinked = fifo::unlink(kernel_name);
-                drop(waker);
-                unlinked
-            }
-        }
-    }
+    /// The kind's own fields to save with the record (`null` if none).
+    fn state(&self) -> serde_json::Value;
+
+    /// Removes the kernel object (called once the registry has forgotten it).
+    fn remove(self: Box<Self>) -> Result<(), RequestError>;
+}
+
+/// The error for an operation given to the wrong kind of object.
+pub fn wrong_op(op: &KindOp, kind: Kind) -> RequestError {
+    RequestError::WrongKind(format!(
+        "a '{}' operation cannot be applied to a '{kind}' object",
+        op.kind()
+    ))
+}
+
+/// The error for parameters of another kind.
+pub fn wrong_params(params: &KindParams, kind: Kind) -> RequestError {
+    RequestError::WrongKind(format!(
+        "parameters for kind '{}' given to create a '{kind}'",
+        params.kind()
+    ))
 }

@@ -5,25 +5,47 @@
 //! granted. Messages flow through the kernel; the daemon never sees them.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::mqueue::{MQ_OFlag, MqAttr, mq_open, mq_unlink};
 use nix::sys::stat::{Mode, fchmod, fstat};
-use protocol::{Access, MqDetails, MqParams};
+use protocol::{
+    Access, Kind, KindDetails, KindOp, KindParams, KindReply, MqDetails, MqOp, MqParams, MqReply,
+    Name, Readiness,
+};
+use tokio::io::Interest;
 
-use super::CreateArgs;
+use super::{
+    CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
+};
+use crate::access::Need;
 use crate::error::RequestError;
 use crate::sys::fd::{mq_getattr_fd, mqd_into_owned};
+
+/// The `mq` kind.
+pub struct Module;
 
 /// The daemon's own descriptor on a queue it hosts.
 #[derive(Debug)]
 pub struct MqObject {
+    name: String,
     fd: OwnedFd,
+    /// What the kernel charges for it (capacity and message size never change).
+    charged: u64,
 }
 
 impl MqObject {
-    /// Capacity, message size and depth, as the kernel reports them now.
-    pub fn details(&self) -> Result<MqDetails, RequestError> {
+    fn new(name: &str, fd: OwnedFd) -> Result<Self, RequestError> {
+        let attr = mq_getattr_fd(fd.as_fd()).map_err(|e| RequestError::os("mq_getattr", e))?;
+        Ok(MqObject {
+            name: name.to_owned(),
+            fd,
+            charged: charged_bytes(attr.maxmsg() as u64, attr.msgsize() as u64),
+        })
+    }
+
+    fn attributes(&self) -> Result<MqDetails, RequestError> {
         let attr = mq_getattr_fd(self.fd.as_fd()).map_err(|e| RequestError::os("mq_getattr", e))?;
         Ok(MqDetails {
             capacity: attr.maxmsg() as u64,
@@ -33,6 +55,210 @@ impl MqObject {
     }
 }
 
+impl KindModule for Module {
+    fn kernel_name(&self, ns: &Namespace, name: &Name) -> Option<String> {
+        Some(format!("/{}{}", ns.prefix, name.as_str()))
+    }
+
+    fn create(&self, args: &CreateArgs<'_>) -> Result<Box<dyn KindObject>, RequestError> {
+        let KindParams::Mq(params) = args.params else {
+            return Err(wrong_params(args.params, Kind::Mq));
+        };
+        let name = args.kernel_name.expect("a queue has a kernel name");
+        let fd = if args.adopt {
+            adopt(name, args)?
+        } else {
+            create(name, args, params)?
+        };
+        MqObject::new(name, fd).map(|q| Box::new(q) as Box<dyn KindObject>)
+    }
+
+    fn cost(&self, args: &CreateArgs<'_>) -> Result<Held, RequestError> {
+        let KindParams::Mq(params) = args.params else {
+            return Err(wrong_params(args.params, Kind::Mq));
+        };
+        if args.adopt {
+            // The adopted queue's size is known once it is open; its bytes were
+            // charged to whoever created it.
+            return Ok(Held {
+                fds: 1,
+                mq_bytes: 0,
+            });
+        }
+        let (capacity, msg_size) = resolve(params, args.max_message_size);
+        Ok(Held {
+            fds: 1,
+            mq_bytes: charged_bytes(capacity, msg_size),
+        })
+    }
+
+    fn reopen(
+        &self,
+        kernel_name: Option<&str>,
+        _state: &serde_json::Value,
+    ) -> Result<Reopened, RequestError> {
+        let name = kernel_name.ok_or_else(|| {
+            RequestError::InvalidArgument("a queue record without a kernel name".into())
+        })?;
+        match mq_open(
+            name,
+            MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC,
+            Mode::empty(),
+            None,
+        ) {
+            Ok(mqd) => Ok(Reopened::Alive(Box::new(MqObject::new(
+                name,
+                mqd_into_owned(mqd),
+            )?))),
+            Err(Errno::ENOENT) => Ok(Reopened::Gone(format!(
+                "kernel queue {name} vanished while ipcd was down"
+            ))),
+            Err(e) => Err(RequestError::os(format!("mq_open {name}"), e)),
+        }
+    }
+
+    fn unlink(&self, kernel_name: &str) -> Result<(), RequestError> {
+        unlink(kernel_name)
+    }
+
+    fn owner(&self, kernel_name: &str) -> Option<u32> {
+        owner(kernel_name)
+    }
+
+    fn op_needs(&self, op: &KindOp) -> Need {
+        // Never called with another kind's operation; the strictest answer is safe.
+        let KindOp::Mq(MqOp::WaitFor { ready, .. }) = op else {
+            return Need::Owner;
+        };
+        match ready {
+            Readiness::Readable => Need::Read,
+            Readiness::Writable => Need::Write,
+        }
+    }
+}
+
+impl KindObject for MqObject {
+    fn details(&self) -> Result<KindDetails, RequestError> {
+        self.attributes().map(KindDetails::Mq)
+    }
+
+    fn open(&mut self, access: Access) -> Result<Vec<OwnedFd>, RequestError> {
+        Ok(vec![open(&self.name, access)?])
+    }
+
+    fn operate(&mut self, op: KindOp) -> Result<OpAnswer, RequestError> {
+        let KindOp::Mq(MqOp::WaitFor { ready, timeout_ms }) = op else {
+            return Err(wrong_op(&op, Kind::Mq));
+        };
+        let now = self.attributes()?;
+        if is_ready(&now, ready) {
+            return Ok(OpAnswer::Now(KindReply::Mq(MqReply::Ready {
+                depth: now.depth,
+            })));
+        }
+        if timeout_ms == Some(0) {
+            return Err(RequestError::TimedOut(format!(
+                "{} is not {} now",
+                self.name,
+                describe(ready)
+            )));
+        }
+        let fd = open(&self.name, Access::Read)?;
+        set_nonblocking(&fd)?;
+        Ok(OpAnswer::Later {
+            wait: Box::pin(wait_until(fd, ready)),
+            timeout: timeout_ms.map(Duration::from_millis),
+        })
+    }
+
+    fn held(&self) -> Held {
+        Held {
+            fds: 1,
+            mq_bytes: self.charged,
+        }
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    fn remove(self: Box<Self>) -> Result<(), RequestError> {
+        let name = self.name.clone();
+        drop(self);
+        unlink(&name)
+    }
+}
+
+fn is_ready(details: &MqDetails, ready: Readiness) -> bool {
+    match ready {
+        Readiness::Readable => details.depth > 0,
+        Readiness::Writable => details.depth < details.capacity,
+    }
+}
+
+fn describe(ready: Readiness) -> &'static str {
+    match ready {
+        Readiness::Readable => "readable (no message is waiting)",
+        Readiness::Writable => "writable (the queue is full)",
+    }
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> Result<(), RequestError> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+        .map(drop)
+        .map_err(|e| RequestError::os("setting O_NONBLOCK on a queue", e))
+}
+
+/// Waits on the queue's own readiness (an mq descriptor is pollable on Linux)
+/// in the runtime's reactor: no thread waits.
+async fn wait_until(fd: OwnedFd, ready: Readiness) -> Result<KindReply, RequestError> {
+    let interest = match ready {
+        Readiness::Readable => Interest::READABLE,
+        Readiness::Writable => Interest::WRITABLE,
+    };
+    let afd = crate::sys::fd::watch(fd, interest)
+        .map_err(|e| RequestError::os("watching a queue", io_errno(&e)))?;
+    loop {
+        let mut guard = afd
+            .ready(interest)
+            .await
+            .map_err(|e| RequestError::os("watching a queue", io_errno(&e)))?;
+        let attr =
+            mq_getattr_fd(afd.get_ref().as_fd()).map_err(|e| RequestError::os("mq_getattr", e))?;
+        let now = MqDetails {
+            capacity: attr.maxmsg() as u64,
+            msg_size: attr.msgsize() as u64,
+            depth: attr.curmsgs() as u64,
+        };
+        if is_ready(&now, ready) {
+            return Ok(KindReply::Mq(MqReply::Ready { depth: now.depth }));
+        }
+        // Another client took the message (or filled the slot) first: wait again.
+        guard.clear_ready();
+    }
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// The uid owning the queue `name`, if it exists.
+fn owner(name: &str) -> Option<u32> {
+    let mqd = mq_open(
+        name,
+        MQ_OFlag::O_RDONLY | MQ_OFlag::O_CLOEXEC,
+        Mode::empty(),
+        None,
+    )
+    .ok()?;
+    let fd = mqd_into_owned(mqd);
+    fstat(fd.as_fd()).ok().map(|st| st.st_uid)
+}
+
+/// The kernel's hard maximum for `msg_max` (`HARD_MSGMAX`).
+const HARD_MSGMAX: u64 = 65_536;
+
 fn read_proc(key: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{key}"))
         .ok()?
@@ -41,22 +267,33 @@ fn read_proc(key: &str) -> Option<u64> {
         .ok()
 }
 
-/// Creates the queue (or adopts an existing one) for a create request.
-pub fn create(args: &CreateArgs<'_>, params: &MqParams) -> Result<MqObject, RequestError> {
-    let name = args.kernel_name;
-    if args.adopt {
-        return adopt(args);
-    }
+/// Creates the queue for a create request.
+/// Capacity and message size a create asks for, kernel defaults filled in.
+/// The default message size never exceeds the daemon's limit; an explicit one may not.
+fn resolve(params: &MqParams, max_message_size: u64) -> (u64, u64) {
     let capacity = params
         .capacity
         .map(u64::from)
         .unwrap_or_else(|| read_proc("msg_default").unwrap_or(10));
-    // The default message size never exceeds the daemon's limit; an explicit one may not.
     let msg_size = params.msg_size.map(u64::from).unwrap_or_else(|| {
         read_proc("msgsize_default")
             .unwrap_or(8192)
-            .min(args.max_message_size)
+            .min(max_message_size)
     });
+    (capacity, msg_size)
+}
+
+/// Bytes the kernel charges a queue against `RLIMIT_MSGQUEUE` (ipc/mqueue.c:
+/// a `struct msg_msg` pointer tree plus the messages themselves).
+pub fn charged_bytes(capacity: u64, msg_size: u64) -> u64 {
+    const MSG_MSG: u64 = 48;
+    const TREE_NODE: u64 = 40;
+    const MQ_PRIO_MAX: u64 = 32_768;
+    capacity * MSG_MSG + capacity.min(MQ_PRIO_MAX) * TREE_NODE + capacity * msg_size
+}
+
+fn create(name: &str, args: &CreateArgs<'_>, params: &MqParams) -> Result<OwnedFd, RequestError> {
+    let (capacity, msg_size) = resolve(params, args.max_message_size);
     if capacity == 0 || msg_size == 0 {
         return Err(RequestError::InvalidArgument(format!(
             "capacity and message size must be at least 1 (got capacity {capacity}, message size {msg_size})"
@@ -72,28 +309,32 @@ pub fn create(args: &CreateArgs<'_>, params: &MqParams) -> Result<MqObject, Requ
     let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC;
     let mqd = mq_open(name, flags, Mode::S_IRUSR | Mode::S_IWUSR, Some(&attr))
         .map_err(|e| create_error(name, e, capacity, msg_size))?;
-    let queue = MqObject {
-        fd: mqd_into_owned(mqd),
-    };
+    let fd = mqd_into_owned(mqd);
     // Only the "other" bits are mirrored on the kernel object: its owner is the
     // daemon's user, so owner and group bits would grant the wrong people.
     let kernel_mode = Mode::from_bits_truncate(0o600 | (args.mode & 0o006));
-    if let Err(e) = fchmod(queue.fd.as_fd(), kernel_mode) {
+    if let Err(e) = fchmod(fd.as_fd(), kernel_mode) {
         let _ = mq_unlink(name);
         return Err(RequestError::os(format!("fchmod {name}"), e));
     }
-    Ok(queue)
+    Ok(fd)
 }
 
 fn create_error(name: &str, errno: Errno, capacity: u64, msg_size: u64) -> RequestError {
     match errno {
         Errno::EEXIST => RequestError::AlreadyExists(format!(
-            "kernel queue {name} (registered by another program? use adopt to register it)"
+            "kernel queue {name} exists already and is not registered in ipcd (owner uid {}); \
+             its owner may adopt it, or remove it",
+            owner(name).map_or_else(|| "unknown".into(), |u| u.to_string())
         )),
         Errno::EINVAL | Errno::EPERM => {
             let msg_max = read_proc("msg_max").unwrap_or(10);
             let size_max = read_proc("msgsize_max").unwrap_or(8192);
-            if capacity > msg_max {
+            if capacity > HARD_MSGMAX {
+                RequestError::KernelLimit(format!(
+                    "capacity {capacity} exceeds the kernel's hard maximum of {HARD_MSGMAX} messages per queue"
+                ))
+            } else if capacity > msg_max {
                 RequestError::KernelLimit(format!(
                     "capacity {capacity} exceeds /proc/sys/fs/mqueue/msg_max ({msg_max}); raise it with \
                      'sysctl fs.mqueue.msg_max={capacity}' or run ipcd with CAP_SYS_RESOURCE"
@@ -111,7 +352,8 @@ fn create_error(name: &str, errno: Errno, capacity: u64, msg_size: u64) -> Reque
         }
         Errno::EMFILE => RequestError::KernelLimit(format!(
             "mq_open {name}: the daemon's RLIMIT_MSGQUEUE (bytes of queued messages per user) or open-file \
-             limit is used up; raise LimitMSGQUEUE= / LimitNOFILE= or delete unused queues"
+             limit is used up; raise it (systemd: LimitMSGQUEUE= / LimitNOFILE= in ipcd.service; shell: \
+             'ulimit -q' / 'ulimit -n' before starting ipcd) or delete unused queues"
         )),
         Errno::ENOSPC => RequestError::KernelLimit(format!(
             "mq_open {name}: the system-wide queue limit /proc/sys/fs/mqueue/queues_max is reached"
@@ -120,8 +362,7 @@ fn create_error(name: &str, errno: Errno, capacity: u64, msg_size: u64) -> Reque
     }
 }
 
-fn adopt(args: &CreateArgs<'_>) -> Result<MqObject, RequestError> {
-    let name = args.kernel_name;
+fn adopt(name: &str, args: &CreateArgs<'_>) -> Result<OwnedFd, RequestError> {
     let mqd = mq_open(
         name,
         MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC,
@@ -142,27 +383,11 @@ fn adopt(args: &CreateArgs<'_>) -> Result<MqObject, RequestError> {
             st.st_uid, args.peer.uid
         )));
     }
-    Ok(MqObject { fd })
-}
-
-/// Re-opens a recorded queue after a restart; `Ok(None)` if it no longer exists.
-pub fn reopen(name: &str) -> Result<Option<MqObject>, RequestError> {
-    match mq_open(
-        name,
-        MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC,
-        Mode::empty(),
-        None,
-    ) {
-        Ok(mqd) => Ok(Some(MqObject {
-            fd: mqd_into_owned(mqd),
-        })),
-        Err(Errno::ENOENT) => Ok(None),
-        Err(e) => Err(RequestError::os(format!("mq_open {name}"), e)),
-    }
+    Ok(fd)
 }
 
 /// A fresh descriptor on the queue with exactly `access`, for a client.
-pub fn open(name: &str, access: Access) -> Result<OwnedFd, RequestError> {
+fn open(name: &str, access: Access) -> Result<OwnedFd, RequestError> {
     let mode = match access {
         Access::Read => MQ_OFlag::O_RDONLY,
         Access::Write => MQ_OFlag::O_WRONLY,
@@ -179,7 +404,7 @@ pub fn open(name: &str, access: Access) -> Result<OwnedFd, RequestError> {
 }
 
 /// Unlinks the queue; a queue that is already gone is not an error.
-pub fn unlink(name: &str) -> Result<(), RequestError> {
+fn unlink(name: &str) -> Result<(), RequestError> {
     match mq_unlink(name) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
         Err(e) => Err(RequestError::os(format!("mq_unlink {name}"), e)),

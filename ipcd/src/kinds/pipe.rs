@@ -10,10 +10,72 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::stat::Mode;
-use protocol::{Access, PipeDetails, PipeParams};
+use protocol::{
+    Access, Kind, KindDetails, KindOp, KindParams, KindReply, Name, PipeDetails, PipeOp,
+    PipeParams, PipeReply,
+};
+use tracing::info;
 
+use super::{
+    CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
+};
+use crate::access::Need;
 use crate::error::RequestError;
 use crate::sys::fd::bytes_readable;
+
+/// The `pipe` kind.
+pub struct Module;
+
+impl KindModule for Module {
+    fn kernel_name(&self, _ns: &Namespace, _name: &Name) -> Option<String> {
+        None
+    }
+
+    fn cost(&self, _args: &CreateArgs<'_>) -> Result<Held, RequestError> {
+        Ok(Held {
+            fds: 2,
+            mq_bytes: 0,
+        })
+    }
+
+    fn create(&self, args: &CreateArgs<'_>) -> Result<Box<dyn KindObject>, RequestError> {
+        let KindParams::Pipe(params) = args.params else {
+            return Err(wrong_params(args.params, Kind::Pipe));
+        };
+        if args.adopt {
+            return Err(RequestError::InvalidArgument(
+                "an anonymous pipe has no name outside ipcd, so it cannot be adopted".into(),
+            ));
+        }
+        Ok(Box::new(create(params)?))
+    }
+
+    fn reopen(
+        &self,
+        _kernel_name: Option<&str>,
+        _state: &serde_json::Value,
+    ) -> Result<Reopened, RequestError> {
+        Ok(Reopened::Gone(
+            "an anonymous pipe dies with the daemon process".into(),
+        ))
+    }
+
+    fn unlink(&self, _kernel_name: &str) -> Result<(), RequestError> {
+        Ok(())
+    }
+
+    fn owner(&self, _kernel_name: &str) -> Option<u32> {
+        None
+    }
+
+    fn op_needs(&self, op: &KindOp) -> Need {
+        // Never called with another kind's operation; the strictest answer is safe.
+        let KindOp::Pipe(PipeOp::Close) = op else {
+            return Need::Owner;
+        };
+        Need::Write
+    }
+}
 
 /// Both ends of a hosted pipe, and what was handed out.
 #[derive(Debug)]
@@ -34,7 +96,7 @@ fn read_max_size() -> Option<u64> {
 }
 
 /// Creates a pipe, sized to `params.capacity` bytes if given.
-pub fn create(params: &PipeParams) -> Result<PipeObject, RequestError> {
+fn create(params: &PipeParams) -> Result<PipeObject, RequestError> {
     let (read, write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| RequestError::os("pipe2", e))?;
     if let Some(capacity) = params.capacity {
@@ -81,29 +143,27 @@ fn reopen(fd: &OwnedFd, flags: OFlag) -> Result<OwnedFd, RequestError> {
     Ok(new)
 }
 
-impl PipeObject {
-    /// Capacity, buffered bytes and ends handed out.
-    pub fn details(&self) -> Result<PipeDetails, RequestError> {
+impl KindObject for PipeObject {
+    fn details(&self) -> Result<KindDetails, RequestError> {
         let capacity = fcntl(self.read.as_fd(), FcntlArg::F_GETPIPE_SZ)
             .map_err(|e| RequestError::os("F_GETPIPE_SZ", e))?;
-        let buffered =
+        let buffered_bytes =
             bytes_readable(self.read.as_fd()).map_err(|e| RequestError::os("FIONREAD", e))?;
-        Ok(PipeDetails {
+        Ok(KindDetails::Pipe(PipeDetails {
             capacity: capacity as u64,
-            buffered,
+            buffered_bytes,
             readers_opened: self.readers_opened,
             writers_opened: self.writers_opened,
             closed: self.write.is_none(),
-        })
+        }))
     }
 
-    /// A descriptor for one end of the pipe.
-    pub fn open(&mut self, access: Access) -> Result<OwnedFd, RequestError> {
+    fn open(&mut self, access: Access) -> Result<Vec<OwnedFd>, RequestError> {
         match access {
             Access::Read => {
                 let fd = reopen(&self.read, OFlag::O_RDONLY)?;
                 self.readers_opened += 1;
-                Ok(fd)
+                Ok(vec![fd])
             }
             Access::Write => {
                 let Some(write) = &self.write else {
@@ -113,7 +173,7 @@ impl PipeObject {
                 };
                 let fd = reopen(write, OFlag::O_WRONLY)?;
                 self.writers_opened += 1;
-                Ok(fd)
+                Ok(vec![fd])
             }
             Access::ReadWrite => Err(RequestError::InvalidArgument(
                 "a pipe end is either for reading or for writing; open it twice for both".into(),
@@ -121,8 +181,28 @@ impl PipeObject {
         }
     }
 
-    /// Drops the daemon's write end; returns whether it was still open.
-    pub fn close_write(&mut self) -> bool {
-        self.write.take().is_some()
+    fn operate(&mut self, op: KindOp) -> Result<OpAnswer, RequestError> {
+        let KindOp::Pipe(PipeOp::Close) = op else {
+            return Err(wrong_op(&op, Kind::Pipe));
+        };
+        if self.write.take().is_some() {
+            info!("pipe closed for writing");
+        }
+        Ok(OpAnswer::Now(KindReply::Pipe(PipeReply::Closed)))
+    }
+
+    fn held(&self) -> Held {
+        Held {
+            fds: 1 + u64::from(self.write.is_some()),
+            mq_bytes: 0,
+        }
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    fn remove(self: Box<Self>) -> Result<(), RequestError> {
+        Ok(())
     }
 }

@@ -32,3 +32,15 @@ pub fn bytes_readable(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<u64> {
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n as *mut libc::c_int) };
     nix::errno::Errno::result(rc).map(|_| n.max(0) as u64)
 }
+
+/// Registers an owned descriptor with the tokio reactor, to await its readiness.
+pub fn watch(
+    fd: OwnedFd,
+    interest: tokio::io::Interest,
+) -> std::io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: an `OwnedFd` is a valid open descriptor that stays open, and names
+    // the same open file description, until the `AsyncFd` that owns it drops it;
+    // `as_raw_fd` on it always returns that one number.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, interest) }
+        .map_err(std::io::Error::from)
+}

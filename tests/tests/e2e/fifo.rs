@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use ipcd_tests::{TestDaemon, run_with_timeout, wait_timeout};
+use ipcd_tests::{TestDaemon, eventually, run_with_timeout, wait_timeout};
 
 fn sh(script: &str, path: &std::path::Path) -> std::process::Output {
     run_with_timeout(
@@ -106,16 +106,11 @@ fn delete_while_a_reader_waits_ends_the_wait() {
     };
     let mut reader = spawn(&["recv", "fifo:gone", "--timeout", "60s"]);
     let mut raw_reader = spawn(&["recv", "--raw", "fifo:gone", "--timeout", "60s"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("both readers to open the FIFO", || {
         let stat: serde_json::Value =
             serde_json::from_str(&d.ipcctl_ok(&["--json", "stat", "fifo:gone"])).unwrap();
-        if stat["readers_opened"] == 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "reader never opened the FIFO");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        stat["readers_opened"] == 2
+    });
     d.ipcctl_ok(&["delete", "fifo:gone"]);
     for r in [&mut reader, &mut raw_reader] {
         let status = wait_timeout(r, Duration::from_secs(10)).expect("reader hung after delete");

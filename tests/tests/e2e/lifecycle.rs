@@ -1,21 +1,12 @@
 //! Daemon lifecycle: restart after kill -9, SIGTERM, a second daemon, session
 //! lifetime, SIGHUP and SIGUSR1.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ipcd_tests::TestDaemon;
 use ipcd_tests::raw::RawConn;
+use ipcd_tests::{TestDaemon, eventually};
 use nix::sys::signal::Signal;
 use protocol::{CreateSpec, KindParams, Lifetime, MqParams, Outcome, Request, ServerFrame};
-
-/// Polls `check` until it holds or 10 s pass.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 #[test]
 fn kill_9_and_restart_keeps_objects_owner_mode_and_messages() {
@@ -226,7 +217,11 @@ fn a_daemon_that_dies_is_not_mistaken_for_end_of_file() {
         });
     }
     // The one line that came first is received; then ipcd dies under them all.
-    std::thread::sleep(Duration::from_millis(200));
+    eventually("the first line received", || {
+        let stat = d.ipcctl_ok(&["--json", "stat", "pipe:lines"]);
+        let stat: serde_json::Value = serde_json::from_str(&stat).unwrap();
+        stat["buffered_bytes"] == 0
+    });
     d.kill9();
     for (address, mut child) in readers {
         let status = ipcd_tests::wait_timeout(&mut child, Duration::from_secs(20))

@@ -9,3 +9,5 @@ mod mq_cli;
 mod mq_client;
 mod permissions;
 mod pipe;
+mod protocol_v3;
+mod waits;

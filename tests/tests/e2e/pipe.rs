@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ipcd_tests::{TestDaemon, wait_timeout};
+use ipcd_tests::{TestDaemon, eventually, wait_timeout};
 
 fn stat(d: &TestDaemon, address: &str) -> serde_json::Value {
     serde_json::from_str(&d.ipcctl_ok(&["--json", "stat", address])).unwrap()
@@ -164,11 +164,9 @@ fn delete_while_a_reader_waits_ends_the_wait() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while stat(&d, "pipe:gone")["readers_opened"] == 0 {
-        assert!(Instant::now() < deadline, "reader never opened the pipe");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually("the reader to open the pipe", || {
+        stat(&d, "pipe:gone")["readers_opened"] != 0
+    });
     d.ipcctl_ok(&["delete", "pipe:gone"]);
     let status =
         wait_timeout(&mut reader, Duration::from_secs(10)).expect("reader hung after delete");
@@ -205,14 +203,9 @@ fn another_uid_is_denied_and_session_pipes_vanish() {
     client.create("pipe:short", spec).unwrap();
     assert!(d.ipcctl_ok(&["list"]).contains("pipe:short"));
     drop(client);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while d.ipcctl_ok(&["list"]).contains("pipe:short") {
-        assert!(
-            Instant::now() < deadline,
-            "session pipe outlived its connection"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually("the session pipe to go with its connection", || {
+        !d.ipcctl_ok(&["list"]).contains("pipe:short")
+    });
 }
 
 #[test]

@@ -1,0 +1,167 @@
+//! The one dispatch `match` on a request. Kind-generic requests go to the
+//! registry, kind operations to the registry's `operate`, which routes them to
+//! the object's kind. Protocol-version filtering happens here, and only here.
+
+use std::os::fd::OwnedFd;
+
+use protocol::{Address, ErrorCode, Kind, ObjectInfo, Reply, Request, WireError};
+
+use crate::error::RequestError;
+use crate::peer::{Peer, SessionId};
+use crate::registry::{OpResult, Waiter};
+use crate::shared::{AtomicCounters, Shared};
+
+/// Objects per `ListPage` when the client leaves the size to the daemon.
+const DEFAULT_PAGE: u32 = 1000;
+/// Bytes kept free in a page's frame for everything but the objects.
+const PAGE_OVERHEAD: usize = 1024;
+
+/// Who is asking: the connection's credentials and id.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// Credentials from `SO_PEERCRED`.
+    pub peer: Peer,
+    /// The connection's id (owner of `session` lifetime objects).
+    pub session: SessionId,
+    /// The protocol version agreed in the handshake.
+    pub version: u16,
+}
+
+/// How a request is answered.
+pub enum Answer {
+    /// Now, with descriptors to pass beside the reply.
+    Now(Reply, Vec<OwnedFd>),
+    /// Later: the session drives the waiter and answers when it finishes.
+    Later(Waiter),
+}
+
+impl Caller {
+    /// Whether this connection's protocol version knows `kind`.
+    fn knows(&self, kind: Kind) -> bool {
+        kind.since_version() <= self.version
+    }
+
+    /// Parses an address, refusing kinds newer than the connection's protocol
+    /// version: such a client could not decode their details.
+    fn parse(&self, address: &str) -> Result<Address, RequestError> {
+        let address = Address::parse(address)?;
+        if !self.knows(address.kind) {
+            return Err(RequestError::BadAddress(WireError::new(
+                ErrorCode::UnknownKind,
+                format!(
+                    "kind '{}' needs protocol version {}; this connection speaks version {}",
+                    address.kind,
+                    address.kind.since_version(),
+                    self.version
+                ),
+            )));
+        }
+        Ok(address)
+    }
+}
+
+/// Handles one request.
+pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answer, RequestError> {
+    let peer = &caller.peer;
+    if request.since_version() > caller.version {
+        return Err(RequestError::BadAddress(WireError::new(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "this request needs protocol version {}; this connection speaks version {}",
+                request.since_version(),
+                caller.version
+            ),
+        )));
+    }
+    let reply = match request {
+        Request::Ping => Reply::Pong,
+        Request::Status => Reply::Status(shared.status()),
+        Request::Usage => Reply::Usage(shared.usage(peer)),
+        Request::List { kind } => Reply::List(list_all(shared, caller, kind)),
+        Request::ListPage { kind, after, limit } => list_page(shared, caller, kind, after, limit)?,
+        Request::Stat { address } => {
+            Reply::Stat(shared.registry().stat(&caller.parse(&address)?, peer)?)
+        }
+        Request::Create { address, spec } => {
+            let address = caller.parse(&address)?;
+            let limits = shared.limits();
+            let quota = shared.quota(peer);
+            let info =
+                shared
+                    .registry()
+                    .create(address, &spec, peer, caller.session, &limits, &quota)?;
+            AtomicCounters::bump(&shared.counters.created, 1);
+            Reply::Created(info)
+        }
+        Request::Open { address, access } => {
+            let (info, fds) = shared
+                .registry()
+                .open(&caller.parse(&address)?, access, peer)?;
+            AtomicCounters::bump(&shared.counters.capabilities, fds.len() as u64);
+            return Ok(Answer::Now(Reply::Opened { info, access }, fds));
+        }
+        Request::Close { address } => {
+            let address = caller.parse(&address)?;
+            if address.kind != Kind::Pipe {
+                return Err(RequestError::WrongKind(
+                    "only a pipe can be closed; use delete to remove other objects".into(),
+                ));
+            }
+            let op = protocol::KindOp::Pipe(protocol::PipeOp::Close);
+            shared.registry().operate(&address, op, peer)?;
+            Reply::Closed
+        }
+        Request::Kind { address, op } => {
+            let address = caller.parse(&address)?;
+            return Ok(match shared.registry().operate(&address, op, peer)? {
+                OpResult::Now(reply) => Answer::Now(Reply::Kind(reply), Vec::new()),
+                OpResult::Later(waiter) => Answer::Later(waiter),
+            });
+        }
+        Request::Delete { address } => {
+            shared.registry().delete(&caller.parse(&address)?, peer)?;
+            AtomicCounters::bump(&shared.counters.deleted, 1);
+            Reply::Deleted
+        }
+    };
+    Ok(Answer::Now(reply, Vec::new()))
+}
+
+/// The whole listing in one reply (versions 1 and 2; a reply over the frame
+/// limit is answered with `too-large`, which is why version 3 pages).
+fn list_all(shared: &Shared, caller: &Caller, kind: Option<Kind>) -> Vec<ObjectInfo> {
+    let keep = |a: &Address| caller.knows(a.kind) && kind.is_none_or(|k| a.kind == k);
+    shared
+        .registry()
+        .list_page(None, &caller.peer, keep, |_| true)
+        .0
+}
+
+/// One page, as many objects as fit in a frame and `limit` allows.
+fn list_page(
+    shared: &Shared,
+    caller: &Caller,
+    kind: Option<Kind>,
+    after: Option<String>,
+    limit: u32,
+) -> Result<Reply, RequestError> {
+    let after = after.map(|a| Address::parse(&a)).transpose()?;
+    let limit = if limit == 0 { DEFAULT_PAGE } else { limit };
+    let room = (shared.limits().max_frame as usize).saturating_sub(PAGE_OVERHEAD);
+    let keep = |a: &Address| caller.knows(a.kind) && kind.is_none_or(|k| a.kind == k);
+    let (mut used, mut count) = (0usize, 0u32);
+    let fits = |info: &ObjectInfo| {
+        used += protocol::codec::encoded_len(info);
+        count += 1;
+        count <= limit && (count == 1 || used <= room)
+    };
+    let (objects, more) = shared
+        .registry()
+        .list_page(after.as_ref(), &caller.peer, keep, fits);
+    let next = if more {
+        objects.last().map(|o| o.address.clone())
+    } else {
+        None
+    };
+    Ok(Reply::ListPage { objects, next })
+}

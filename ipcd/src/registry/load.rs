@@ -1,0 +1,147 @@
+//! Loading the registry at start: re-adopting recorded objects, finishing a
+//! change a crash interrupted, and setting aside records that cannot be trusted.
+
+use std::path::PathBuf;
+
+use protocol::Address;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::{Object, Registry};
+use crate::access::Permissions;
+use crate::intent::{Intent, Journal};
+use crate::kinds::{self, Namespace, Reopened};
+use crate::persist::{self, StoredObject};
+
+impl Registry {
+    /// Loads the state file and re-adopts every recorded object that still exists.
+    ///
+    /// Objects of `session` lifetime belonged to connections of a previous run, so
+    /// their kernel objects are removed. Vanished objects are logged and dropped.
+    /// Kernel names are recomputed from the namespace, never trusted from the file.
+    pub fn load(state_dir: PathBuf, ns: Namespace) -> Result<Self, String> {
+        let pending = Journal::pending(&state_dir);
+        let mut reg = Registry::empty(state_dir, ns);
+        let mut rejected = Vec::new();
+        if let Some(file) = persist::load(&reg.state_dir)? {
+            for rec in file.objects {
+                if let Err(why) = reg.load_record(&rec) {
+                    warn!(address = %rec.address, "record set aside, neither adopted nor removed: {why}");
+                    rejected.push((rec, why));
+                }
+            }
+        }
+        if let Some(intent) = pending {
+            reg.finish_intent(&intent);
+        }
+        if let Err(e) = persist::set_aside(&reg.state_dir, &rejected) {
+            error!(
+                "cannot write the set-aside records to {}: {e}",
+                persist::REJECTED_FILE
+            );
+        }
+        if let Err(e) = reg.save() {
+            error!(
+                "cannot save the registry in {}: {e}; serving read-only until there is room",
+                reg.state_dir.display()
+            );
+        }
+        if let Some(j) = &mut reg.journal {
+            j.clear();
+        }
+        Ok(reg)
+    }
+
+    /// Completes what a crash interrupted: the object the intent names is
+    /// either registered (the change finished) or its kernel object is removed.
+    fn finish_intent(&mut self, intent: &Intent) {
+        let Ok(address) = Address::parse(&intent.address) else {
+            warn!(address = %intent.address, "unreadable address in the intent record");
+            return;
+        };
+        if self.objects.contains_key(&address) {
+            return;
+        }
+        let module = kinds::module(address.kind);
+        let Some(name) = module.kernel_name(&self.ns, &address.name) else {
+            return;
+        };
+        match module.owner(&name) {
+            Some(uid) if uid == self.daemon_uid || uid == intent.uid => {
+                info!(%address, kernel_name = %name, op = %intent.op,
+                    "removing a kernel object an interrupted change left unregistered");
+                if let Err(e) = module.unlink(&name) {
+                    warn!(%address, "cannot remove: {e}");
+                }
+            }
+            Some(uid) => warn!(%address, kernel_name = %name, owner = uid,
+                "an interrupted change names a kernel object owned by another uid; leaving it"),
+            None => {}
+        }
+    }
+
+    /// Whether a kernel object's owner is one the record allows: the daemon
+    /// (objects it created) or the record's owner (adopted queues, FIFOs a root
+    /// daemon chowned to their creator).
+    fn ours(&self, owner: Option<u32>, rec: &StoredObject) -> Result<(), String> {
+        match owner {
+            Some(uid) if uid != self.daemon_uid && uid != rec.owner_uid => Err(format!(
+                "the kernel object belongs to uid {uid}, neither ipcd's nor the record's owner's"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Re-adopts one record; `Err` says why it is set aside instead.
+    fn load_record(&mut self, rec: &StoredObject) -> Result<(), String> {
+        let address =
+            Address::parse(&rec.address).map_err(|e| format!("unreadable address: {e}"))?;
+        if rec.mode > 0o777 {
+            return Err(format!("mode {:o} has bits outside 0777", rec.mode));
+        }
+        let module = kinds::module(address.kind);
+        let kernel_name = module.kernel_name(&self.ns, &address.name);
+        if rec.kernel_name.is_some() && rec.kernel_name != kernel_name {
+            return Err(format!(
+                "it names {:?}, outside this daemon's namespace (expected {kernel_name:?})",
+                rec.kernel_name
+            ));
+        }
+        if let Some(name) = &kernel_name {
+            self.ours(module.owner(name), rec)?;
+        }
+        if rec.session {
+            info!(%address, "removing session object left by a previous run");
+            if let Some(name) = &kernel_name
+                && let Err(e) = module.unlink(name)
+            {
+                warn!(%address, "cannot remove: {e}");
+            }
+            return Ok(());
+        }
+        match module.reopen(kernel_name.as_deref(), &rec.state) {
+            Ok(Reopened::Alive(handle)) => {
+                info!(%address, kernel_name = ?kernel_name, "re-adopted");
+                let obj = Object {
+                    address: address.clone(),
+                    kernel_name,
+                    perms: Permissions {
+                        owner_uid: rec.owner_uid,
+                        owner_gid: rec.owner_gid,
+                        mode: rec.mode,
+                    },
+                    creator_pid: rec.creator_pid,
+                    created_at_ms: rec.created_at_ms,
+                    session: None,
+                    opens: 0,
+                    handle,
+                    gone: watch::Sender::new(()),
+                };
+                self.objects.insert(address, obj);
+            }
+            Ok(Reopened::Gone(why)) => info!(%address, "forgetting it: {why}"),
+            Err(e) => return Err(format!("cannot re-adopt: {e}")),
+        }
+        Ok(())
+    }
+}
