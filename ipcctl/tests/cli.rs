@@ -1,18 +1,17 @@
 //! `ipcctl` as a process: help, usage errors, exit statuses and output formats,
 //! against a small fake daemon that hands out real POSIX message queues.
 
-use std::io::{IoSlice, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use ipc_client::testing::{self, FakePeer};
 use nix::mqueue::{MQ_OFlag, MqAttr, mq_close, mq_open, mq_unlink};
-use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 use nix::sys::stat::Mode;
 use protocol::{
-    Access, ClientFrame, Credentials, ErrorCode, Kind, KindDetails, Lifetime, Limits, MqDetails,
-    ObjectInfo, Outcome, Reply, Request, ServerFrame, Welcome, WireError,
+    Access, ErrorCode, Lifetime, ObjectInfo, Outcome, Reply, Request, ServerFrame, WireError,
 };
 
 fn ipcctl(socket: &Path, args: &[&str], stdin: &[u8]) -> Output {
@@ -72,7 +71,8 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// A fake ipcd serving one real queue as `mq:q`; everything else is not found.
+/// A fake ipcd (`ipc_client::testing`) serving one real queue as `mq:q`;
+/// everything else is not found.
 struct FakeDaemon {
     socket: PathBuf,
     queue: String,
@@ -80,29 +80,16 @@ struct FakeDaemon {
 
 impl FakeDaemon {
     fn start(tag: &str) -> Self {
-        let pid = std::process::id();
-        let socket = std::env::temp_dir().join(format!("ipcctl-{tag}-{pid}.sock"));
-        let queue = format!("/ipcctl-test-{tag}-{pid}");
-        let _ = std::fs::remove_file(&socket);
+        let queue = format!("/ipcctl-test-{tag}-{}", std::process::id());
         let _ = mq_unlink(queue.as_str());
         let attr = MqAttr::new(0, 2, 32, 0);
         let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_RDWR;
-        mq_close(
-            mq_open(
-                queue.as_str(),
-                flags,
-                Mode::from_bits_truncate(0o600),
-                Some(&attr),
-            )
-            .unwrap(),
-        )
-        .unwrap();
-        let listener = UnixListener::bind(&socket).unwrap();
+        let mode = Mode::from_bits_truncate(0o600);
+        mq_close(mq_open(queue.as_str(), flags, mode, Some(&attr)).unwrap()).unwrap();
         let name = queue.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let name = name.clone();
-                std::thread::spawn(move || serve(stream.unwrap(), &name));
+        let socket = testing::fake_daemon_each("ipcctl", move |mut peer| {
+            if peer.handshake().is_some() {
+                peer.serve(|peer, id, body| answer(peer, id, body, &name));
             }
         });
         FakeDaemon { socket, queue }
@@ -116,111 +103,40 @@ impl Drop for FakeDaemon {
     }
 }
 
-fn read_frame(s: &mut UnixStream) -> Option<ClientFrame> {
-    let mut header = [0u8; 4];
-    s.read_exact(&mut header).ok()?;
-    let mut payload = vec![0; u32::from_le_bytes(header) as usize];
-    s.read_exact(&mut payload).ok()?;
-    Some(protocol::decode_client(&payload).unwrap())
-}
-
-fn write_frame(s: &mut UnixStream, frame: &ServerFrame, fds: &[i32]) {
-    let bytes = protocol::frame::frame(&protocol::encode_server(frame).unwrap(), 1 << 20).unwrap();
-    let cmsg = [ControlMessage::ScmRights(fds)];
-    let cmsgs = if fds.is_empty() { &[][..] } else { &cmsg[..] };
-    sendmsg::<()>(
-        s.as_raw_fd(),
-        &[IoSlice::new(&bytes)],
-        cmsgs,
-        MsgFlags::empty(),
-        None,
-    )
-    .unwrap();
-}
-
-fn serve(mut s: UnixStream, queue: &str) {
-    let Some(ClientFrame::Hello(_)) = read_frame(&mut s) else {
-        return;
-    };
-    let welcome = Welcome {
-        version: protocol::PROTOCOL_VERSION,
-        min_version: 1,
-        max_version: protocol::PROTOCOL_VERSION,
-        server: "fake".into(),
-        limits: Limits {
-            max_frame: 1 << 20,
-            max_message_size: 8192,
-            max_objects_per_uid: 9,
-            max_connections: 9,
-        },
-        peer: Credentials {
-            pid: 0,
-            uid: 0,
-            gid: 0,
-        },
-    };
-    write_frame(&mut s, &ServerFrame::Welcome(welcome), &[]);
-    while let Some(ClientFrame::Request { id, body }) = read_frame(&mut s) {
-        let info = ObjectInfo {
-            address: "mq:q".into(),
-            kind: Kind::Mq,
-            kernel_name: queue.into(),
-            owner_uid: 0,
-            owner_gid: 0,
-            mode: 0o600,
-            creator_pid: 1,
-            created_at_ms: 0,
-            lifetime: Lifetime::Persistent,
-            opens: 0,
-            details: KindDetails::Mq(MqDetails {
-                capacity: 2,
-                msg_size: 32,
-                depth: 0,
-            }),
-        };
-        match body {
-            // A session object whose daemon goes away right after creating it.
-            Request::Create { address, .. } if address == "mq:sess" => {
-                let info = ObjectInfo {
-                    address,
-                    lifetime: Lifetime::Session,
-                    ..info
-                };
-                let result = Outcome::Ok(Reply::Created(info));
-                write_frame(&mut s, &ServerFrame::Response { id, fds: 0, result }, &[]);
-                return;
-            }
-            Request::Open { address, access } if address == "mq:q" => {
-                let flags = match access {
-                    Access::Read => MQ_OFlag::O_RDONLY,
-                    Access::Write => MQ_OFlag::O_WRONLY,
-                    Access::ReadWrite => MQ_OFlag::O_RDWR,
-                };
-                let mqd = mq_open(queue, flags, Mode::empty(), None).unwrap();
-                let result = Outcome::Ok(Reply::Opened { info, access });
-                write_frame(
-                    &mut s,
-                    &ServerFrame::Response { id, fds: 1, result },
-                    &[mqd.as_raw_fd()],
-                );
-                mq_close(mqd).unwrap();
-            }
-            Request::Stat { address } if address == "mq:q" => {
-                let result = Outcome::Ok(Reply::Stat(info));
-                write_frame(&mut s, &ServerFrame::Response { id, fds: 0, result }, &[]);
-            }
-            other => {
-                let e = WireError::new(ErrorCode::NotFound, format!("no object for {other:?}"));
-                write_frame(
-                    &mut s,
-                    &ServerFrame::Response {
-                        id,
-                        fds: 0,
-                        result: Outcome::Err(e),
-                    },
-                    &[],
-                );
-            }
+/// The fake daemon's answer to one request about the queue `queue`.
+fn answer(peer: &mut FakePeer, id: u64, body: Request, queue: &str) {
+    let info = testing::mq_info("mq:q", queue, 2, 32);
+    match body {
+        // A session object whose daemon goes away right after creating it.
+        Request::Create { address, .. } if address == "mq:sess" => {
+            let info = ObjectInfo {
+                address,
+                lifetime: Lifetime::Session,
+                ..info
+            };
+            peer.write(&testing::respond(id, Outcome::Ok(Reply::Created(info))));
+            let _ = peer.0.shutdown(std::net::Shutdown::Both);
+        }
+        Request::Open { address, access } if address == "mq:q" => {
+            let flags = match access {
+                Access::Read => MQ_OFlag::O_RDONLY,
+                Access::Write => MQ_OFlag::O_WRONLY,
+                Access::ReadWrite => MQ_OFlag::O_RDWR,
+            };
+            let mqd = mq_open(queue, flags, Mode::empty(), None).unwrap();
+            let result = Outcome::Ok(Reply::Opened { info, access });
+            peer.write_with_fds(
+                &ServerFrame::Response { id, fds: 1, result },
+                &[mqd.as_raw_fd()],
+            );
+            mq_close(mqd).unwrap();
+        }
+        Request::Stat { address } if address == "mq:q" => {
+            peer.write(&testing::respond(id, Outcome::Ok(Reply::Stat(info))));
+        }
+        other => {
+            let e = WireError::new(ErrorCode::NotFound, format!("no object for {other:?}"));
+            peer.write(&testing::respond(id, Outcome::Err(e)));
         }
     }
 }
