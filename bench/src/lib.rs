@@ -298,7 +298,7 @@ pub fn run(args: &BenchArgs, socket: Option<&Path>, json: bool) -> anyhow::Resul
             results: &rows,
             targets_met: missed == 0,
         };
-        serde_json::to_string_pretty(&doc)? + "\n"
+        serde_json::to_string(&doc)? + "\n"
     } else {
         text_report(args, &machine, &rows, missed)
     };

@@ -501,7 +501,7 @@ fn watch(child: &Mutex<Child>, shared: &Shared) {
         }
         raw::unlink_all_live();
         tmpdir::remove_all_live();
-        eprintln!("ipcctl: bench peer died mid-run ({status}); giving up");
+        eprintln!("ipcctl: bench peer died mid-run ({status}); giving up (os-error)");
         std::process::exit(crate::EXIT_ERROR);
     }
 }

@@ -24,14 +24,26 @@ ipcctl creates, lists, inspects, closes and deletes them, sends and receives, an
 runs commands with their standard input/output joined to pipes and FIFOs.";
 
 const AFTER_HELP: &str = "\
+Output: text for people; with --json, exactly one JSON document per command,
+compact on one line, on stdout (recv of several messages: one document per
+message, JSON Lines). Errors go to stderr, one per command, as
+  ipcctl: MESSAGE (CODE)
+or with --json as
+  {\"error\":{\"code\":\"CODE\",\"number\":N,\"message\":\"MESSAGE\"}}
+where CODE is ipcd's error code (N is its stable number) or one of ipcctl's
+own (N is null): usage, not-running (nothing listens on the socket),
+not-a-socket (the socket path is a directory or a file), daemon-gone (ipcd
+stopped while the command needed it), reader-gone (a pipe or FIFO has no reader
+left), end-of-file, protocol-error, command-not-found and cannot-run (exec).
+
 Exit status:
   0   success
   1   timed out, or nothing to receive / no room to send (--timeout, --nonblock),
       or a pipe at end of file with no line to receive (recv --raw ends at
-      end of file with 0, as cat does)
-  2   any other error, reported on stderr as: ipcctl: MESSAGE (error-code)
-  64  usage error
-  (exec exits with its command's status instead)
+      end of file with 0, as cat does): timed-out, would-block, end-of-file
+  2   any other error
+  64  usage error (a flag that does not apply to the object's kind too)
+  (exec exits with its command's status instead; 127 or 126 if it cannot run)
 
 Socket: --socket, else $IPCD_SOCKET, else $XDG_RUNTIME_DIR/ipcd/ipcd.sock,
 else /run/ipcd/ipcd.sock (an empty variable counts as unset).
@@ -74,7 +86,8 @@ pub struct Cli {
     )]
     pub socket: Option<PathBuf>,
 
-    /// Print JSON instead of text (for recv: one JSON object per message and line)
+    /// Print one compact JSON document instead of text (recv of several
+    /// messages: one per message); errors too, on stderr
     #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 
@@ -121,6 +134,9 @@ Exit status: 0 success, 2 error (an unknown KIND too), 64 usage error.")]
 
     /// Show one object's details: what waits in it, sizes, ends, owner, mode, lifetime
     #[command(after_help = "\
+What waits to be read is depth (mq: messages) or buffered_bytes (pipe and fifo:
+bytes). A pipe has no kernel name (\"kernel_name\": null).
+
 Examples:
   ipcctl stat mq:jobs
   ipcctl stat pipe:logs --json
@@ -136,7 +152,9 @@ Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error."
 --capacity means different things per kind: messages for mq:, bytes for pipe:.
 The kernel caps an mq: capacity at fs.mqueue.msg_max (10 by default) and its
 message size at fs.mqueue.msgsize_max (8192) for users without CAP_SYS_RESOURCE;
-see /proc/sys/fs/mqueue/.
+see /proc/sys/fs/mqueue/. Nothing goes above 65536 messages or 16 MiB per message.
+The bytes queued per user are capped by RLIMIT_MSGQUEUE: ulimit -q in a shell,
+LimitMSGQUEUE= in ipcd's systemd unit (it counts for ipcd's user).
 
 A fifo: follows standard FIFO semantics: a writer waits (up to its --timeout) until
 a reader has it open, and a reader sees end of file when its writers have gone.
@@ -153,18 +171,22 @@ Exit status: 0 success, 2 error (a bad ADDRESS too; with --session: ipcd went
 away), 64 usage error.")]
     Create(CreateArgs),
 
-    /// Delete an object and its kernel object (a FIFO's file is unlinked)
+    /// Delete objects and their kernel objects (a FIFO's file is unlinked)
     #[command(after_help = "\
+Objects are deleted in the order given; the first that cannot be stops delete, and
+the error says which were deleted before it. --all deletes every object you own
+(created under your uid; root's are root's), of every kind or of --kind, and
+prints each it deleted. With --json, delete prints {\"deleted\":[ADDRESS…]}.
 Readers waiting on a deleted pipe or FIFO see end of file once no writer is left.
 
-Example:
+Examples:
   ipcctl delete mq:jobs
+  ipcctl delete mq:jobs pipe:logs fifo:events
+  ipcctl delete --all --kind fifo        # all your FIFOs
+  ipcctl delete --all --json             # everything you own
 
 Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error.")]
-    Delete {
-        /// Object address, KIND:NAME (e.g. mq:jobs)
-        address: String,
-    },
+    Delete(DeleteArgs),
 
     /// Close a pipe for writing: readers see end of file once it is drained
     #[command(after_help = "\
@@ -175,7 +197,8 @@ Only pipes can be closed; delete removes any object.
 Example:
   ipcctl send pipe:in 'last line' && ipcctl close pipe:in
 
-Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error.")]
+Exit status: 0 success, 2 error (a bad or unknown ADDRESS too; one that is not a
+pipe: wrong-kind), 64 usage error.")]
     Close {
         /// Pipe address, pipe:NAME
         address: String,
@@ -187,7 +210,8 @@ Examples:
   echo hi > \"$(ipcctl path fifo:events)\"
   cat \"$(ipcctl path fifo:events)\"
 
-Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error.")]
+Exit status: 0 success, 2 error (a bad or unknown ADDRESS too; one that is not a
+fifo: wrong-kind), 64 usage error.")]
     Path {
         /// FIFO address, fifo:NAME
         address: String,
@@ -212,6 +236,10 @@ is --buffered; --timeout bounds that wait too.
 
 With --lines, a line that cannot be sent (too large, or no room in time) stops
 send; the error says which line, and how many were sent before it.
+
+send prints nothing; with --json it prints what it sent:
+{\"sent\":ADDRESS,\"messages\":N,\"bytes\":B} (messages: lines for pipe: and
+fifo:, null for --raw to them; bytes include the newlines added).
 
 Examples:
   ipcctl send mq:jobs 'build #42' --priority 5
@@ -239,6 +267,8 @@ exactly the lines it prints and leaves the rest to the next one; --follow reads 
 bulk (it takes everything anyway). A pipe at end of file (closed or deleted, and
 drained) ends recv; a fifo: whose writers left is waited on for the next writer,
 except with --raw, which copies bytes as they come until end of file, like cat.
+If ipcd stops meanwhile (it holds ends of pipes and buffered FIFOs, so readers see
+end of file too), recv says so and exits 2 (daemon-gone), whatever the kind.
 
 --timeout 0s, like --nonblock, takes what is there now (and exits 1 if nothing is).
 
@@ -259,7 +289,7 @@ Examples:
   ipcctl recv fifo:events --count 3
 
 Exit status: 0 received something, 1 nothing in time (--timeout, --nonblock) or a
-pipe at end of file, 2 error (a bad ADDRESS too), 64 usage error.")]
+pipe at end of file, 2 error (a bad ADDRESS, ipcd stopped: daemon-gone), 64 usage error.")]
     Recv(RecvArgs),
 
     /// Run a command with its standard input/output joined to pipes or FIFOs
@@ -267,17 +297,21 @@ pipe at end of file, 2 error (a bad ADDRESS too), 64 usage error.")]
 The command's standard input reads from --stdin, its standard output writes to
 --stdout; what is not given is inherited. A fifo: for --stdin is handed over once
 a writer has written (or come and gone); a fifo: for --stdout once a reader has it
-open. ipcctl waits for the command and exits with its status (128+N if signal N
-killed it; 127 if it was not found, 126 if it could not run). Signals sent to
-ipcctl (kill) are passed on; those from the terminal reach the command directly.
+open. --timeout bounds those waits, and with a pipe: the wait for its first
+bytes (--stdin) or for room in it (--stdout). ipcctl waits for the command and
+exits with its status (128+N if signal N killed it; 127 if it was not found, 126
+if it could not run). Signals sent to ipcctl (kill) are passed on; those from the
+terminal reach the command directly. --json does not apply: the output is the
+command's.
 
 Examples:
   ipcctl exec --stdin pipe:a --stdout pipe:b -- tr a-z A-Z
   ipcctl exec --stdout pipe:logs -- make
   ipcctl exec --stdin fifo:jobs --timeout 10s -- ./worker
+  ipcctl exec --stdin pipe:in --timeout 2s -- wc -l  # exit 1 if pipe:in stays empty
 
-Exit status: the command's; before it runs: 1 no FIFO peer within --timeout,
-2 error (a bad ADDRESS too), 64 usage error.")]
+Exit status: the command's; before it runs: 1 nothing within --timeout,
+2 error (a bad ADDRESS too; a message queue: wrong-kind), 64 usage error.")]
     Exec(ExecArgs),
 
     /// Measure throughput and latency
@@ -336,9 +370,29 @@ pub struct CreateArgs {
     pub session: bool,
 
     /// Register an existing kernel object of this name instead of creating one
-    /// (mq, fifo)
+    /// (mq, fifo; an adopted queue keeps its capacity and message size)
     #[arg(long)]
     pub adopt: bool,
+}
+
+/// `ipcctl delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Object addresses, KIND:NAME (e.g. mq:jobs pipe:logs)
+    #[arg(
+        value_name = "ADDRESS",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub addresses: Vec<String>,
+
+    /// Delete every object you own (of --kind only, if given)
+    #[arg(long)]
+    pub all: bool,
+
+    /// With --all: only objects of this kind (mq, pipe, fifo)
+    #[arg(long, value_name = "KIND", requires = "all")]
+    pub kind: Option<String>,
 }
 
 /// `ipcctl send`.
@@ -419,8 +473,9 @@ pub struct ExecArgs {
     #[arg(long, value_name = "ADDR")]
     pub stdout: Option<String>,
 
-    /// Wait at most this long for a FIFO's other end (a writer for --stdin, a
-    /// reader for --stdout), then exit 1 without running the command
+    /// Wait at most this long for the other side, then exit 1 without running
+    /// the command: --stdin fifo: a writer, --stdin pipe: bytes or end of file,
+    /// --stdout fifo: a reader, --stdout pipe: room in it
     #[arg(long, short, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
@@ -435,118 +490,4 @@ pub struct ExecArgs {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn the_command_line_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn every_command_has_an_example() {
-        let cli = Cli::command();
-        for sub in cli.get_subcommands() {
-            if sub.is_hide_set() {
-                continue;
-            }
-            let help = sub
-                .get_after_help()
-                .map(|h| h.to_string())
-                .unwrap_or_default();
-            assert!(
-                help.contains("Example"),
-                "{} --help has no example",
-                sub.get_name()
-            );
-        }
-        let top = cli.get_after_help().unwrap().to_string();
-        for kind in ["mq:", "pipe:", "fifo:", "exec", "close", "path"] {
-            assert!(top.contains(kind), "the top-level help shows no {kind}");
-        }
-    }
-
-    #[test]
-    fn exec_takes_the_command_after_its_options() {
-        let cli = Cli::try_parse_from([
-            "ipcctl", "exec", "--stdin", "pipe:a", "--stdout", "fifo:b", "--", "tr", "-d", "x",
-        ])
-        .unwrap();
-        let Command::Exec(e) = cli.command else {
-            panic!()
-        };
-        assert_eq!(e.stdin.as_deref(), Some("pipe:a"));
-        assert_eq!(e.stdout.as_deref(), Some("fifo:b"));
-        assert_eq!(e.command, ["tr", "-d", "x"]);
-        let cli =
-            Cli::try_parse_from(["ipcctl", "exec", "--stdout", "pipe:b", "ls", "-l"]).unwrap();
-        let Command::Exec(e) = cli.command else {
-            panic!()
-        };
-        assert_eq!(e.command, ["ls", "-l"]);
-    }
-
-    #[test]
-    fn every_command_states_its_exit_status() {
-        for sub in Cli::command().get_subcommands() {
-            // bench's help text belongs to the bench module.
-            if sub.is_hide_set() || sub.get_name() == "bench" {
-                continue;
-            }
-            let help = sub
-                .get_after_help()
-                .map(|h| h.to_string())
-                .unwrap_or_default();
-            assert!(
-                help.contains("Exit status:"),
-                "{} --help does not say its exit status",
-                sub.get_name()
-            );
-        }
-    }
-
-    #[test]
-    fn the_socket_is_not_read_from_the_environment_by_clap() {
-        // main resolves it, so that an empty IPCD_SOCKET counts as unset.
-        let cli = Cli::command();
-        let socket = cli
-            .get_arguments()
-            .find(|a| a.get_id() == "socket")
-            .unwrap();
-        assert_eq!(socket.get_env(), None);
-    }
-
-    #[test]
-    fn flags_parse_in_any_position() {
-        let cli = Cli::try_parse_from([
-            "ipcctl", "recv", "mq:a", "--json", "-c", "3", "--socket", "/s",
-        ])
-        .unwrap();
-        assert!(cli.json);
-        assert_eq!(cli.socket.as_deref(), Some(std::path::Path::new("/s")));
-        let Command::Recv(r) = cli.command else {
-            panic!()
-        };
-        assert_eq!(r.count, Some(3));
-    }
-
-    #[test]
-    fn conflicting_flags_are_usage_errors() {
-        for args in [
-            &["ipcctl", "recv", "mq:a", "--raw", "--json"][..],
-            &["ipcctl", "recv", "mq:a", "--timeout", "1s", "--nonblock"],
-            &["ipcctl", "recv", "mq:a", "--count", "2", "--follow"],
-            &["ipcctl", "recv", "mq:a", "--count", "0"],
-            &["ipcctl", "send", "mq:a", "hi", "--lines"],
-            &["ipcctl", "send", "mq:a", "hi", "--priority", "32768"],
-            &["ipcctl", "create", "mq:a", "--mode", "999"],
-            &["ipcctl", "send", "pipe:a", "--raw", "--lines"],
-            &["ipcctl", "create", "pipe:a", "--capacity", "8GiB"],
-            &["ipcctl", "exec", "--", "true"],
-            &["ipcctl", "exec", "--stdin", "pipe:a"],
-        ] {
-            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
-        }
-    }
-}
+mod tests;

@@ -1,13 +1,15 @@
 //! `ipcctl exec`: run a command with its standard input/output joined to
 //! hosted pipes or FIFOs, and exit with its status.
 
-use std::os::fd::OwnedFd;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::os::unix::process::ExitStatusExt as _;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ipc_client::{Client, Kind};
+use ipc_client::{Client, ErrorCode, Kind};
+use nix::poll::PollFlags;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
@@ -16,59 +18,22 @@ use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithRawSiginfo;
 
 use crate::cli::ExecArgs;
-use crate::cmd::kind_of;
 use crate::cmd::stream::Sink;
-use crate::errors::{NothingInTime, Usage};
-use crate::watch::Wait;
+use crate::cmd::{STREAMS, check_kind, daemon_alive, daemon_gone, ends_with_daemon};
+use crate::errors::{Code, fail};
+use crate::watch::{Wait, show, wait_ready};
 
 /// Signals passed on to the command when someone sends them to ipcctl.
 const FORWARDED: [i32; 6] = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2];
 
-/// Exit status when the command does not exist (as shells use it).
-const EXIT_NOT_FOUND: u8 = 127;
-/// Exit status when the command exists but cannot run.
-const EXIT_CANNOT_RUN: u8 = 126;
-
-/// Checks that `address` is a pipe or FIFO; `what` is `--stdin` or `--stdout`.
-fn stream_kind(address: &str, what: &str) -> anyhow::Result<Kind> {
-    match kind_of(address)? {
-        Kind::Mq => Err(Usage(format!(
-            "{what} joins a pipe: or fifo:; {address} is a message queue"
-        ))
-        .into()),
-        kind => Ok(kind),
-    }
-}
-
 /// `ipcctl exec`: returns the exit status to leave with.
 pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
-    let wait = args.timeout.map_or(Wait::Forever, Wait::Timeout);
-    // Open the reader first (that never waits), then the writer (a FIFO waits
-    // for its reader), then wait for the reader's writer: the order a shell's
-    // `cmd < in > out` would take, so two execs wired crosswise do not deadlock.
-    let stdin = match &args.stdin {
-        Some(address) => Some(match stream_kind(address, "--stdin")? {
-            Kind::Fifo => Input::Fifo(client.open_fifo_reader(address)?),
-            _ => Input::Pipe(client.open_pipe_reader(address)?),
-        }),
-        None => None,
-    };
-    let stdout = match &args.stdout {
-        Some(address) => {
-            let kind = stream_kind(address, "--stdout")?;
-            Some(OwnedFd::from(Sink::open(&mut client, address, kind, wait)?))
-        }
-        None => None,
-    };
-    let stdin = match stdin {
-        Some(input) => Some(input.into_fd(args.timeout)?),
-        None => None,
-    };
-    // The command needs no daemon connection.
-    drop(client);
-
+    let (stdin, stdout, watched) = join_ends(&mut client, args)?;
+    // The connection stays only to tell, once the command is done, whether an
+    // end of file it read was ipcd stopping.
+    let mut client = watched.is_some().then_some(client);
     let program = &args.command[0];
-    let mut command = std::process::Command::new(program);
+    let mut command = Command::new(program);
     command.args(&args.command[1..]);
     if let Some(fd) = stdin {
         command.stdin(Stdio::from(fd));
@@ -76,17 +41,84 @@ pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
     if let Some(fd) = stdout {
         command.stdout(Stdio::from(fd));
     }
+    let status = run(command, program)?;
+    if let (Some(address), Some(client)) = (&watched, client.as_mut())
+        && !daemon_alive(client)
+    {
+        let program = program.to_string_lossy();
+        return Err(daemon_gone(&format!(
+            "{program} was reading {address} (it then ended with {status})"
+        )));
+    }
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(u8::MAX),
+        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(u8::MAX),
+        (None, None) => u8::MAX,
+    })
+}
+
+/// Opens the command's standard input and output, each waiting at most
+/// `--timeout` for the other side: a FIFO's writer (for input) or reader (for
+/// output), a pipe's first bytes or end of file (input) or room (output).
+/// Also returns the input's address if its end of file may mean ipcd stopped.
+fn join_ends(
+    client: &mut Client,
+    args: &ExecArgs,
+) -> anyhow::Result<(Option<OwnedFd>, Option<OwnedFd>, Option<String>)> {
+    let wait = args.timeout.map_or(Wait::Forever, Wait::Timeout);
+    // Open the reader first (that never waits), then the writer (a FIFO waits
+    // for its reader), then wait for the reader's writer: the order a shell's
+    // `cmd < in > out` would take, so two execs wired crosswise do not deadlock.
+    let stdin = match &args.stdin {
+        Some(address) => Some(match check_kind(address, "exec --stdin", STREAMS)? {
+            Kind::Fifo => Input::Fifo(client.open_fifo_reader(address)?),
+            Kind::Pipe | Kind::Mq => Input::Pipe(client.open_pipe_reader(address)?),
+        }),
+        None => None,
+    };
+    let stdout = match &args.stdout {
+        Some(address) => {
+            let kind = check_kind(address, "exec --stdout", STREAMS)?;
+            let sink = Sink::open(client, address, kind, wait)?;
+            if let (Sink::Pipe(w), Some(t)) = (&sink, args.timeout)
+                && !wait_ready(w.as_fd(), PollFlags::POLLOUT, t)?
+            {
+                return Err(fail(
+                    ErrorCode::TimedOut,
+                    format!("{address} stayed full for {}", show(t)),
+                ));
+            }
+            Some(OwnedFd::from(sink))
+        }
+        None => None,
+    };
+    let watched = stdin
+        .as_ref()
+        .filter(|input| input.ends_with_daemon())
+        .and_then(|_| args.stdin.clone());
+    let stdin = match stdin {
+        Some(input) => Some(input.into_fd(args.timeout)?),
+        None => None,
+    };
+    Ok((stdin, stdout, watched))
+}
+
+/// Starts `command` with ipcctl's signals passed on to it, and waits for it.
+fn run(mut command: Command, program: &OsStr) -> anyhow::Result<ExitStatus> {
     // Catch the signals before the command exists, so none kills ipcctl
     // and leaves the command orphaned; the command starts with default handlers.
     let mut signals = SignalsInfo::<WithRawSiginfo>::new(FORWARDED)?;
     let child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
-            eprintln!("ipcctl: cannot run {}: {e}", program.to_string_lossy());
-            return Ok(match e.kind() {
-                std::io::ErrorKind::NotFound => EXIT_NOT_FOUND,
-                _ => EXIT_CANNOT_RUN,
-            });
+            let code = match e.kind() {
+                std::io::ErrorKind::NotFound => Code::CommandNotFound,
+                _ => Code::CannotRun,
+            };
+            return Err(fail(
+                code,
+                format!("cannot run {}: {e}", program.to_string_lossy()),
+            ));
         }
     };
     // Our copies of the pipe ends go, so readers see end of file when the command ends.
@@ -115,20 +147,12 @@ pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
     let status = wait_for(child, pid, &reaped)?;
     handle.close();
     let _ = forwarder.join();
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(u8::MAX),
-        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(u8::MAX),
-        (None, None) => u8::MAX,
-    })
+    Ok(status)
 }
 
 /// Waits for the command to end, then reaps it under the lock the signal
 /// forwarder takes, so it never signals a pid that was reused.
-fn wait_for(
-    mut child: Child,
-    pid: Pid,
-    reaped: &Mutex<bool>,
-) -> anyhow::Result<std::process::ExitStatus> {
+fn wait_for(mut child: Child, pid: Pid, reaped: &Mutex<bool>) -> anyhow::Result<ExitStatus> {
     loop {
         match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
             Ok(_) => break,
@@ -148,20 +172,41 @@ enum Input {
 }
 
 impl Input {
+    /// Whether end of file may mean that ipcd stopped.
+    fn ends_with_daemon(&self) -> bool {
+        ends_with_daemon(match self {
+            Input::Pipe(r) => r.info(),
+            Input::Fifo(r) => r.info(),
+        })
+    }
+
     /// The descriptor for the command; a FIFO first waits (at most `timeout`)
     /// until a writer has written or come and gone, or the command would read
-    /// end of file at once.
+    /// end of file at once. With a `timeout`, a pipe first waits that long
+    /// for bytes or end of file.
     fn into_fd(self, timeout: Option<Duration>) -> anyhow::Result<OwnedFd> {
         match self {
-            Input::Pipe(r) => Ok(OwnedFd::from(r)),
+            Input::Pipe(r) => {
+                if let Some(t) = timeout
+                    && !wait_ready(r.as_fd(), PollFlags::POLLIN, t)?
+                {
+                    return Err(fail(
+                        ErrorCode::TimedOut,
+                        format!("nothing arrived on {} within {}", r.address(), show(t)),
+                    ));
+                }
+                Ok(OwnedFd::from(r))
+            }
             Input::Fifo(r) => {
                 let address = r.address().to_owned();
                 r.into_blocking(timeout).map_err(|e| match e {
-                    ipc_client::Error::TimedOut => NothingInTime(format!(
-                        "no writer came to {address} within {} (timed-out)",
-                        humantime::format_duration(timeout.unwrap_or_default())
-                    ))
-                    .into(),
+                    ipc_client::Error::TimedOut => fail(
+                        ErrorCode::TimedOut,
+                        format!(
+                            "no writer came to {address} within {}",
+                            show(timeout.unwrap_or_default())
+                        ),
+                    ),
                     e => {
                         anyhow::Error::new(e).context(format!("waiting for a writer on {address}"))
                     }

@@ -4,6 +4,7 @@
 
 mod cli;
 mod cmd;
+mod connect;
 mod errors;
 mod exec;
 mod output;
@@ -13,28 +14,25 @@ mod watch;
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
-use ipc_client::Client;
+use ipc_client::Kind;
 
-use cli::{Cli, Command};
-use cmd::{admin, fifo, pipe};
-use errors::{EXIT_USAGE, Usage, report};
+use cli::{Cli, Command, DeleteArgs};
+use cmd::{ANY_KIND, STREAMS, admin, fifo, pipe};
+use errors::{report, report_clap, usage};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // Help and version go to stdout and are not errors.
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EXIT_USAGE)
-            } else {
-                ExitCode::SUCCESS
-            };
+            // Before parsing succeeds, --json is looked for by hand.
+            let json = std::env::args_os().skip(1).any(|a| a == "--json");
+            return report_clap(&e, json);
         }
     };
+    let json = cli.json;
     match run(cli) {
         Ok(status) => ExitCode::from(status),
-        Err(e) => report(&e),
+        Err(e) => report(&e, json),
     }
 }
 
@@ -45,29 +43,32 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     // A mistyped address or kind is reported without a daemon, in the daemon's
     // words and with its code (exit status 2).
-    for address in addresses(&cli.command) {
-        cmd::kind_of(address)?;
+    for (address, verb, takes) in addresses(&cli.command) {
+        cmd::check_kind(address, verb, takes)?;
     }
-    let list_kind = match &cli.command {
+    cmd::check_flags(&cli.command, cli.json)?;
+    // list KIND, delete --all --kind KIND.
+    let kind_filter = match &cli.command {
         Command::List { kind: Some(kind) } => Some(parse::parse_kind(kind)?),
+        Command::Delete(DeleteArgs {
+            kind: Some(kind), ..
+        }) => Some(parse::parse_kind(kind)?),
         _ => None,
     };
     // An empty IPCD_SOCKET counts as unset, as it does for ipcd.
     let socket = ipc_client::resolve_socket_path(cli.socket.as_deref());
     let json = cli.json;
-    let connect = || -> anyhow::Result<Client> {
-        Ok(Client::builder().name("ipcctl").socket(&socket).connect()?)
-    };
+    let connect = || connect::connect(&socket);
     match &cli.command {
         Command::Ping => admin::ping(&mut connect()?, json),
         Command::Status => admin::status(&mut connect()?, json),
-        Command::List { .. } => admin::list(&mut connect()?, list_kind, json),
+        Command::List { .. } => admin::list(&mut connect()?, kind_filter, json),
         Command::Stat { address } => admin::stat(&mut connect()?, address, json),
         Command::Create(args) => admin::create(&mut connect()?, args, json),
-        Command::Delete { address } => admin::delete(&mut connect()?, address, json),
+        Command::Delete(args) => admin::delete(&mut connect()?, args, kind_filter, json),
         Command::Close { address } => pipe::close(&mut connect()?, address, json),
         Command::Path { address } => fifo::path(&mut connect()?, address, json),
-        Command::Send(args) => cmd::send(&mut connect()?, args),
+        Command::Send(args) => cmd::send(&mut connect()?, args, json),
         Command::Recv(args) => cmd::recv(&mut connect()?, args, json),
         Command::Exec(args) => return exec::exec(connect()?, args),
         // Only an explicit --socket: bench passes it on to the processes it starts.
@@ -78,22 +79,32 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     .map(|()| 0)
 }
 
-/// The object addresses a command names, checked before connecting.
-fn addresses(command: &Command) -> Vec<&str> {
+/// The object addresses a command names, checked before connecting: each
+/// with the verb that takes it and the kinds that verb takes.
+fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
     match command {
-        Command::Stat { address }
-        | Command::Delete { address }
-        | Command::Close { address }
-        | Command::Path { address } => vec![address],
-        Command::Create(args) => vec![&args.address],
-        Command::Send(args) => vec![&args.address],
-        Command::Recv(args) => vec![&args.address],
-        Command::Exec(args) => args
-            .stdin
+        Command::Stat { address } => vec![(address, "stat", ANY_KIND)],
+        Command::Delete(args) => args
+            .addresses
             .iter()
-            .chain(&args.stdout)
-            .map(String::as_str)
+            .map(|a| (a.as_str(), "delete", ANY_KIND))
             .collect(),
+        Command::Close { address } => vec![(address, "close", &[Kind::Pipe])],
+        Command::Path { address } => vec![(address, "path", &[Kind::Fifo])],
+        Command::Create(args) => vec![(&args.address, "create", ANY_KIND)],
+        Command::Send(args) => vec![(&args.address, "send", ANY_KIND)],
+        Command::Recv(args) => vec![(&args.address, "recv", ANY_KIND)],
+        Command::Exec(args) => {
+            let stdin = args
+                .stdin
+                .iter()
+                .map(|a| (a.as_str(), "exec --stdin", STREAMS));
+            let stdout = args
+                .stdout
+                .iter()
+                .map(|a| (a.as_str(), "exec --stdout", STREAMS));
+            stdin.chain(stdout).collect()
+        }
         Command::Ping
         | Command::Status
         | Command::List { .. }
@@ -110,10 +121,9 @@ fn help(path: &[String]) -> anyhow::Result<u8> {
         match cmd.find_subcommand(name) {
             Some(sub) => cmd = sub,
             None => {
-                return Err(Usage(format!(
+                return Err(usage(format!(
                     "there is no command '{name}' (ipcctl --help lists them)"
-                ))
-                .into());
+                )));
             }
         }
     }

@@ -4,10 +4,10 @@ use std::fmt::Write as _;
 use std::io::{self, BufWriter, StdoutLock, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
-use ipc_client::{KindDetails, Lifetime, ObjectInfo, StatusInfo};
+use ipc_client::{Lifetime, ObjectInfo, StatusInfo};
 use serde_json::{Value, json};
 
-use crate::cmd::{fifo, mq, pipe};
+use crate::cmd;
 
 /// Standard output was closed by its reader (`ipcctl recv … | head -1`): not an
 /// error, the command just stops.
@@ -35,19 +35,55 @@ impl Out {
         self.bytes(b"\n")
     }
 
-    /// Writes a JSON value on one line.
+    /// Writes a JSON value on one line (compact: one document, one line).
     pub fn json(&mut self, v: &Value) -> anyhow::Result<()> {
         self.line(v.to_string())
-    }
-
-    /// Writes a JSON value, pretty-printed.
-    pub fn json_pretty(&mut self, v: &Value) -> anyhow::Result<()> {
-        self.line(serde_json::to_string_pretty(v)?)
     }
 
     /// Pushes buffered output to the reader.
     pub fn flush(&mut self) -> anyhow::Result<()> {
         self.0.flush().map_err(stdout_error)
+    }
+}
+
+/// Prints a command's result: with `json`, the one compact JSON document
+/// `doc` makes; else the text `text` makes, as a line.
+pub fn print(
+    json: bool,
+    doc: impl FnOnce() -> Value,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    let mut out = Out::new();
+    if json {
+        out.json(&doc())?;
+    } else {
+        out.line(text())?;
+    }
+    out.flush()
+}
+
+/// Prints the JSON document of a command that prints nothing as text.
+pub fn print_json_only(json: bool, doc: impl FnOnce() -> Value) -> anyhow::Result<()> {
+    if !json {
+        return Ok(());
+    }
+    let mut out = Out::new();
+    out.json(&doc())?;
+    out.flush()
+}
+
+/// What a `send` sent: `{"sent":ADDRESS,"messages":N,"bytes":B}`;
+/// `messages` is `null` for a `--raw` byte stream, which has no messages.
+pub fn sent_json(address: &str, messages: Option<u64>, bytes: u64) -> Value {
+    json!({ "sent": address, "messages": messages, "bytes": bytes })
+}
+
+/// An object's name in the kernel; an anonymous pipe has none (the daemon
+/// says `(anonymous pipe)` or nothing).
+pub fn kernel_name(o: &ObjectInfo) -> Option<&str> {
+    match o.kernel_name.as_str() {
+        "" | "(anonymous pipe)" => None,
+        name => Some(name),
     }
 }
 
@@ -123,7 +159,7 @@ pub fn object_json(o: &ObjectInfo) -> Value {
     let mut v = json!({
         "address": o.address,
         "kind": o.kind.as_str(),
-        "kernel_name": o.kernel_name,
+        "kernel_name": kernel_name(o),
         "owner_uid": o.owner_uid,
         "owner_gid": o.owner_gid,
         "mode": mode(o.mode),
@@ -133,11 +169,7 @@ pub fn object_json(o: &ObjectInfo) -> Value {
         "created_at": timestamp(o.created_at_ms),
         "opens": o.opens,
     });
-    match &o.details {
-        KindDetails::Mq(d) => mq::json_details(d, &mut v),
-        KindDetails::Pipe(d) => pipe::json_details(d, &mut v),
-        KindDetails::Fifo(d) => fifo::json_details(d, &mut v),
-    }
+    cmd::json_details(&o.details, &mut v);
     v
 }
 
@@ -173,11 +205,7 @@ pub fn status_json(s: &StatusInfo) -> Value {
 /// An object's fields, one `label: value` per line.
 pub fn object_fields(o: &ObjectInfo) -> String {
     let mut rows = vec![("address", o.address.clone()), ("kind", o.kind.to_string())];
-    rows.extend(match &o.details {
-        KindDetails::Mq(d) => mq::field_rows(o, d),
-        KindDetails::Pipe(d) => pipe::field_rows(o, d),
-        KindDetails::Fifo(d) => fifo::field_rows(o, d),
-    });
+    rows.extend(cmd::field_rows(o));
     rows.extend([
         ("owner", format!("uid {}, gid {}", o.owner_uid, o.owner_gid)),
         ("mode", mode(o.mode)),
@@ -235,11 +263,7 @@ pub fn object_table(objects: &[ObjectInfo]) -> String {
     let rows = objects
         .iter()
         .map(|o| {
-            let [queued, capacity, ends] = match &o.details {
-                KindDetails::Mq(d) => mq::table_cells(d),
-                KindDetails::Pipe(d) => pipe::table_cells(d),
-                KindDetails::Fifo(d) => fifo::table_cells(d),
-            };
+            let [queued, capacity, ends] = cmd::table_cells(&o.details);
             vec![
                 o.address.clone(),
                 queued,
@@ -248,7 +272,7 @@ pub fn object_table(objects: &[ObjectInfo]) -> String {
                 mode(o.mode),
                 format!("{}:{}", o.owner_uid, o.owner_gid),
                 lifetime(o.lifetime).to_owned(),
-                o.kernel_name.clone(),
+                kernel_name(o).unwrap_or("-").to_owned(),
             ]
         })
         .collect::<Vec<_>>();
@@ -302,7 +326,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipc_client::{FifoDetails, Kind, MqDetails, PipeDetails};
+    use ipc_client::{FifoDetails, Kind, KindDetails, MqDetails, PipeDetails};
 
     fn info() -> ObjectInfo {
         ObjectInfo {
@@ -411,20 +435,27 @@ mod tests {
         );
 
         let text = object_fields(&pipe);
-        assert!(text.contains("buffered:    21 bytes"), "{text}");
-        assert!(text.contains("closed:      yes"), "{text}");
+        assert!(text.contains("buffered bytes: 21\n"), "{text}");
+        assert!(text.contains("closed:         yes"), "{text}");
+        assert!(text.contains("kernel name:    none (anonymous)"), "{text}");
         let j = object_json(&pipe);
         assert_eq!(
             (j["buffered_bytes"].as_u64(), j["closed"].as_bool()),
             (Some(21), Some(true))
         );
+        // The daemon's placeholder (or an empty name) is no name at all.
+        assert!(j["kernel_name"].is_null(), "{j}");
+        assert!(t.lines().nth(1).unwrap().ends_with("persistent  -"), "{t}");
+        pipe.kernel_name = String::new();
+        assert!(object_json(&pipe)["kernel_name"].is_null());
 
         let text = object_fields(&fifo);
         assert!(
-            text.contains("path:        /run/ipcd/fifo/ipcd.f"),
+            text.contains("path:           /run/ipcd/fifo/ipcd.f"),
             "{text}"
         );
-        assert!(text.contains("waiting:     5 bytes"), "{text}");
+        assert!(text.contains("buffered bytes: 5\n"), "{text}");
+        assert!(text.contains("buffered:       yes"), "{text}");
         let j = object_json(&fifo);
         assert_eq!(j["path"], "/run/ipcd/fifo/ipcd.f");
         assert_eq!(j["buffered"], true);

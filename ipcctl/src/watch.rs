@@ -141,6 +141,30 @@ impl Watch {
     }
 }
 
+/// Waits at most `timeout` until `fd` is ready for `events` (or at end of
+/// file, or in error); returns whether it is.
+pub fn wait_ready(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    timeout: Duration,
+) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut fds = [PollFd::new(fd, events)];
+        match poll(&mut fds, poll_timeout(left)) {
+            Ok(0) if left.is_zero() => return Ok(false),
+            Ok(0) => {}
+            Ok(_) => return Ok(true),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(anyhow::Error::new(e).context("poll")),
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+    }
+}
+
 /// A poll timeout that never rounds a remaining wait down to zero.
 fn poll_timeout(left: Duration) -> PollTimeout {
     PollTimeout::try_from(left.as_micros().div_ceil(1000)).unwrap_or(PollTimeout::MAX)

@@ -1,18 +1,17 @@
 //! `ipcctl` as a process: help, usage errors, exit statuses and output formats,
 //! against a small fake daemon that hands out real POSIX message queues.
 
-use std::io::{IoSlice, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use ipc_client::testing::{self, FakePeer};
 use nix::mqueue::{MQ_OFlag, MqAttr, mq_close, mq_open, mq_unlink};
-use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 use nix::sys::stat::Mode;
 use protocol::{
-    Access, ClientFrame, Credentials, ErrorCode, Kind, KindDetails, Lifetime, Limits, MqDetails,
-    ObjectInfo, Outcome, Reply, Request, ServerFrame, Welcome, WireError,
+    Access, ErrorCode, Lifetime, ObjectInfo, Outcome, Reply, Request, ServerFrame, WireError,
 };
 
 fn ipcctl(socket: &Path, args: &[&str], stdin: &[u8]) -> Output {
@@ -29,14 +28,51 @@ fn ipcctl_env(args: &[&str], stdin: &[u8], env: &[(&str, &std::ffi::OsStr)]) -> 
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    finish(child, args)
+}
+
+/// How long one ipcctl run may take before the test fails.
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits for `child` (killing it after [`COMMAND_TIMEOUT`]) and collects its output.
+fn finish(mut child: std::process::Child, args: &[&str]) -> Output {
+    let mut pipes = (child.stdout.take(), child.stderr.take());
+    let read = |p: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = p {
+                p.read_to_end(&mut buf).unwrap();
+            }
+            buf
+        })
+    };
+    let out = read(pipes.0.take().map(|p| Box::new(p) as _));
+    let err = read(pipes.1.take().map(|p| Box::new(p) as _));
+    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("ipcctl {args:?} still ran after {COMMAND_TIMEOUT:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// A fake ipcd serving one real queue as `mq:q`; everything else is not found.
+/// A fake ipcd (`ipc_client::testing`) serving one real queue as `mq:q`;
+/// everything else is not found.
 struct FakeDaemon {
     socket: PathBuf,
     queue: String,
@@ -44,29 +80,16 @@ struct FakeDaemon {
 
 impl FakeDaemon {
     fn start(tag: &str) -> Self {
-        let pid = std::process::id();
-        let socket = std::env::temp_dir().join(format!("ipcctl-{tag}-{pid}.sock"));
-        let queue = format!("/ipcctl-test-{tag}-{pid}");
-        let _ = std::fs::remove_file(&socket);
+        let queue = format!("/ipcctl-test-{tag}-{}", std::process::id());
         let _ = mq_unlink(queue.as_str());
         let attr = MqAttr::new(0, 2, 32, 0);
         let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_RDWR;
-        mq_close(
-            mq_open(
-                queue.as_str(),
-                flags,
-                Mode::from_bits_truncate(0o600),
-                Some(&attr),
-            )
-            .unwrap(),
-        )
-        .unwrap();
-        let listener = UnixListener::bind(&socket).unwrap();
+        let mode = Mode::from_bits_truncate(0o600);
+        mq_close(mq_open(queue.as_str(), flags, mode, Some(&attr)).unwrap()).unwrap();
         let name = queue.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let name = name.clone();
-                std::thread::spawn(move || serve(stream.unwrap(), &name));
+        let socket = testing::fake_daemon_each("ipcctl", move |mut peer| {
+            if peer.handshake().is_some() {
+                peer.serve(|peer, id, body| answer(peer, id, body, &name));
             }
         });
         FakeDaemon { socket, queue }
@@ -80,111 +103,40 @@ impl Drop for FakeDaemon {
     }
 }
 
-fn read_frame(s: &mut UnixStream) -> Option<ClientFrame> {
-    let mut header = [0u8; 4];
-    s.read_exact(&mut header).ok()?;
-    let mut payload = vec![0; u32::from_le_bytes(header) as usize];
-    s.read_exact(&mut payload).ok()?;
-    Some(protocol::decode_client(&payload).unwrap())
-}
-
-fn write_frame(s: &mut UnixStream, frame: &ServerFrame, fds: &[i32]) {
-    let bytes = protocol::frame::frame(&protocol::encode_server(frame).unwrap(), 1 << 20).unwrap();
-    let cmsg = [ControlMessage::ScmRights(fds)];
-    let cmsgs = if fds.is_empty() { &[][..] } else { &cmsg[..] };
-    sendmsg::<()>(
-        s.as_raw_fd(),
-        &[IoSlice::new(&bytes)],
-        cmsgs,
-        MsgFlags::empty(),
-        None,
-    )
-    .unwrap();
-}
-
-fn serve(mut s: UnixStream, queue: &str) {
-    let Some(ClientFrame::Hello(_)) = read_frame(&mut s) else {
-        return;
-    };
-    let welcome = Welcome {
-        version: protocol::PROTOCOL_VERSION,
-        min_version: 1,
-        max_version: protocol::PROTOCOL_VERSION,
-        server: "fake".into(),
-        limits: Limits {
-            max_frame: 1 << 20,
-            max_message_size: 8192,
-            max_objects_per_uid: 9,
-            max_connections: 9,
-        },
-        peer: Credentials {
-            pid: 0,
-            uid: 0,
-            gid: 0,
-        },
-    };
-    write_frame(&mut s, &ServerFrame::Welcome(welcome), &[]);
-    while let Some(ClientFrame::Request { id, body }) = read_frame(&mut s) {
-        let info = ObjectInfo {
-            address: "mq:q".into(),
-            kind: Kind::Mq,
-            kernel_name: queue.into(),
-            owner_uid: 0,
-            owner_gid: 0,
-            mode: 0o600,
-            creator_pid: 1,
-            created_at_ms: 0,
-            lifetime: Lifetime::Persistent,
-            opens: 0,
-            details: KindDetails::Mq(MqDetails {
-                capacity: 2,
-                msg_size: 32,
-                depth: 0,
-            }),
-        };
-        match body {
-            // A session object whose daemon goes away right after creating it.
-            Request::Create { address, .. } if address == "mq:sess" => {
-                let info = ObjectInfo {
-                    address,
-                    lifetime: Lifetime::Session,
-                    ..info
-                };
-                let result = Outcome::Ok(Reply::Created(info));
-                write_frame(&mut s, &ServerFrame::Response { id, fds: 0, result }, &[]);
-                return;
-            }
-            Request::Open { address, access } if address == "mq:q" => {
-                let flags = match access {
-                    Access::Read => MQ_OFlag::O_RDONLY,
-                    Access::Write => MQ_OFlag::O_WRONLY,
-                    Access::ReadWrite => MQ_OFlag::O_RDWR,
-                };
-                let mqd = mq_open(queue, flags, Mode::empty(), None).unwrap();
-                let result = Outcome::Ok(Reply::Opened { info, access });
-                write_frame(
-                    &mut s,
-                    &ServerFrame::Response { id, fds: 1, result },
-                    &[mqd.as_raw_fd()],
-                );
-                mq_close(mqd).unwrap();
-            }
-            Request::Stat { address } if address == "mq:q" => {
-                let result = Outcome::Ok(Reply::Stat(info));
-                write_frame(&mut s, &ServerFrame::Response { id, fds: 0, result }, &[]);
-            }
-            other => {
-                let e = WireError::new(ErrorCode::NotFound, format!("no object for {other:?}"));
-                write_frame(
-                    &mut s,
-                    &ServerFrame::Response {
-                        id,
-                        fds: 0,
-                        result: Outcome::Err(e),
-                    },
-                    &[],
-                );
-            }
+/// The fake daemon's answer to one request about the queue `queue`.
+fn answer(peer: &mut FakePeer, id: u64, body: Request, queue: &str) {
+    let info = testing::mq_info("mq:q", queue, 2, 32);
+    match body {
+        // A session object whose daemon goes away right after creating it.
+        Request::Create { address, .. } if address == "mq:sess" => {
+            let info = ObjectInfo {
+                address,
+                lifetime: Lifetime::Session,
+                ..info
+            };
+            peer.write(&testing::respond(id, Outcome::Ok(Reply::Created(info))));
+            let _ = peer.0.shutdown(std::net::Shutdown::Both);
+        }
+        Request::Open { address, access } if address == "mq:q" => {
+            let flags = match access {
+                Access::Read => MQ_OFlag::O_RDONLY,
+                Access::Write => MQ_OFlag::O_WRONLY,
+                Access::ReadWrite => MQ_OFlag::O_RDWR,
+            };
+            let mqd = mq_open(queue, flags, Mode::empty(), None).unwrap();
+            let result = Outcome::Ok(Reply::Opened { info, access });
+            peer.write_with_fds(
+                &ServerFrame::Response { id, fds: 1, result },
+                &[mqd.as_raw_fd()],
+            );
+            mq_close(mqd).unwrap();
+        }
+        Request::Stat { address } if address == "mq:q" => {
+            peer.write(&testing::respond(id, Outcome::Ok(Reply::Stat(info))));
+        }
+        other => {
+            let e = WireError::new(ErrorCode::NotFound, format!("no object for {other:?}"));
+            peer.write(&testing::respond(id, Outcome::Err(e)));
         }
     }
 }
@@ -506,7 +458,7 @@ fn a_session_object_whose_daemon_goes_away_is_an_error() {
     );
     assert_eq!(
         stderr(&o),
-        "ipcctl: ipcd closed the connection; mq:sess (session lifetime) is gone\n"
+        "ipcctl: ipcd closed the connection; mq:sess (session lifetime) is gone (daemon-gone)\n"
     );
 }
 
@@ -547,4 +499,258 @@ fn nothing_is_taken_for_an_output_nobody_reads() {
         b"",
     );
     assert_eq!(o.stdout, b"m1\nm2\n");
+}
+
+/// The one JSON document on standard output (a single line), parsed.
+fn json_out(o: &Output) -> serde_json::Value {
+    let text = String::from_utf8(o.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "not one line: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The one JSON error document on standard error, parsed.
+fn json_err(o: &Output) -> serde_json::Value {
+    let text = stderr(o);
+    assert_eq!(text.lines().count(), 1, "not one line: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn json_is_one_compact_document_per_command_and_errors_are_json_too() {
+    let d = FakeDaemon::start("json");
+    let s = &d.socket;
+    let o = ipcctl(s, &["--json", "stat", "mq:q"], b"");
+    assert_eq!(json_out(&o)["address"], "mq:q");
+
+    // send says what it sent.
+    let o = ipcctl(s, &["--json", "send", "mq:q", "hi"], b"");
+    assert_eq!(
+        json_out(&o),
+        serde_json::json!({"sent": "mq:q", "messages": 1, "bytes": 2})
+    );
+    assert!(ipcctl(s, &["recv", "mq:q"], b"").status.success());
+    let o = ipcctl(s, &["send", "mq:q", "--lines", "--json"], b"a\nbb\n");
+    assert_eq!(
+        json_out(&o),
+        serde_json::json!({"sent": "mq:q", "messages": 2, "bytes": 3})
+    );
+    // Several messages received: one document per message (JSON Lines).
+    let o = ipcctl(s, &["--json", "recv", "mq:q", "--count", "2"], b"");
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "{\"message\":\"a\",\"priority\":0}\n{\"message\":\"bb\",\"priority\":0}\n"
+    );
+
+    // Errors: one document on stderr, the code apart from the message.
+    let o = ipcctl(s, &["--json", "stat", "mq:nope"], b"");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    let e = json_err(&o);
+    assert_eq!(e["error"]["code"], "not-found", "{e}");
+    assert_eq!(e["error"]["number"], ErrorCode::NotFound.as_u16(), "{e}");
+    assert!(
+        !e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("(not-found)"),
+        "{e}"
+    );
+    let o = ipcctl(s, &["--json", "recv", "mq:q", "--nonblock"], b"");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        json_err(&o)["error"],
+        serde_json::json!({"code": "would-block", "number": ErrorCode::WouldBlock.as_u16(), "message": "mq:q is empty"})
+    );
+    // ipcctl's own codes have no number; usage errors are JSON too.
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    let o = ipcctl(nowhere, &["ping", "--json"], b"");
+    let e = json_err(&o);
+    assert_eq!(
+        (e["error"]["code"].as_str(), e["error"]["number"].as_u64()),
+        (Some("not-running"), None)
+    );
+    let o = ipcctl(nowhere, &["--json", "recv", "mq:q", "--count", "0"], b"");
+    assert_eq!(o.status.code(), Some(64));
+    let e = json_err(&o);
+    assert_eq!(e["error"]["code"], "usage", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at least 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_error_line_ends_with_its_code() {
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    let d = FakeDaemon::start("shape");
+    for (socket, args, code) in [
+        (nowhere, &["ping"][..], "not-running"),
+        (nowhere, &["recv", "mq:q", "--timeout", "5"], "usage"),
+        (nowhere, &["bogus"], "usage"),
+        (nowhere, &["stat", "mq:a/b"], "invalid-name"),
+        (&d.socket, &["stat", "mq:nope"], "not-found"),
+        (&d.socket, &["recv", "mq:q", "--nonblock"], "would-block"),
+        (&d.socket, &["send", "mq:q", &"x".repeat(33)], "too-large"),
+    ] {
+        let o = ipcctl(socket, args, b"");
+        let e = stderr(&o);
+        let first = e.lines().next().unwrap_or_default();
+        assert!(first.starts_with("ipcctl: "), "{args:?}: {e}");
+        assert!(first.ends_with(&format!(" ({code})")), "{args:?}: {e}");
+        assert_eq!(
+            first.matches(&format!("({code})")).count(),
+            1,
+            "{args:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_kind_is_the_same_error_for_every_verb() {
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    for (args, says) in [
+        (
+            &["close", "mq:x"][..],
+            "close takes pipe: only; mq:x is a message queue",
+        ),
+        (
+            &["close", "fifo:x"],
+            "close takes pipe: only; fifo:x is a FIFO",
+        ),
+        (
+            &["path", "pipe:x"],
+            "path takes fifo: only; pipe:x is a pipe",
+        ),
+        (
+            &["exec", "--stdin", "mq:x", "--", "cat"],
+            "exec --stdin takes pipe: or fifo: only; mq:x is a message queue",
+        ),
+        (
+            &["exec", "--stdin", "pipe:a", "--stdout", "mq:y", "--", "cat"],
+            "exec --stdout takes pipe: or fifo: only; mq:y is a message queue",
+        ),
+    ] {
+        // Checked before connecting, so no daemon is needed to hear it.
+        let o = ipcctl(nowhere, args, b"");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            format!("ipcctl: {says} (wrong-kind)\n"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn flags_that_do_not_apply_are_usage_errors_before_connecting() {
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    for (args, says) in [
+        (
+            &["create", "pipe:p", "--adopt"][..],
+            "--adopt is for mq: and fifo: only",
+        ),
+        (
+            &["create", "mq:q", "--adopt", "--capacity", "5"],
+            "an adopted queue keeps its own",
+        ),
+        (
+            &["create", "fifo:f", "--capacity", "10"],
+            "--capacity is for mq: and pipe: only",
+        ),
+        (
+            &["create", "mq:q", "--buffered"],
+            "--buffered is for fifo: only",
+        ),
+        (
+            &["send", "pipe:p", "hi", "--priority", "3"],
+            "--priority applies to mq: only",
+        ),
+        (
+            &["recv", "fifo:f", "--raw", "--count", "2"],
+            "--count counts lines",
+        ),
+        (
+            &["--json", "exec", "--stdin", "pipe:a", "--", "true"],
+            "--json does not apply to exec",
+        ),
+    ] {
+        let o = ipcctl(nowhere, args, b"");
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains(says), "{args:?}: {e}");
+        if args.contains(&"--json") {
+            assert_eq!(json_err(&o)["error"]["code"], "usage", "{args:?}: {e}");
+        } else {
+            assert!(e.starts_with("ipcctl: "), "{args:?}: {e}");
+            assert!(e.ends_with(" (usage)\n"), "{args:?}: {e}");
+        }
+    }
+}
+
+#[test]
+fn connect_errors_say_what_to_check() {
+    let dir = std::env::temp_dir().join(format!("ipcctl-connect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("file");
+    std::fs::write(&file, b"").unwrap();
+    let stale = dir.join("stale.sock");
+    drop(UnixListener::bind(&stale).unwrap());
+    for (socket, says, code) in [
+        (&dir, "it is a directory, not a socket", "not-a-socket"),
+        (&file, "it is a regular file, not a socket", "not-a-socket"),
+        (&stale, "nothing listens on it", "not-running"),
+    ] {
+        let o = ipcctl(socket, &["ping"], b"");
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains(says), "{e}");
+        assert!(e.ends_with(&format!(" ({code})\n")), "{e}");
+    }
+    // Permission to connect: only another uid can be refused (root never is).
+    if nix::unistd::geteuid().is_root() {
+        use std::os::unix::fs::PermissionsExt as _;
+        use std::os::unix::process::CommandExt as _;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let socket = dir.join("private.sock");
+        let _listener = UnixListener::bind(&socket).unwrap();
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ipcctl"))
+            .args(["--socket", socket.to_str().unwrap(), "ping"])
+            .uid(65534)
+            .gid(65534)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = finish(child, &["ping"]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains("socket_mode") && e.contains("socket_group"),
+            "{e}"
+        );
+        assert!(e.ends_with(" (permission-denied)\n"), "{e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn queue_sizes_beyond_linux_s_hard_limits_are_refused_before_asking() {
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    let o = ipcctl(nowhere, &["create", "mq:big", "--capacity", "65537"], b"");
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("at most 65536 messages"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ipcctl(nowhere, &["create", "mq:big", "--msg-size", "17MiB"], b"");
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    // 65536 itself is the daemon's (and the kernel's) to judge.
+    let o = ipcctl(nowhere, &["create", "mq:big", "--capacity", "65536"], b"");
+    assert!(stderr(&o).ends_with("(not-running)\n"), "{}", stderr(&o));
 }

@@ -4,70 +4,72 @@
 use std::io::IsTerminal as _;
 use std::time::Instant;
 
-use ipc_client::{Client, CreateSpec, Kind, KindDetails, Lifetime};
+use ipc_client::{Client, CreateSpec, ErrorCode, Kind, KindDetails, Lifetime};
 use serde_json::json;
 
-use crate::cli::CreateArgs;
-use crate::output::{self, Out};
+use crate::cli::{CreateArgs, DeleteArgs};
+use crate::errors::{Code, fail};
+use crate::output;
 
 /// `ipcctl ping`: one round trip, timed.
 pub fn ping(client: &mut Client, json: bool) -> anyhow::Result<()> {
     let start = Instant::now();
     client.ping()?;
     let rtt = start.elapsed();
-    let server = &client.welcome().server;
-    let mut out = Out::new();
-    if json {
-        out.json(&json!({
-            "server": server,
-            "version": client.welcome().version,
-            "rtt_us": rtt.as_nanos() as f64 / 1e3,
-        }))?;
-    } else {
-        out.line(format!(
-            "pong from {server} in {:.3} ms",
-            rtt.as_secs_f64() * 1e3
-        ))?;
-    }
-    out.flush()
+    let welcome = client.welcome();
+    output::print(
+        json,
+        || {
+            json!({
+                "server": welcome.server,
+                "version": welcome.version,
+                "rtt_us": rtt.as_nanos() as f64 / 1e3,
+            })
+        },
+        || {
+            format!(
+                "pong from {} in {:.3} ms",
+                welcome.server,
+                rtt.as_secs_f64() * 1e3
+            )
+        },
+    )
 }
 
 /// `ipcctl status`.
 pub fn status(client: &mut Client, json: bool) -> anyhow::Result<()> {
     let status = client.status()?;
-    let mut out = Out::new();
-    if json {
-        out.json_pretty(&output::status_json(&status))?;
-    } else {
-        out.line(output::status_fields(&status))?;
-    }
-    out.flush()
+    output::print(
+        json,
+        || output::status_json(&status),
+        || output::status_fields(&status),
+    )
 }
 
 /// `ipcctl list [KIND]`.
 pub fn list(client: &mut Client, kind: Option<Kind>, json: bool) -> anyhow::Result<()> {
     let objects = client.list(kind)?;
-    let mut out = Out::new();
-    if json {
-        out.json_pretty(&objects.iter().map(output::object_json).collect())?;
-    } else if objects.is_empty() {
-        out.line("no objects")?;
-    } else {
-        out.line(output::object_table(&objects))?;
-    }
-    out.flush()
+    output::print(
+        json,
+        || objects.iter().map(output::object_json).collect(),
+        || {
+            if objects.is_empty() {
+                "no objects".to_owned()
+            } else {
+                output::object_table(&objects)
+            }
+        },
+    )
 }
 
 /// `ipcctl stat ADDR`.
 pub fn stat(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()> {
     let info = client.stat(address)?;
-    let mut out = Out::new();
-    if json {
-        out.json_pretty(&output::object_json(&info))?;
-    } else {
-        out.line(output::object_fields(&info))?;
-    }
-    out.flush()
+    output::print(
+        json,
+        || output::object_json(&info),
+        || output::object_fields(&info),
+    )
 }
 
 /// `ipcctl create ADDR …`; with `--session`, stays connected until the daemon
@@ -84,19 +86,19 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
         params: super::create_params(args)?,
     };
     let info = client.create(&args.address, spec)?;
-    let mut out = Out::new();
-    if json {
-        out.json_pretty(&output::object_json(&info))?;
-    } else {
-        let verb = if args.adopt { "adopted" } else { "created" };
-        let what = match &info.details {
-            KindDetails::Pipe(d) => format!("anonymous pipe of {} bytes", d.capacity),
-            KindDetails::Fifo(d) if d.buffered => format!("{}, buffered", d.path),
-            _ => info.kernel_name.clone(),
-        };
-        out.line(format!("{verb} {} ({what})", info.address))?;
-    }
-    out.flush()?;
+    output::print(
+        json,
+        || output::object_json(&info),
+        || {
+            let verb = if args.adopt { "adopted" } else { "created" };
+            let what = match &info.details {
+                KindDetails::Pipe(d) => format!("anonymous pipe of {} bytes", d.capacity),
+                KindDetails::Fifo(d) if d.buffered => format!("{}, buffered", d.path),
+                KindDetails::Mq(_) | KindDetails::Fifo(_) => info.kernel_name.clone(),
+            };
+            format!("{verb} {} ({what})", info.address)
+        },
+    )?;
     if args.session {
         if std::io::stderr().is_terminal() {
             eprintln!(
@@ -111,18 +113,70 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
             Ok(()) => "ipcd closed the connection".into(),
             Err(e) => format!("lost the connection to ipcd ({e})"),
         };
-        anyhow::bail!("{why}; {} (session lifetime) is gone", info.address);
+        return Err(fail(
+            Code::DaemonGone,
+            format!("{why}; {} (session lifetime) is gone", info.address),
+        ));
     }
     Ok(())
 }
 
-/// `ipcctl delete ADDR`.
-pub fn delete(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()> {
-    client.delete(address)?;
-    if json {
-        let mut out = Out::new();
-        out.json(&json!({ "deleted": address }))?;
-        out.flush()?;
+/// `ipcctl delete ADDR…` or `--all [--kind K]` (the caller's own objects).
+/// Prints what it deleted with `--all` or `--json`, even when one fails.
+pub fn delete(
+    client: &mut Client,
+    args: &DeleteArgs,
+    kind: Option<Kind>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let targets = if args.all {
+        let uid = client.welcome().peer.uid;
+        let objects = client.list(kind)?;
+        objects
+            .into_iter()
+            .filter(|o| o.owner_uid == uid)
+            .map(|o| o.address)
+            .collect()
+    } else {
+        args.addresses.clone()
+    };
+    let mut deleted: Vec<String> = Vec::new();
+    let mut failed = None;
+    for address in targets {
+        match client.delete(&address) {
+            Ok(()) => deleted.push(address),
+            // Deleted meanwhile by someone else: gone all the same.
+            Err(e) if args.all && e.code() == Some(ErrorCode::NotFound) => {}
+            Err(e) => {
+                failed = Some(anyhow::Error::new(e).context(match deleted.as_slice() {
+                    [] => format!("cannot delete {address}"),
+                    done => format!(
+                        "cannot delete {address} (after deleting {})",
+                        done.join(", ")
+                    ),
+                }));
+                break;
+            }
+        }
     }
-    Ok(())
+    let printed = if args.all || json {
+        output::print(
+            json,
+            || json!({ "deleted": deleted }),
+            || match deleted.as_slice() {
+                [] => "nothing to delete".to_owned(),
+                done => done
+                    .iter()
+                    .map(|a| format!("deleted {a}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            },
+        )
+    } else {
+        Ok(())
+    };
+    match failed {
+        Some(e) => Err(e),
+        None => printed,
+    }
 }

@@ -2,14 +2,15 @@
 //! waits for a reader), `path`, and their output rows (send and recv are `stream`'s).
 
 use ipc_client::{
-    Client, FifoDetails, FifoParams, FifoReader, FifoWriter, KindDetails, KindParams, ObjectInfo,
+    Client, ErrorCode, FifoDetails, FifoParams, FifoReader, FifoWriter, KindDetails, KindParams,
+    ObjectInfo,
 };
 use serde_json::{Value, json};
 
-use super::not_for;
+use super::{described, not_for};
 use crate::cli::CreateArgs;
-use crate::errors::NothingInTime;
-use crate::output::Out;
+use crate::errors::fail;
+use crate::output;
 use crate::watch::{Wait, show};
 
 /// The FIFO's parameters from `create`'s flags.
@@ -30,14 +31,17 @@ pub fn open_writer(client: &mut Client, address: &str, wait: Wait) -> anyhow::Re
     let timeout = wait.as_timeout();
     match client.open_fifo_writer(address, timeout) {
         Ok(w) => Ok(w),
-        Err(ipc_client::Error::WouldBlock) => {
-            Err(NothingInTime(format!("no reader has {address} open (would-block)")).into())
-        }
-        Err(ipc_client::Error::TimedOut) => Err(NothingInTime(format!(
-            "no reader opened {address} within {} (timed-out)",
-            show(timeout.unwrap_or_default())
-        ))
-        .into()),
+        Err(ipc_client::Error::WouldBlock) => Err(fail(
+            ErrorCode::WouldBlock,
+            format!("no reader has {address} open"),
+        )),
+        Err(ipc_client::Error::TimedOut) => Err(fail(
+            ErrorCode::TimedOut,
+            format!(
+                "no reader opened {address} within {}",
+                show(timeout.unwrap_or_default())
+            ),
+        )),
         Err(e) => Err(anyhow::Error::new(e).context(format!("cannot open {address} for writing"))),
     }
 }
@@ -50,20 +54,21 @@ pub fn open_reader(client: &mut Client, address: &str) -> anyhow::Result<FifoRea
 /// `ipcctl path ADDR`: a FIFO's path.
 pub fn path(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()> {
     let info = client.stat(address)?;
+    // main checked the address's kind; this is ipcd's answer about it.
     let KindDetails::Fifo(d) = &info.details else {
-        anyhow::bail!(
-            "{address} has no path: only fifo: objects are files (a {} is reached through \
-             ipcctl send, recv and exec, or ipc-client) (wrong-kind)",
-            info.kind
-        );
+        return Err(fail(
+            ErrorCode::WrongKind,
+            format!(
+                "path takes fifo: only; {address} is {}",
+                described(info.kind)
+            ),
+        ));
     };
-    let mut out = Out::new();
-    if json {
-        out.json(&json!({ "address": info.address, "path": d.path }))?;
-    } else {
-        out.line(&d.path)?;
-    }
-    out.flush()
+    output::print(
+        json,
+        || json!({ "address": info.address, "path": d.path }),
+        || d.path.clone(),
+    )
 }
 
 /// A FIFO's own JSON fields.
@@ -81,7 +86,7 @@ pub fn field_rows(_: &ObjectInfo, d: &FifoDetails) -> Vec<(&'static str, String)
     if d.buffered {
         rows.extend([
             ("buffered", "yes: ipcd holds it open".to_owned()),
-            ("waiting", format!("{} bytes", d.buffered_bytes)),
+            ("buffered bytes", d.buffered_bytes.to_string()),
         ]);
     } else {
         rows.push(("buffered", "no: writers wait for a reader".to_owned()));

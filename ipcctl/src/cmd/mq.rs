@@ -6,20 +6,47 @@ use std::os::unix::ffi::OsStrExt as _;
 
 use anyhow::Context as _;
 use ipc_client::{
-    Access, Client, KindParams, MessageQueue, MqDetails, MqParams, ObjectInfo, Reply, Request,
+    Access, Client, ErrorCode, KindParams, MessageQueue, MqDetails, MqParams, ObjectInfo, Reply,
+    Request,
 };
 use serde_json::Value;
 
-use super::{not_for, stopped_at};
+use super::{Sent, not_for, stopped_at};
 use crate::cli::{CreateArgs, RecvArgs, SendArgs};
-use crate::errors::NothingInTime;
+use crate::errors::{Code, fail, usage};
 use crate::output::{Out, message_json};
 use crate::watch::{Wait, Waited, Watch, show};
 
+/// The most messages a queue can hold on Linux, whatever `fs.mqueue.msg_max`
+/// says (`HARD_MSGMAX`).
+const HARD_MSGMAX: u32 = 65_536;
+/// The largest message a queue can carry on Linux, whatever
+/// `fs.mqueue.msgsize_max` says (`HARD_MSGSIZEMAX`, 16 MiB).
+const HARD_MSGSIZEMAX: u32 = 16 << 20;
+
 /// The queue's parameters from `create`'s flags.
 pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
+    // No sysctl raises these: refuse them here rather than have a hint suggest one.
+    if args.capacity.is_some_and(|c| c > HARD_MSGMAX) {
+        return Err(usage(format!(
+            "--capacity for mq: is at most {HARD_MSGMAX} messages (Linux's hard limit, \
+             above any fs.mqueue.msg_max)"
+        )));
+    }
+    if args.msg_size.is_some_and(|s| s > HARD_MSGSIZEMAX) {
+        return Err(usage(format!(
+            "--msg-size is at most {HARD_MSGSIZEMAX} bytes (16 MiB, Linux's hard limit, \
+             above any fs.mqueue.msgsize_max)"
+        )));
+    }
     if args.buffered {
         return Err(not_for(args, "--buffered", "for fifo: only"));
+    }
+    if args.adopt && (args.capacity.is_some() || args.msg_size.is_some()) {
+        return Err(usage(
+            "--capacity and --msg-size set up a new queue; an adopted queue keeps its own \
+             (ipcctl stat shows them)",
+        ));
     }
     Ok(KindParams::Mq(MqParams {
         capacity: args.capacity,
@@ -34,20 +61,24 @@ fn open(client: &mut Client, address: &str, access: Access) -> anyhow::Result<Me
         access,
     })?;
     let Reply::Opened { info, access } = response.reply else {
-        anyhow::bail!(
-            "unexpected answer to opening {address}: {:?}",
-            response.reply
-        );
+        return Err(fail(
+            Code::Protocol,
+            format!(
+                "unexpected answer to opening {address}: {:?}",
+                response.reply
+            ),
+        ));
     };
     Ok(MessageQueue::from_opened(info, access, response.fds)?)
 }
 
 /// `ipcctl send mq:…`: MESSAGE, standard input as one message, or `--lines`.
-pub fn send(client: &mut Client, args: &SendArgs) -> anyhow::Result<()> {
+pub fn send(client: &mut Client, args: &SendArgs) -> anyhow::Result<Sent> {
     let q = open(client, &args.address, Access::Write)?;
     let wait = Wait::from_flags(args.timeout, args.nonblock);
     let priority = args.priority.unwrap_or(0);
-    let send_one = |msg: &[u8]| -> anyhow::Result<()> {
+    let mut sent = Sent::default();
+    let mut send_one = |msg: &[u8]| -> anyhow::Result<()> {
         let result = match wait {
             Wait::Forever => q.send(msg, priority),
             Wait::Timeout(t) => q.send_timeout(msg, priority, t),
@@ -55,28 +86,32 @@ pub fn send(client: &mut Client, args: &SendArgs) -> anyhow::Result<()> {
         };
         result.map_err(|e| match e {
             ipc_client::Error::WouldBlock => {
-                NothingInTime(format!("{} is full (would-block)", q.address())).into()
+                fail(ErrorCode::WouldBlock, format!("{} is full", q.address()))
             }
-            ipc_client::Error::TimedOut => NothingInTime(format!(
-                "{} stayed full for {} (timed-out)",
-                q.address(),
-                show(args.timeout.unwrap_or_default())
-            ))
-            .into(),
+            ipc_client::Error::TimedOut => fail(
+                ErrorCode::TimedOut,
+                format!(
+                    "{} stayed full for {}",
+                    q.address(),
+                    show(args.timeout.unwrap_or_default())
+                ),
+            ),
             e => anyhow::Error::new(e).context(format!("cannot send to {}", q.address())),
-        })
+        })?;
+        sent.message(msg.len());
+        Ok(())
     };
     if let Some(message) = &args.message {
-        return send_one(message.as_bytes());
-    }
-    if args.lines {
-        for (sent, line) in io::stdin().lock().split(b'\n').enumerate() {
+        send_one(message.as_bytes())?;
+    } else if args.lines {
+        for (n, line) in io::stdin().lock().split(b'\n').enumerate() {
             send_one(&line.context("cannot read standard input")?)
-                .with_context(|| stopped_at(sent))?;
+                .with_context(|| stopped_at(n))?;
         }
-        return Ok(());
+    } else {
+        send_one(&read_stdin_message(&q, args.raw)?)?;
     }
-    send_one(&read_stdin_message(&q, args.raw)?)
+    Ok(sent)
 }
 
 /// All of standard input as one message: less one trailing newline unless
@@ -94,11 +129,14 @@ fn read_stdin_message(q: &MessageQueue, raw: bool) -> anyhow::Result<Vec<u8>> {
         message.pop();
     }
     if message.len() > q.msg_size() {
-        anyhow::bail!(
-            "cannot send to {}: standard input holds more than the queue's message size of {} bytes (too-large)",
-            q.address(),
-            q.msg_size()
-        );
+        return Err(fail(
+            ErrorCode::TooLarge,
+            format!(
+                "cannot send to {}: standard input holds more than the queue's message size of {} bytes",
+                q.address(),
+                q.msg_size()
+            ),
+        ));
     }
     Ok(message)
 }
@@ -145,22 +183,20 @@ pub fn recv(client: &mut Client, args: &RecvArgs, json: bool) -> anyhow::Result<
         received += 1;
     }
     if received == 0 {
-        return Err(nothing(q.address(), wait).into());
+        return Err(nothing(q.address(), wait));
     }
     Ok(())
 }
 
 /// Why nothing was received.
-fn nothing(address: &str, wait: Wait) -> NothingInTime {
-    NothingInTime(match wait {
-        Wait::Timeout(t) => {
-            format!(
-                "no message arrived on {address} within {} (timed-out)",
-                show(t)
-            )
-        }
-        _ => format!("{address} is empty (would-block)"),
-    })
+fn nothing(address: &str, wait: Wait) -> anyhow::Error {
+    match wait {
+        Wait::Timeout(t) => fail(
+            ErrorCode::TimedOut,
+            format!("no message arrived on {address} within {}", show(t)),
+        ),
+        _ => fail(ErrorCode::WouldBlock, format!("{address} is empty")),
+    }
 }
 
 /// Receives a message into `buf`, waiting for one as `wait` says. A message

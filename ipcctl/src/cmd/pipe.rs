@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::not_for;
 use crate::cli::CreateArgs;
-use crate::output::Out;
+use crate::output::{self, kernel_name};
 
 /// The pipe's parameters from `create`'s flags.
 pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
@@ -23,6 +23,13 @@ pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
             args,
             "--buffered",
             "for fifo: only (a pipe always buffers)",
+        ));
+    }
+    if args.adopt {
+        return Err(not_for(
+            args,
+            "--adopt",
+            "for mq: and fifo: only (an anonymous pipe has no name outside ipcd to adopt)",
         ));
     }
     Ok(KindParams::Pipe(PipeParams {
@@ -45,12 +52,7 @@ pub fn open_reader(client: &mut Client, address: &str) -> anyhow::Result<PipeRea
 /// `ipcctl close ADDR`: the daemon drops a pipe's write end.
 pub fn close(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()> {
     client.close(address)?;
-    if json {
-        let mut out = Out::new();
-        out.json(&json!({ "closed": address }))?;
-        out.flush()?;
-    }
-    Ok(())
+    output::print_json_only(json, || json!({ "closed": address }))
 }
 
 /// A pipe's own JSON fields.
@@ -66,8 +68,11 @@ pub fn json_details(d: &PipeDetails, v: &mut Value) {
 /// A pipe's own `stat` rows.
 pub fn field_rows(o: &ObjectInfo, d: &PipeDetails) -> Vec<(&'static str, String)> {
     vec![
-        ("kernel name", o.kernel_name.clone()),
-        ("buffered", format!("{} bytes", d.buffered_bytes)),
+        (
+            "kernel name",
+            kernel_name(o).unwrap_or("none (anonymous)").to_owned(),
+        ),
+        ("buffered bytes", d.buffered_bytes.to_string()),
         ("capacity", format!("{} bytes", d.capacity)),
         ("read ends", format!("{} handed out", d.readers_opened)),
         ("write ends", format!("{} handed out", d.writers_opened)),

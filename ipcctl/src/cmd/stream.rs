@@ -12,9 +12,9 @@ use ipc_client::{
     Client, ErrorCode, FifoReader, FifoWriter, Kind, PIPE_BUF, PipeReader, PipeWriter,
 };
 
-use super::{fifo, pipe, stopped_at};
+use super::{Sent, daemon_alive, daemon_gone, described, ends_with_daemon, fifo, pipe, stopped_at};
 use crate::cli::{RecvArgs, SendArgs};
-use crate::errors::{NothingInTime, Usage, client_code};
+use crate::errors::{Code, client_code, code_of, fail, usage};
 use crate::output::{Out, message_json};
 use crate::watch::{Wait, Waited, Watch, show};
 
@@ -44,9 +44,10 @@ impl Sink {
         match kind {
             Kind::Pipe => Ok(Sink::Pipe(pipe::open_writer(client, address)?)),
             Kind::Fifo => Ok(Sink::Fifo(fifo::open_writer(client, address, wait)?)),
-            Kind::Mq => {
-                Err(Usage(format!("{address} is a message queue, not a pipe or FIFO")).into())
-            }
+            Kind::Mq => Err(fail(
+                ErrorCode::WrongKind,
+                format!("{address} is {}, not a pipe or FIFO", described(kind)),
+            )),
         }
     }
 
@@ -57,8 +58,8 @@ impl Sink {
         }
     }
 
-    /// One line in one atomic write.
-    fn line(&self, line: &[u8], wait: Wait) -> ipc_client::Result<()> {
+    /// One line in one atomic write (a newline is added unless it ends with one).
+    fn line(&self, line: &[u8], wait: Wait, sent: &mut Sent) -> ipc_client::Result<()> {
         match (self, wait) {
             (Sink::Pipe(w), Wait::Forever) => w.send_line(line),
             (Sink::Pipe(w), Wait::Timeout(t)) => w.send_line_timeout(line, t),
@@ -66,11 +67,13 @@ impl Sink {
             (Sink::Fifo(w), Wait::Forever) => w.send_line(line),
             (Sink::Fifo(w), Wait::Timeout(t)) => w.send_line_timeout(line, t),
             (Sink::Fifo(w), Wait::Never) => w.try_send_line(line),
-        }
+        }?;
+        sent.message(line.len() + usize::from(!line.ends_with(b"\n")));
+        Ok(())
     }
 
     /// All of `buf`, in as many writes as it takes; each waits as `wait` says.
-    fn bytes(&self, mut buf: &[u8], wait: Wait) -> ipc_client::Result<()> {
+    fn bytes(&self, mut buf: &[u8], wait: Wait, sent: &mut Sent) -> ipc_client::Result<()> {
         let t = wait.as_timeout().unwrap_or(Duration::MAX);
         while !buf.is_empty() {
             let n = match self {
@@ -80,6 +83,7 @@ impl Sink {
                 Sink::Fifo(w) => w.write_timeout(buf, t)?,
             };
             buf = &buf[n..];
+            sent.bytes += n as u64;
         }
         Ok(())
     }
@@ -96,56 +100,95 @@ impl From<Sink> for OwnedFd {
 }
 
 /// `ipcctl send` to a pipe or FIFO: lines, or `--raw` bytes.
-pub fn send(client: &mut Client, args: &SendArgs, kind: Kind) -> anyhow::Result<()> {
-    if args.priority.is_some() {
-        return Err(Usage(format!(
-            "--priority applies to mq: only; {} is a {kind}",
-            args.address
-        ))
-        .into());
-    }
+/// A write that finds no reader left fails with `reader-gone`, or with
+/// `daemon-gone` when that is because ipcd stopped.
+pub fn send(client: &mut Client, args: &SendArgs, kind: Kind) -> anyhow::Result<Sent> {
+    check_send_flags(args, kind)?;
     let wait = Wait::from_flags(args.timeout, args.nonblock);
     let sink = Sink::open(client, &args.address, kind, wait)?;
+    match send_to(&sink, args, wait) {
+        Err(e) if code_of(&e) == Code::ReaderGone && !daemon_alive(client) => {
+            Err(daemon_gone(&format!("writing to {}", args.address)))
+        }
+        result => result,
+    }
+}
+
+/// Sends MESSAGE or standard input to `sink` as `args` say.
+fn send_to(sink: &Sink, args: &SendArgs, wait: Wait) -> anyhow::Result<Sent> {
     let address = sink.address().to_owned();
-    let fail = |e: ipc_client::Error| -> anyhow::Error {
+    let failed = |e: ipc_client::Error| -> anyhow::Error {
         match e {
             ipc_client::Error::WouldBlock => {
-                NothingInTime(format!("{address} is full (would-block)")).into()
+                fail(ErrorCode::WouldBlock, format!("{address} is full"))
             }
-            ipc_client::Error::TimedOut => NothingInTime(format!(
-                "{address} stayed full for {} (timed-out)",
-                show(args.timeout.unwrap_or_default())
-            ))
-            .into(),
+            ipc_client::Error::TimedOut => fail(
+                ErrorCode::TimedOut,
+                format!(
+                    "{address} stayed full for {}",
+                    show(args.timeout.unwrap_or_default())
+                ),
+            ),
             e @ ipc_client::Error::ReaderGone { .. } => e.into(),
             e => anyhow::Error::new(e).context(format!("cannot send to {address}")),
         }
     };
-    if args.raw {
-        return match &args.message {
-            Some(message) => sink.bytes(message.as_bytes(), wait).map_err(fail),
-            None => send_raw_stdin(&sink, wait, fail),
-        };
-    }
-    if let Some(message) = &args.message {
-        return sink.line(message.as_bytes(), wait).map_err(fail);
-    }
-    if args.lines {
-        for (sent, line) in io::stdin().lock().split(b'\n').enumerate() {
-            sink.line(&line.context("cannot read standard input")?, wait)
-                .map_err(fail)
-                .with_context(|| stopped_at(sent))?;
+    let mut sent = Sent::default();
+    match (&args.message, args.raw) {
+        (Some(message), true) => sink
+            .bytes(message.as_bytes(), wait, &mut sent)
+            .map_err(failed)?,
+        (None, true) => send_raw_stdin(sink, wait, &mut sent, failed)?,
+        (Some(message), false) => sink
+            .line(message.as_bytes(), wait, &mut sent)
+            .map_err(failed)?,
+        (None, false) if args.lines => {
+            for (n, line) in io::stdin().lock().split(b'\n').enumerate() {
+                sink.line(
+                    &line.context("cannot read standard input")?,
+                    wait,
+                    &mut sent,
+                )
+                .map_err(&failed)
+                .with_context(|| stopped_at(n))?;
+            }
         }
-        return Ok(());
+        (None, false) => sink
+            .line(&read_stdin_line(&address)?, wait, &mut sent)
+            .map_err(failed)?,
     }
-    sink.line(&read_stdin_line(&address)?, wait).map_err(fail)
+    Ok(sent)
+}
+
+/// `send`'s flags that do not apply to a pipe or FIFO: usage errors.
+pub fn check_send_flags(args: &SendArgs, kind: Kind) -> anyhow::Result<()> {
+    if args.priority.is_some() {
+        return Err(usage(format!(
+            "--priority applies to mq: only; {} is {}",
+            args.address,
+            described(kind)
+        )));
+    }
+    Ok(())
+}
+
+/// `recv`'s flags that do not apply to a pipe or FIFO: usage errors.
+pub fn check_recv_flags(args: &RecvArgs) -> anyhow::Result<()> {
+    if args.raw && args.count.is_some() {
+        return Err(usage(
+            "--count counts lines; with --raw, recv copies bytes until end of file \
+             (take N bytes with: ipcctl recv --raw ADDR | head -c N)",
+        ));
+    }
+    Ok(())
 }
 
 /// Streams standard input into `sink`, each chunk as soon as it is read.
 fn send_raw_stdin(
     sink: &Sink,
     wait: Wait,
-    fail: impl Fn(ipc_client::Error) -> anyhow::Error,
+    sent: &mut Sent,
+    failed: impl Fn(ipc_client::Error) -> anyhow::Error,
 ) -> anyhow::Result<()> {
     let mut stdin = io::stdin().lock();
     let mut buf = vec![0; CHUNK];
@@ -156,7 +199,7 @@ fn send_raw_stdin(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(anyhow::Error::new(e).context("cannot read standard input")),
         };
-        sink.bytes(&buf[..n], wait).map_err(&fail)?;
+        sink.bytes(&buf[..n], wait, sent).map_err(&failed)?;
     }
 }
 
@@ -177,10 +220,13 @@ fn read_stdin_line(address: &str) -> anyhow::Result<Vec<u8>> {
         } else {
             "use --raw to stream it as bytes"
         };
-        anyhow::bail!(
-            "cannot send to {address}: standard input holds more than the {PIPE_BUF} bytes \
-             (PIPE_BUF) one atomic write carries; {hint} (too-large)"
-        );
+        return Err(fail(
+            ErrorCode::TooLarge,
+            format!(
+                "cannot send to {address}: standard input holds more than the {PIPE_BUF} bytes \
+                 (PIPE_BUF) one atomic write carries; {hint}"
+            ),
+        ));
     }
     Ok(message)
 }
@@ -220,6 +266,14 @@ impl Source {
         }
     }
 
+    /// Whether end of file may mean that ipcd stopped.
+    fn ends_with_daemon(&self) -> bool {
+        ends_with_daemon(match self {
+            Source::Pipe(r) => r.info(),
+            Source::Fifo(r) => r.info(),
+        })
+    }
+
     fn take_partial(&mut self) -> Vec<u8> {
         match self {
             Source::Pipe(r) => r.take_partial(),
@@ -253,14 +307,7 @@ enum Ended {
 /// `ipcctl recv` from a pipe or FIFO: lines (one at a time, byte by byte), bulk
 /// lines with `--follow`, or bytes with `--raw`.
 pub fn recv(client: &mut Client, args: &RecvArgs, json: bool, kind: Kind) -> anyhow::Result<()> {
-    if args.raw && args.count.is_some() {
-        return Err(Usage(
-            "--count counts lines; with --raw, recv copies bytes until end of file \
-             (take N bytes with: ipcctl recv --raw ADDR | head -c N)"
-                .into(),
-        )
-        .into());
-    }
+    check_recv_flags(args)?;
     let src = Source::open(client, &args.address, kind)?;
     let mut r = Receiver::new(args, json, kind, src);
     let ended = r.run(client)?;
@@ -404,6 +451,12 @@ impl<'a> Receiver<'a> {
     /// may come again: unless this is a one-shot `--raw` copy, wait for the next
     /// one (a new open does that).
     fn at_eof(&mut self, client: &mut Client) -> anyhow::Result<Option<Ended>> {
+        let address = self.address();
+        if self.src.ends_with_daemon() && !daemon_alive(client) {
+            // What came before is the daemon's last data: print it, then say so.
+            self.print_partial()?;
+            return Err(daemon_gone(&format!("reading {address}")));
+        }
         let again = self.args.follow || (!self.args.raw && self.received < self.limit);
         if !(self.kind == Kind::Fifo && again) {
             return Ok(Some(Ended::Eof));
@@ -415,11 +468,13 @@ impl<'a> Receiver<'a> {
             self.out.flush()?;
             self.received += 1;
         }
-        let address = self.address();
         self.src = match Source::open(client, address, self.kind) {
             Ok(s) => s,
             Err(e) if client_code(&e) == Some(ErrorCode::NotFound) => {
                 return Err(e.context(format!("{address} was deleted while waiting for a writer")));
+            }
+            Err(e) if code_of(&e) == Code::DaemonGone => {
+                return Err(daemon_gone(&format!("reading {address}")));
             }
             Err(e) => return Err(e),
         };
@@ -442,13 +497,9 @@ impl<'a> Receiver<'a> {
         )
     }
 
-    /// Prints what is left and turns how the receive ended into a result.
-    fn finish(mut self, client: &mut Client, ended: Ended) -> anyhow::Result<()> {
-        if matches!(ended, Ended::OutputGone) {
-            return Ok(());
-        }
-        // A last line without its newline (at end of file, or when the wait ended
-        // part-way through it) is printed rather than lost.
+    /// Prints a last line without its newline (at end of file, or when the
+    /// wait ended part-way through it) rather than losing it.
+    fn print_partial(&mut self) -> anyhow::Result<()> {
         let mut carry = std::mem::take(&mut self.carry);
         carry.extend(self.src.take_partial());
         if !carry.is_empty() {
@@ -460,6 +511,15 @@ impl<'a> Receiver<'a> {
             self.out.flush()?;
             self.received += 1;
         }
+        Ok(())
+    }
+
+    /// Prints what is left and turns how the receive ended into a result.
+    fn finish(mut self, client: &mut Client, ended: Ended) -> anyhow::Result<()> {
+        if matches!(ended, Ended::OutputGone) {
+            return Ok(());
+        }
+        self.print_partial()?;
         let address = self.address();
         // A FIFO deleted while a raw copy waited for its first writer ends in plain
         // end-of-file; say so instead of succeeding silently.
@@ -469,23 +529,25 @@ impl<'a> Receiver<'a> {
             && let Err(e) = client.stat(address)
             && e.code() == Some(ErrorCode::NotFound)
         {
-            anyhow::bail!("{address} was deleted while waiting for a writer (not-found)");
+            return Err(fail(
+                ErrorCode::NotFound,
+                format!("{address} was deleted while waiting for a writer"),
+            ));
         }
         match ended {
             _ if self.received > 0 => Ok(()),
             Ended::Eof if self.args.raw => Ok(()),
-            Ended::Eof => Err(NothingInTime(format!(
-                "{address} is at end of file: closed or deleted, and drained"
-            ))
-            .into()),
-            _ => Err(NothingInTime(match self.wait {
-                Wait::Timeout(t) => format!(
-                    "nothing arrived on {address} within {} (timed-out)",
-                    show(t)
+            Ended::Eof => Err(fail(
+                Code::EndOfFile,
+                format!("{address} is at end of file: closed or deleted, and drained"),
+            )),
+            _ => Err(match self.wait {
+                Wait::Timeout(t) => fail(
+                    ErrorCode::TimedOut,
+                    format!("nothing arrived on {address} within {}", show(t)),
                 ),
-                _ => format!("{address} is empty (would-block)"),
-            })
-            .into()),
+                _ => fail(ErrorCode::WouldBlock, format!("{address} is empty")),
+            }),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Daemon lifecycle: restart after kill -9, SIGTERM, a second daemon, session
 //! lifetime, SIGHUP and SIGUSR1.
 
+use std::time::Duration;
+
 use ipcd_tests::raw::RawConn;
 use ipcd_tests::{TestDaemon, eventually};
 use nix::sys::signal::Signal;
@@ -173,4 +175,88 @@ fn a_second_daemon_on_the_same_state_dir_refuses_and_leaves_no_socket() {
         "a failed start must remove its socket"
     );
     d.ipcctl_ok(&["ping"]);
+}
+
+#[test]
+fn a_daemon_that_dies_is_not_mistaken_for_end_of_file() {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    let mut d = TestDaemon::start();
+    for create in [
+        &["create", "pipe:lines"][..],
+        &["create", "pipe:raw"],
+        &["create", "pipe:exec"],
+        &["create", "fifo:box", "--buffered"],
+    ] {
+        d.ipcctl_ok(create);
+    }
+    d.ipcctl_ok(&["send", "pipe:lines", "before"]);
+    let readers: Vec<(&str, std::process::Child)> = [
+        ("pipe:lines", &["recv", "pipe:lines", "--count", "2"][..]),
+        ("pipe:raw", &["recv", "--raw", "pipe:raw"]),
+        ("pipe:exec", &["exec", "--stdin", "pipe:exec", "--", "cat"]),
+        ("fifo:box", &["recv", "fifo:box"]),
+    ]
+    .into_iter()
+    .map(|(address, args)| {
+        let child = d
+            .ipcctl()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        (address, child)
+    })
+    .collect();
+    for (address, _) in &readers {
+        eventually(&format!("a reader on {address}"), || {
+            let stat = d.ipcctl_ok(&["--json", "stat", address]);
+            let stat: serde_json::Value = serde_json::from_str(&stat).unwrap();
+            stat["readers_opened"] == 1
+        });
+    }
+    // The one line that came first is received; then ipcd dies under them all.
+    eventually("the first line received", || {
+        let stat = d.ipcctl_ok(&["--json", "stat", "pipe:lines"]);
+        let stat: serde_json::Value = serde_json::from_str(&stat).unwrap();
+        stat["buffered_bytes"] == 0
+    });
+    d.kill9();
+    for (address, mut child) in readers {
+        let status = ipcd_tests::wait_timeout(&mut child, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("the reader of {address} hung after ipcd died"));
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(status.code(), Some(2), "{address}: {stderr}");
+        assert!(
+            stderr.starts_with("ipcctl: ipcd stopped while ")
+                && stderr.contains(address)
+                && stderr.ends_with("; data buffered in the daemon is lost (daemon-gone)\n"),
+            "{address}: {stderr}"
+        );
+        if address == "pipe:lines" {
+            let mut stdout = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut stdout)
+                .unwrap();
+            assert_eq!(stdout, "before\n");
+        }
+    }
+    assert_eq!(
+        d.run_ipcctl(&["recv", "pipe:lines"]).status.code(),
+        Some(2),
+        "no daemon, no receiving"
+    );
+    // Pipes die with ipcd; the buffered FIFO is re-adopted.
+    d.restart();
+    d.ipcctl_ok(&["delete", "fifo:box"]);
 }

@@ -77,3 +77,54 @@ fn mode_bits_grant_exactly_what_they_say() {
     let out = as_nobody(&d, &["delete", "mq:theirs"]);
     assert!(out.status.success(), "{out:?}");
 }
+
+#[test]
+fn delete_takes_several_addresses_and_all_means_all_of_yours() {
+    let d = TestDaemon::start();
+    for address in ["mq:a", "pipe:b", "fifo:c", "fifo:d", "mq:e"] {
+        d.ipcctl_ok(&["create", address]);
+    }
+    let out = as_nobody(&d, &["create", "mq:theirs"]);
+    assert!(out.status.success(), "{out:?}");
+
+    // Several addresses: deleted in order, quietly.
+    assert_eq!(d.ipcctl_ok(&["delete", "mq:a", "pipe:b"]), "");
+    let list = d.ipcctl_ok(&["list"]);
+    assert!(!list.contains("mq:a") && !list.contains("pipe:b"), "{list}");
+    // The first that cannot be deleted stops it, and says what went before.
+    let out = d.run_ipcctl(&["delete", "fifo:c", "mq:a", "mq:e"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("ipcctl: cannot delete mq:a (after deleting fifo:c): ")
+            && err.ends_with("(not-found)\n"),
+        "{err}"
+    );
+
+    // --all --kind: one JSON document naming what went.
+    d.ipcctl_ok(&["create", "fifo:c"]);
+    let out = d.ipcctl_ok(&["--json", "delete", "--all", "--kind", "fifo"]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut deleted: Vec<&str> = doc["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    deleted.sort();
+    assert_eq!(deleted, ["fifo:c", "fifo:d"]);
+    // --all: every object of the caller's, none of anyone else's.
+    assert_eq!(d.ipcctl_ok(&["delete", "--all"]), "deleted mq:e\n");
+    assert_eq!(d.ipcctl_ok(&["delete", "--all"]), "nothing to delete\n");
+    assert!(d.ipcctl_ok(&["list"]).contains("mq:theirs"));
+    let out = as_nobody(&d, &["delete", "--all", "--json"]);
+    assert_eq!(out.stdout, b"{\"deleted\":[\"mq:theirs\"]}\n", "{out:?}");
+
+    for args in [
+        &["delete"][..],
+        &["delete", "--kind", "mq"],
+        &["delete", "--all", "mq:x"],
+    ] {
+        assert_eq!(d.run_ipcctl(args).status.code(), Some(64), "{args:?}");
+    }
+}

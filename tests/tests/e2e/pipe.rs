@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipcd_tests::{TestDaemon, eventually, wait_timeout};
 
@@ -245,4 +245,62 @@ fn a_version_1_client_neither_sees_nor_touches_pipes() {
     }
     d.ipcctl_ok(&["delete", "pipe:new"]);
     d.ipcctl_ok(&["delete", "mq:old"]);
+}
+
+#[test]
+fn exec_timeout_bounds_the_wait_on_a_pipe() {
+    let d = TestDaemon::start();
+    d.ipcctl_ok(&["create", "pipe:idle"]);
+    // Nothing comes: exit 1 without running the command, instead of blocking.
+    let started = Instant::now();
+    let out = d.run_ipcctl(&[
+        "exec",
+        "--stdin",
+        "pipe:idle",
+        "--timeout",
+        "300ms",
+        "--",
+        "cat",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "ipcctl: nothing arrived on pipe:idle within 300ms (timed-out)\n"
+    );
+    // Bytes (then end of file) came: the command runs.
+    d.ipcctl_ok(&["send", "pipe:idle", "here"]);
+    d.ipcctl_ok(&["close", "pipe:idle"]);
+    let out = d.run_ipcctl(&[
+        "exec",
+        "--stdin",
+        "pipe:idle",
+        "--timeout",
+        "300ms",
+        "--",
+        "cat",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"here\n");
+
+    // --stdout: a full pipe is waited on for room, as long as --timeout says.
+    d.ipcctl_ok(&["create", "pipe:full", "--capacity", "4096"]);
+    let fill = "x".repeat(4096);
+    d.ipcctl_ok(&["send", "--raw", "pipe:full", &fill, "--nonblock"]);
+    let out = d.run_ipcctl(&[
+        "exec",
+        "--stdout",
+        "pipe:full",
+        "--timeout",
+        "200ms",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pipe:full stayed full for 200ms"),
+        "{out:?}"
+    );
+    d.ipcctl_ok(&["delete", "pipe:idle"]);
+    d.ipcctl_ok(&["delete", "pipe:full"]);
 }
