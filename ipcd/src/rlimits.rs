@@ -58,7 +58,7 @@ fn raise_msgqueue(wanted: u64) -> u64 {
             wanted,
             got,
             "queue byte budget (RLIMIT_MSGQUEUE) raised only to the hard limit; \
-            raising it further needs CAP_SYS_RESOURCE (systemd: LimitMSGQUEUE=)"
+            raising it further needs CAP_SYS_RESOURCE (systemd: LimitMSGQUEUE=, shell: ulimit -q)"
         );
         return got;
     }

@@ -270,6 +270,9 @@ fn owner(name: &str) -> Option<u32> {
 /// The kernel's hard maximum for `msg_max` (`HARD_MSGMAX`).
 const HARD_MSGMAX: u64 = 65_536;
 
+/// The kernel's hard maximum for `msgsize_max` (`HARD_MSGSIZEMAX`, 16 MiB).
+const HARD_MSGSIZEMAX: u64 = 16 * 1024 * 1024;
+
 fn read_proc(key: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{key}"))
         .ok()?
@@ -349,6 +352,10 @@ fn create_error(name: &str, errno: Errno, capacity: u64, msg_size: u64) -> Reque
                 RequestError::KernelLimit(format!(
                     "capacity {capacity} exceeds /proc/sys/fs/mqueue/msg_max ({msg_max}); raise it with \
                      'sysctl fs.mqueue.msg_max={capacity}' or run ipcd with CAP_SYS_RESOURCE"
+                ))
+            } else if msg_size > HARD_MSGSIZEMAX {
+                RequestError::KernelLimit(format!(
+                    "message size {msg_size} exceeds the kernel's hard maximum of {HARD_MSGSIZEMAX} bytes"
                 ))
             } else if msg_size > size_max {
                 RequestError::KernelLimit(format!(
