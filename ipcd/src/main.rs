@@ -35,7 +35,14 @@ Signals:
 Config file (TOML, every key optional):
   socket_mode = \"0660\"      socket_group = \"ipc\"      log_level = \"info\"
   max_frame = 1048576       max_message_size = 1048576
-  max_objects_per_uid = 1024  max_connections = 1024"
+  max_objects_per_uid = 1024  max_connections = 1024
+
+Per-uid budgets (root and ipcd's own uid are exempt; `ipcctl status` shows yours):
+  max_connections_per_uid = 256   reserved_connections = 32   (kept for root)
+  max_handshakes_per_uid = 16     max_handshakes = 128        (before hello)
+  max_waits_per_uid = 256         max_fds_per_uid = N         (default: open-file limit / 8)
+  mq_budget_bytes = 67108864      (RLIMIT_MSGQUEUE asked for at start; needs CAP_SYS_RESOURCE)
+  mq_bytes_per_uid = N            (default: a quarter of the queue budget ipcd got)"
 )]
 struct Args {
     /// Socket to listen on [default: $IPCD_SOCKET, else $XDG_RUNTIME_DIR/ipcd/ipcd.sock,
