@@ -50,6 +50,12 @@ pub struct Tunables {
     pub log_level: Option<String>,
     /// Per-uid budgets.
     pub budgets: Budgets,
+    /// Capacity of a queue created without one (`None`: the kernel's
+    /// `/proc/sys/fs/mqueue/msg_default`).
+    pub mq_default_capacity: Option<u32>,
+    /// Message size of a queue created without one (`None`: the kernel's
+    /// `msgsize_default`, at most `max_message_size`).
+    pub mq_default_msg_size: Option<u32>,
 }
 
 impl Default for Tunables {
@@ -60,6 +66,8 @@ impl Default for Tunables {
             socket_group: None,
             log_level: None,
             budgets: Budgets::default(),
+            mq_default_capacity: None,
+            mq_default_msg_size: None,
         }
     }
 }
@@ -83,6 +91,8 @@ struct FileConfig {
     max_fds_per_uid: Option<u64>,
     mq_budget_bytes: Option<u64>,
     mq_bytes_per_uid: Option<u64>,
+    mq_default_capacity: Option<u32>,
+    mq_default_msg_size: Option<u32>,
 }
 
 /// Positive numbers only: a limit of 0 would lock everyone out.
@@ -170,6 +180,8 @@ impl Tunables {
         if let Some(v) = at_least_one("mq_budget_bytes", file.mq_budget_bytes)? {
             b.mq_budget_bytes = v;
         }
+        t.mq_default_capacity = at_least_one("mq_default_capacity", file.mq_default_capacity)?;
+        t.mq_default_msg_size = at_least_one("mq_default_msg_size", file.mq_default_msg_size)?;
         Ok(t)
     }
 
@@ -200,6 +212,11 @@ impl Tunables {
             "max_connections",
             old.limits.max_connections.to_string(),
             self.limits.max_connections.to_string(),
+        );
+        diff(
+            "mq defaults (capacity, msg_size)",
+            format!("{:?}", (old.mq_default_capacity, old.mq_default_msg_size)),
+            format!("{:?}", (self.mq_default_capacity, self.mq_default_msg_size)),
         );
         diff(
             "budgets",

@@ -84,12 +84,16 @@ pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answ
         }
         Request::Create { address, spec } => {
             let address = caller.parse(&address)?;
-            let limits = shared.limits();
+            let tunables = shared.tunables();
             let quota = shared.quota(peer);
-            let info =
-                shared
-                    .registry()
-                    .create(address, &spec, peer, caller.session, &limits, &quota)?;
+            let info = shared.registry().create(
+                address,
+                &spec,
+                peer,
+                caller.session,
+                &tunables,
+                &quota,
+            )?;
             AtomicCounters::bump(&shared.counters.created, 1);
             Reply::Created(info)
         }

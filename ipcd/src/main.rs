@@ -36,6 +36,8 @@ Config file (TOML, every key optional):
   socket_mode = \"0660\"      socket_group = \"ipc\"      log_level = \"info\"
   max_frame = 1048576       max_message_size = 1048576
   max_objects_per_uid = 1024  max_connections = 1024
+  mq_default_capacity = 10  mq_default_msg_size = 8192   (for queues created without;
+                            default: the kernel's msg_default / msgsize_default)
 
 Per-uid budgets (root and ipcd's own uid are exempt; `ipcctl status` shows yours):
   max_connections_per_uid = 256   reserved_connections = 32   (kept for root)

@@ -11,12 +11,13 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use protocol::{Access, Address, CreateSpec, KindOp, Lifetime, Limits, ObjectInfo};
+use protocol::{Access, Address, CreateSpec, KindOp, Lifetime, ObjectInfo};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::access::{Need, Permissions};
 use crate::budget::Quota;
+use crate::config::Tunables;
 use crate::error::RequestError;
 use crate::intent::{Intent, Journal};
 use crate::kinds::{self, CreateArgs, Held, KindObject, Namespace, OpAnswer};
@@ -297,9 +298,10 @@ impl Registry {
         spec: &CreateSpec,
         peer: &Peer,
         session: SessionId,
-        limits: &Limits,
+        tunables: &Tunables,
         quota: &Quota,
     ) -> Result<ObjectInfo, RequestError> {
+        let limits = &tunables.limits;
         if spec.params.kind() != address.kind {
             return Err(kinds::wrong_params(&spec.params, address.kind));
         }
@@ -331,7 +333,7 @@ impl Registry {
             mode,
             adopt: spec.adopt,
             peer,
-            max_message_size: limits.max_message_size,
+            tunables,
         };
         self.check_shares(peer.uid, &address, module.cost(&args)?, quota)?;
         // An adopted object is the caller's: undoing or recovering an adopt

@@ -60,6 +60,21 @@ pub fn ipcctl_bin() -> PathBuf {
     bin_dir().join("ipcctl")
 }
 
+/// `config` with small default queues (8 messages of 256 bytes, about 3 KiB of
+/// the POSIX queue byte budget instead of 80 KiB) unless it sets them: other
+/// processes of the same uid on a shared machine may hold most of that budget.
+/// Tests that create queues without a size get these; size tests say theirs.
+pub fn with_small_queues(config: &str) -> String {
+    let mut out = config.to_owned();
+    if !config.contains("mq_default_capacity") {
+        out.push_str("\nmq_default_capacity = 8\n");
+    }
+    if !config.contains("mq_default_msg_size") {
+        out.push_str("\nmq_default_msg_size = 256\n");
+    }
+    out
+}
+
 /// Polls `check` every 10 ms until it holds; panics naming `what` after 10 s.
 /// Every wait for the daemon to catch up goes through here: no bare sleeps.
 pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -150,7 +165,7 @@ impl TestDaemon {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod temp dir");
         let config_path = dir.path().join("ipcd.toml");
-        std::fs::write(&config_path, config).expect("write config");
+        std::fs::write(&config_path, with_small_queues(config)).expect("write config");
         let mut d = TestDaemon {
             socket: dir.path().join("s"),
             state_dir: dir.path().join("state"),

@@ -18,6 +18,7 @@ use std::time::Duration;
 use protocol::{Access, Kind, KindDetails, KindOp, KindParams, KindReply, Name};
 
 use crate::access::Need;
+use crate::config::Tunables;
 use crate::error::RequestError;
 use crate::peer::Peer;
 
@@ -51,8 +52,8 @@ pub struct CreateArgs<'a> {
     pub adopt: bool,
     /// Who asks.
     pub peer: &'a Peer,
-    /// The largest message size allowed by configuration.
-    pub max_message_size: u64,
+    /// The settings in force (limits, kind defaults).
+    pub tunables: &'a Tunables,
 }
 
 /// What an object makes the daemon hold, charged to its owner's budget.

@@ -20,6 +20,7 @@ use super::{
     CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
 };
 use crate::access::Need;
+use crate::config::Tunables;
 use crate::error::RequestError;
 use crate::sys::fd::{mq_getattr_fd, mqd_into_owned};
 
@@ -91,7 +92,7 @@ impl KindModule for Module {
                 mq_bytes: 0,
             });
         }
-        let (capacity, msg_size) = resolve(params, args.max_message_size);
+        let (capacity, msg_size) = resolve(params, args.tunables);
         Ok(Held {
             fds: 1,
             mq_bytes: charged_bytes(capacity, msg_size),
@@ -284,16 +285,21 @@ fn read_proc(key: &str) -> Option<u64> {
 /// Creates the queue for a create request.
 /// Capacity and message size a create asks for, kernel defaults filled in.
 /// The default message size never exceeds the daemon's limit; an explicit one may not.
-fn resolve(params: &MqParams, max_message_size: u64) -> (u64, u64) {
+fn resolve(params: &MqParams, tunables: &Tunables) -> (u64, u64) {
     let capacity = params
         .capacity
+        .or(tunables.mq_default_capacity)
         .map(u64::from)
         .unwrap_or_else(|| read_proc("msg_default").unwrap_or(10));
-    let msg_size = params.msg_size.map(u64::from).unwrap_or_else(|| {
-        read_proc("msgsize_default")
-            .unwrap_or(8192)
-            .min(max_message_size)
-    });
+    let msg_size = params
+        .msg_size
+        .or(tunables.mq_default_msg_size)
+        .map(u64::from)
+        .unwrap_or_else(|| read_proc("msgsize_default").unwrap_or(8192))
+        .min(match params.msg_size {
+            Some(_) => u64::MAX,
+            None => tunables.limits.max_message_size,
+        });
     (capacity, msg_size)
 }
 
@@ -307,16 +313,17 @@ pub fn charged_bytes(capacity: u64, msg_size: u64) -> u64 {
 }
 
 fn create(name: &str, args: &CreateArgs<'_>, params: &MqParams) -> Result<OwnedFd, RequestError> {
-    let (capacity, msg_size) = resolve(params, args.max_message_size);
+    let (capacity, msg_size) = resolve(params, args.tunables);
+    let max_message_size = args.tunables.limits.max_message_size;
     if capacity == 0 || msg_size == 0 {
         return Err(RequestError::InvalidArgument(format!(
             "capacity and message size must be at least 1 (got capacity {capacity}, message size {msg_size})"
         )));
     }
-    if msg_size > args.max_message_size {
+    if msg_size > max_message_size {
         return Err(RequestError::TooLarge(format!(
             "message size {msg_size} exceeds the daemon's max_message_size of {} bytes",
-            args.max_message_size
+            max_message_size
         )));
     }
     let attr = MqAttr::new(0, capacity as _, msg_size as _, 0);

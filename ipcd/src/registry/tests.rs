@@ -19,7 +19,7 @@ use protocol::{
 
 use super::{OpResult, Registry};
 use crate::budget::{Quota, Shares};
-use crate::config::DEFAULT_LIMITS;
+use crate::config::{DEFAULT_LIMITS, Tunables};
 use crate::error::RequestError;
 use crate::kinds::{self, Namespace};
 use crate::peer::{Peer, SessionId};
@@ -112,7 +112,7 @@ impl Fixture {
         spec: CreateSpec,
         peer: &Peer,
     ) -> Result<ObjectInfo, RequestError> {
-        self.create_in(address, spec, peer, SESSION, &DEFAULT_LIMITS, &QUOTA)
+        self.create_in(address, spec, peer, SESSION, &Tunables::default(), &QUOTA)
     }
 
     fn create_in(
@@ -121,7 +121,7 @@ impl Fixture {
         spec: CreateSpec,
         peer: &Peer,
         session: SessionId,
-        limits: &Limits,
+        tunables: &Tunables,
         quota: &Quota,
     ) -> Result<ObjectInfo, RequestError> {
         let address = addr(address);
@@ -130,7 +130,7 @@ impl Fixture {
             self.guard_queue(&name);
         }
         self.reg
-            .create(address, &spec, peer, session, limits, quota)
+            .create(address, &spec, peer, session, tunables, quota)
     }
 
     /// The kernel name or path the namespace gives `address`.
@@ -433,12 +433,15 @@ fn a_mode_above_0777_is_refused() {
 #[test]
 fn each_uid_may_own_at_most_the_limit() {
     let mut fx = Fixture::new();
-    let limits = Limits {
-        max_objects_per_uid: 2,
-        ..DEFAULT_LIMITS
+    let tunables = Tunables {
+        limits: Limits {
+            max_objects_per_uid: 2,
+            ..DEFAULT_LIMITS
+        },
+        ..Tunables::default()
     };
     let create = |fx: &mut Fixture, address: &str, peer: &Peer| {
-        fx.create_in(address, spec(pipe()), peer, SESSION, &limits, &QUOTA)
+        fx.create_in(address, spec(pipe()), peer, SESSION, &tunables, &QUOTA)
     };
     create(&mut fx, "pipe:a", &OWNER).unwrap();
     create(&mut fx, "pipe:b", &OWNER).unwrap();
@@ -463,7 +466,14 @@ fn a_queue_over_the_callers_byte_share_is_refused_before_it_is_made() {
         ..QUOTA
     };
     assert_err!(
-        fx.create_in("mq:q", spec(mq()), &OWNER, SESSION, &DEFAULT_LIMITS, &tight),
+        fx.create_in(
+            "mq:q",
+            spec(mq()),
+            &OWNER,
+            SESSION,
+            &Tunables::default(),
+            &tight
+        ),
         RequestError::LimitExceeded(_)
     );
     assert!(!queue_exists(&fx.kernel_name("mq:q")));
@@ -476,7 +486,7 @@ fn a_queue_over_the_callers_byte_share_is_refused_before_it_is_made() {
         spec(mq()),
         &ROOT,
         SESSION,
-        &DEFAULT_LIMITS,
+        &Tunables::default(),
         &privileged,
     )
     .expect("root has no per-uid share");
@@ -714,7 +724,7 @@ fn delete_is_for_the_owner_or_root_and_removes_the_kernel_object() {
 fn end_session_removes_only_that_sessions_session_objects() {
     let mut fx = Fixture::new();
     let create = |fx: &mut Fixture, a: &str, spec: CreateSpec, id: SessionId| {
-        fx.create_in(a, spec, &OWNER, id, &DEFAULT_LIMITS, &QUOTA)
+        fx.create_in(a, spec, &OWNER, id, &Tunables::default(), &QUOTA)
             .unwrap()
     };
     let s1 = create(&mut fx, "fifo:s1", session(fifo()), 1);
