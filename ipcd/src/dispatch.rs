@@ -4,7 +4,7 @@
 
 use std::os::fd::OwnedFd;
 
-use protocol::{Address, ErrorCode, Kind, ObjectInfo, Reply, Request, WireError};
+use protocol::{Address, Kind, ObjectInfo, Reply, Request};
 
 use crate::error::RequestError;
 use crate::peer::{Peer, SessionId};
@@ -46,14 +46,11 @@ impl Caller {
     fn parse(&self, address: &str) -> Result<Address, RequestError> {
         let address = Address::parse(address)?;
         if !self.knows(address.kind) {
-            return Err(RequestError::BadAddress(WireError::new(
-                ErrorCode::UnknownKind,
-                format!(
-                    "kind '{}' needs protocol version {}; this connection speaks version {}",
-                    address.kind,
-                    address.kind.since_version(),
-                    self.version
-                ),
+            return Err(RequestError::KindTooNew(format!(
+                "kind '{}' needs protocol version {}; this connection speaks version {}",
+                address.kind,
+                address.kind.since_version(),
+                self.version
             )));
         }
         Ok(address)
@@ -64,13 +61,10 @@ impl Caller {
 pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answer, RequestError> {
     let peer = &caller.peer;
     if request.since_version() > caller.version {
-        return Err(RequestError::BadAddress(WireError::new(
-            ErrorCode::UnsupportedVersion,
-            format!(
-                "this request needs protocol version {}; this connection speaks version {}",
-                request.since_version(),
-                caller.version
-            ),
+        return Err(RequestError::RequestTooNew(format!(
+            "this request needs protocol version {}; this connection speaks version {}",
+            request.since_version(),
+            caller.version
         )));
     }
     let reply = match request {

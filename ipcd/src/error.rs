@@ -59,6 +59,18 @@ pub enum RequestError {
     /// A wait ran out of time.
     #[error("timed out: {0}")]
     TimedOut(String),
+    /// The address names a kind newer than the connection's protocol version.
+    #[error("{0}")]
+    KindTooNew(String),
+    /// The request is newer than the connection's protocol version.
+    #[error("{0}")]
+    RequestTooNew(String),
+    /// A string in the request is not valid UTF-8.
+    #[error("a string in the request (an address?) is not valid UTF-8")]
+    InvalidUtf8,
+    /// The answer does not fit in a frame.
+    #[error("answer too large to send: {0} (protocol version 3 lists by pages)")]
+    AnswerTooLarge(String),
 }
 
 impl RequestError {
@@ -88,6 +100,10 @@ impl RequestError {
             RequestError::ShuttingDown => ErrorCode::ShuttingDown,
             RequestError::WouldBlock(_) => ErrorCode::WouldBlock,
             RequestError::TimedOut(_) => ErrorCode::TimedOut,
+            RequestError::KindTooNew(_) => ErrorCode::UnknownKind,
+            RequestError::RequestTooNew(_) => ErrorCode::UnsupportedVersion,
+            RequestError::InvalidUtf8 => ErrorCode::InvalidAddress,
+            RequestError::AnswerTooLarge(_) => ErrorCode::TooLarge,
         }
     }
 

@@ -133,10 +133,7 @@ fn encode(frame: &ServerFrame, max: u32) -> Vec<u8> {
         let err = ServerFrame::Response {
             id,
             fds: 0,
-            result: Outcome::Err(WireError::new(
-                ErrorCode::TooLarge,
-                format!("answer too large to send: {e} (protocol version 3 lists by pages)"),
-            )),
+            result: Outcome::Err(RequestError::AnswerTooLarge(e.to_string()).to_wire()),
         };
         let payload = protocol::encode_server(&err).unwrap_or_default();
         protocol::frame::frame(&payload, protocol::HARD_MAX_FRAME).unwrap_or_default()
@@ -229,11 +226,8 @@ impl Session<'_> {
             {
                 // A well-framed request with a bad string: answer it, keep the connection.
                 let id = protocol::codec::request_id(payload).unwrap_or_default();
-                let error = WireError::new(
-                    ErrorCode::InvalidAddress,
-                    "a string in the request (an address?) is not valid UTF-8",
-                );
-                self.respond(id, Err(error), Vec::new()).await;
+                self.answer(id, Err(RequestError::InvalidUtf8), Vec::new())
+                    .await;
                 return true;
             }
             Err(e) => {
