@@ -92,7 +92,7 @@ impl KindModule for Module {
                 mq_bytes: 0,
             });
         }
-        let (capacity, msg_size) = resolve(params, args.tunables);
+        let (capacity, msg_size) = checked_sizes(params, args.tunables)?;
         Ok(Held {
             fds: 1,
             mq_bytes: charged_bytes(capacity, msg_size),
@@ -312,9 +312,12 @@ pub fn charged_bytes(capacity: u64, msg_size: u64) -> u64 {
     capacity * MSG_MSG + capacity.min(MQ_PRIO_MAX) * TREE_NODE + capacity * msg_size
 }
 
-fn create(name: &str, args: &CreateArgs<'_>, params: &MqParams) -> Result<OwnedFd, RequestError> {
-    let (capacity, msg_size) = resolve(params, args.tunables);
-    let max_message_size = args.tunables.limits.max_message_size;
+/// The capacity and message size a create asks for, checked against what no
+/// queue may have (before any budget is checked, so the caller hears the real
+/// reason).
+fn checked_sizes(params: &MqParams, tunables: &Tunables) -> Result<(u64, u64), RequestError> {
+    let (capacity, msg_size) = resolve(params, tunables);
+    let max_message_size = tunables.limits.max_message_size;
     if capacity == 0 || msg_size == 0 {
         return Err(RequestError::InvalidArgument(format!(
             "capacity and message size must be at least 1 (got capacity {capacity}, message size {msg_size})"
@@ -322,10 +325,14 @@ fn create(name: &str, args: &CreateArgs<'_>, params: &MqParams) -> Result<OwnedF
     }
     if msg_size > max_message_size {
         return Err(RequestError::TooLarge(format!(
-            "message size {msg_size} exceeds the daemon's max_message_size of {} bytes",
-            max_message_size
+            "message size {msg_size} exceeds the daemon's max_message_size of {max_message_size} bytes"
         )));
     }
+    Ok((capacity, msg_size))
+}
+
+fn create(name: &str, args: &CreateArgs<'_>, params: &MqParams) -> Result<OwnedFd, RequestError> {
+    let (capacity, msg_size) = checked_sizes(params, args.tunables)?;
     let attr = MqAttr::new(0, capacity as _, msg_size as _, 0);
     let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC;
     let mqd = mq_open(name, flags, Mode::S_IRUSR | Mode::S_IWUSR, Some(&attr))
