@@ -137,3 +137,6 @@ fn help(path: &[String]) -> anyhow::Result<u8> {
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests;

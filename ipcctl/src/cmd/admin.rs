@@ -7,6 +7,7 @@ use std::time::Instant;
 use ipc_client::{Client, CreateSpec, ErrorCode, Kind, KindDetails, Lifetime};
 use serde_json::json;
 
+use super::objects;
 use crate::cli::{CreateArgs, DeleteArgs};
 use crate::errors::{Code, fail};
 use crate::output;
@@ -51,12 +52,12 @@ pub fn list(client: &mut Client, kind: Option<Kind>, json: bool) -> anyhow::Resu
     let objects = client.list(kind)?;
     output::print(
         json,
-        || objects.iter().map(output::object_json).collect(),
+        || objects.iter().map(objects::object_json).collect(),
         || {
             if objects.is_empty() {
                 "no objects".to_owned()
             } else {
-                output::object_table(&objects)
+                objects::object_table(&objects)
             }
         },
     )
@@ -67,8 +68,8 @@ pub fn stat(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()
     let info = client.stat(address)?;
     output::print(
         json,
-        || output::object_json(&info),
-        || output::object_fields(&info),
+        || objects::object_json(&info),
+        || objects::object_fields(&info),
     )
 }
 
@@ -88,7 +89,7 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
     let info = client.create(&args.address, spec)?;
     output::print(
         json,
-        || output::object_json(&info),
+        || objects::object_json(&info),
         || {
             let verb = if args.adopt { "adopted" } else { "created" };
             let what = match &info.details {

@@ -11,7 +11,7 @@ use ipc_client::{
 };
 use serde_json::Value;
 
-use super::{Sent, not_for, stopped_at};
+use super::common::{Sent, not_for, stopped_at};
 use crate::cli::{CreateArgs, RecvArgs, SendArgs};
 use crate::errors::{Code, fail, usage};
 use crate::output::{Out, message_json};
