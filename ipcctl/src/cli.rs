@@ -32,7 +32,9 @@ or with --json as
   {\"error\":{\"code\":\"CODE\",\"number\":N,\"message\":\"MESSAGE\"}}
 where CODE is ipcd's error code (N is its stable number) or one of ipcctl's
 own (N is null): usage, not-running (nothing listens on the socket),
-not-a-socket (the socket path is a directory or a file), daemon-gone (ipcd
+not-a-socket (the socket path is a directory or a file), not-answering (ipcd
+did not accept the connection or answer the handshake within --connect-timeout,
+10s by default: stopped with SIGSTOP, or overloaded), daemon-gone (ipcd
 stopped while the command needed it), reader-gone (a pipe or FIFO has no reader
 left), end-of-file, protocol-error, command-not-found and cannot-run (exec).
 
@@ -41,12 +43,15 @@ Exit status:
   1   timed out, or nothing to receive / no room to send (--timeout, --nonblock),
       or a pipe at end of file with no line to receive (recv --raw ends at
       end of file with 0, as cat does): timed-out, would-block, end-of-file
-  2   any other error
+  2   any other error (not-answering too: a daemon that does not answer is
+      an error, not an empty queue)
   64  usage error (a flag that does not apply to the object's kind too)
   (exec exits with its command's status instead; 127 or 126 if it cannot run)
 
 Socket: --socket, else $IPCD_SOCKET, else $XDG_RUNTIME_DIR/ipcd/ipcd.sock,
-else /run/ipcd/ipcd.sock (an empty variable counts as unset).
+else /run/ipcd/ipcd.sock (an empty variable counts as unset). Connecting and
+the handshake wait at most --connect-timeout, else $IPCCTL_CONNECT_TIMEOUT,
+else 10s.
 
 Examples:
   ipcctl create mq:jobs --capacity 10 --msg-size 1024 --mode 0660
@@ -85,6 +90,18 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub socket: Option<PathBuf>,
+
+    /// Wait at most this long for ipcd to accept the connection and answer the
+    /// handshake (e.g. 500ms, 30s); a later wait is bounded by the command's
+    /// own flags [default: $IPCCTL_CONNECT_TIMEOUT, else 10s]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DUR",
+        value_parser = parse_duration,
+        help_heading = "Global options"
+    )]
+    pub connect_timeout: Option<Duration>,
 
     /// Print one compact JSON document instead of text (recv of several
     /// messages: one per message); errors too, on stderr

@@ -58,7 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     // An empty IPCD_SOCKET counts as unset, as it does for ipcd.
     let socket = ipc_client::resolve_socket_path(cli.socket.as_deref());
     let json = cli.json;
-    let connect = || connect::connect(&socket);
+    let connect = || connect::connect(&socket, connect::timeout(cli.connect_timeout)?);
     match &cli.command {
         Command::Ping => admin::ping(&mut connect()?, json),
         Command::Status => admin::status(&mut connect()?, json),

@@ -754,3 +754,46 @@ fn queue_sizes_beyond_linux_s_hard_limits_are_refused_before_asking() {
     let o = ipcctl(nowhere, &["create", "mq:big", "--capacity", "65536"], b"");
     assert!(stderr(&o).ends_with("(not-running)\n"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_connect_timeout_must_be_a_duration_above_zero() {
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    for args in [
+        &["--connect-timeout", "0s", "ping"][..],
+        &["ping", "--connect-timeout", "soon"],
+    ] {
+        let o = ipcctl(nowhere, args, b"");
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
+    }
+    let env = |value: &str| {
+        ipcctl_env(
+            &["ping"],
+            b"",
+            &[
+                ("IPCD_SOCKET", nowhere.as_os_str()),
+                ("IPCCTL_CONNECT_TIMEOUT", value.as_ref()),
+            ],
+        )
+    };
+    let o = env("soon");
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("ipcctl: IPCCTL_CONNECT_TIMEOUT='soon': "),
+        "{}",
+        stderr(&o)
+    );
+    // Empty counts as unset; the flag is read before the variable.
+    for o in [
+        env(""),
+        ipcctl_env(
+            &["--connect-timeout", "1s", "ping"],
+            b"",
+            &[
+                ("IPCD_SOCKET", nowhere.as_os_str()),
+                ("IPCCTL_CONNECT_TIMEOUT", "soon".as_ref()),
+            ],
+        ),
+    ] {
+        assert!(stderr(&o).ends_with("(not-running)\n"), "{}", stderr(&o));
+    }
+}
