@@ -64,6 +64,7 @@ Examples:
   ipcctl create fifo:events --buffered
   echo hi > \"$(ipcctl path fifo:events)\"
   ipcctl exec --stdin pipe:a --stdout pipe:b -- tr a-z A-Z
+  ipcctl wait-for mq:jobs --readable --timeout 30s
   ipcctl list --json";
 
 /// `ipcctl [--socket PATH] [--json] COMMAND`
@@ -309,6 +310,23 @@ Exit status: 0 received something, 1 nothing in time (--timeout, --nonblock) or 
 pipe at end of file, 2 error (a bad ADDRESS, ipcd stopped: daemon-gone), 64 usage error.")]
     Recv(RecvArgs),
 
+    /// Wait until a queue has a message (--readable) or room for one (--writable)
+    #[command(after_help = "\
+ipcd holds the wait: it answers when the queue is ready, when --timeout passes,
+or when the queue is deleted. Nothing is received or sent: a message seen
+waiting may be taken by another receiver before yours (the depth printed is
+the daemon's count when it answered). --timeout 0s asks how it is now.
+With --json: {\"address\":ADDRESS,\"ready\":\"readable\"|\"writable\",\"depth\":N}.
+--connect-timeout bounds only connecting, never this wait.
+
+Examples:
+  ipcctl wait-for mq:jobs --readable && ipcctl recv mq:jobs --nonblock
+  ipcctl wait-for mq:jobs --writable --timeout 5s   # exit 1 if still full after 5s
+
+Exit status: 0 ready, 1 not ready within --timeout (timed-out), 2 error (the
+queue deleted while waiting: not-found; not a queue: wrong-kind), 64 usage error.")]
+    WaitFor(WaitForArgs),
+
     /// Run a command with its standard input/output joined to pipes or FIFOs
     #[command(after_help = "\
 The command's standard input reads from --stdin, its standard output writes to
@@ -476,6 +494,26 @@ pub struct RecvArgs {
     /// pipe, fifo: the stream, until end of file)
     #[arg(long, conflicts_with = "json")]
     pub raw: bool,
+}
+
+/// `ipcctl wait-for`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("ready").args(["readable", "writable"]).required(true))]
+pub struct WaitForArgs {
+    /// Queue address, mq:NAME
+    pub address: String,
+
+    /// Wait until at least one message is waiting
+    #[arg(long)]
+    pub readable: bool,
+
+    /// Wait until there is room for at least one message
+    #[arg(long)]
+    pub writable: bool,
+
+    /// Wait at most this long (e.g. 500ms, 2s), then exit 1 [default: no limit]
+    #[arg(long, short, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
 }
 
 /// `ipcctl exec`.

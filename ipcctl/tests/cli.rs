@@ -150,7 +150,7 @@ fn help_and_usage_errors() {
     assert!(text.contains("64  usage error"), "{text}");
     for cmd in [
         "ping", "status", "list", "stat", "create", "delete", "close", "path", "send", "recv",
-        "exec", "help",
+        "wait-for", "exec", "help",
     ] {
         let o = ipcctl(nowhere, &[cmd, "--help"], b"");
         assert_eq!(o.status.code(), Some(0), "{cmd}");
@@ -176,6 +176,10 @@ fn help_and_usage_errors() {
         &["recv"],
         &["recv", "mq:q", "--timeout", "5"],
         &["create", "mq:q", "--mode", "9"],
+        // wait-for takes exactly one of --readable and --writable.
+        &["wait-for", "mq:q"],
+        &["wait-for", "mq:q", "--readable", "--writable"],
+        &["wait-for", "mq:q", "--readable", "--timeout", "soon"],
     ] {
         let o = ipcctl(nowhere, args, b"");
         assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
@@ -631,6 +635,10 @@ fn a_wrong_kind_is_the_same_error_for_every_verb() {
         (
             &["exec", "--stdin", "pipe:a", "--stdout", "mq:y", "--", "cat"],
             "exec --stdout takes pipe: or fifo: only; mq:y is a message queue",
+        ),
+        (
+            &["wait-for", "pipe:x", "--readable"],
+            "wait-for takes mq: only; pipe:x is a pipe",
         ),
     ] {
         // Checked before connecting, so no daemon is needed to hear it.

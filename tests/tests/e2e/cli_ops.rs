@@ -1,13 +1,14 @@
 //! `ipcctl` operations against the real daemon: `wait-for`, the caller's usage
 //! in `status`, the connect timeout, and `exec`'s command dying with ipcctl.
 
+use std::io::Read as _;
 use std::os::fd::AsRawFd as _;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ipcd_tests::{TestDaemon, eventually, ipcctl_bin, run_with_timeout};
+use ipcd_tests::{TestDaemon, eventually, ipcctl_bin, run_with_timeout, wait_timeout};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
 
@@ -137,4 +138,209 @@ fn a_stopped_daemon_is_given_up_on_and_answers_once_continued() {
     );
     drop(stopped);
     d.ipcctl_ok(&["--connect-timeout", "5s", "ping"]);
+}
+
+// ------------------------------------------------------------ wait-for
+
+/// Starts `ipcctl ARGS…` against `d` in the background, output captured.
+fn spawn(d: &TestDaemon, args: &[&str]) -> Child {
+    d.ipcctl()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (at most 20 s) for a background `ipcctl` and collects its output.
+fn finish(mut child: Child) -> Output {
+    let status = wait_timeout(&mut child, Duration::from_secs(20)).expect("ipcctl finished");
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut stderr)
+        .unwrap();
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// The descriptors the daemon has open now.
+fn fds(d: &TestDaemon) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+        .unwrap()
+        .count()
+}
+
+/// The daemon's descriptors once connections that just closed are gone:
+/// the same count five times in a row.
+fn settled_fds(d: &TestDaemon) -> usize {
+    let mut last = (fds(d), 0);
+    eventually("ipcd's descriptors to settle", || {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = fds(d);
+        last = if now == last.0 {
+            (now, last.1 + 1)
+        } else {
+            (now, 0)
+        };
+        last.1 >= 5
+    });
+    last.0
+}
+
+/// Creates a small queue `mq:NAME` (2 messages of 64 bytes).
+fn small_queue(d: &TestDaemon, name: &str) -> String {
+    let address = format!("mq:{name}");
+    d.ipcctl_ok(&["create", &address, "--capacity", "2", "--msg-size", "64"]);
+    address
+}
+
+/// Starts a `wait-for` and returns once ipcd holds its wait (the daemon has
+/// its connection and a queue descriptor for it open).
+fn waiting(d: &TestDaemon, args: &[&str]) -> Child {
+    let before = settled_fds(d);
+    let mut child = spawn(d, args);
+    eventually("ipcd to hold the wait", || fds(d) >= before + 2);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "wait-for returned early"
+    );
+    child
+}
+
+#[test]
+fn a_waiter_is_answered_when_another_ipcctl_sends() {
+    let d = TestDaemon::start();
+    let q = small_queue(&d, "w");
+    let mut waiter = waiting(&d, &["wait-for", &q, "--readable", "--timeout", "20s"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        waiter.try_wait().unwrap().is_none(),
+        "wait-for returned before the send"
+    );
+    d.ipcctl_ok(&["send", &q, "wake up"]);
+    let out = finish(waiter);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "mq:w readable (1 message waiting)\n"
+    );
+    // Ready now: answered at once, as one JSON document.
+    let out = d.ipcctl_ok(&["--json", "wait-for", &q, "--readable", "--timeout", "0s"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"address": "mq:w", "ready": "readable", "depth": 1})
+    );
+    assert_eq!(out.lines().count(), 1, "{out}");
+    // Nothing was taken.
+    assert_eq!(d.ipcctl_ok(&["recv", &q, "--nonblock"]), "wake up\n");
+    d.ipcctl_ok(&["delete", &q]);
+}
+
+#[test]
+fn a_waiter_for_room_is_answered_when_a_message_is_received() {
+    let d = TestDaemon::start();
+    let q = small_queue(&d, "full");
+    d.ipcctl_ok(&["send", &q, "1"]);
+    d.ipcctl_ok(&["send", &q, "2"]);
+    let mut waiter = waiting(&d, &["wait-for", &q, "--writable"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        waiter.try_wait().unwrap().is_none(),
+        "wait-for returned before the recv"
+    );
+    assert_eq!(d.ipcctl_ok(&["recv", &q]), "1\n");
+    let out = finish(waiter);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "mq:full writable (1 message waiting)\n"
+    );
+    d.ipcctl_ok(&["delete", &q]);
+}
+
+#[test]
+fn a_wait_that_times_out_exits_1_and_the_connect_timeout_does_not_cut_it_short() {
+    let d = TestDaemon::start();
+    let q = small_queue(&d, "idle");
+    let started = Instant::now();
+    let out = d.run_ipcctl(&[
+        "--connect-timeout",
+        "100ms",
+        "wait-for",
+        &q,
+        "--readable",
+        "--timeout",
+        "700ms",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "ipcctl: no message arrived on mq:idle within 700ms (timed-out)\n"
+    );
+    assert!(took >= Duration::from_millis(700), "took {took:?}");
+    let out = d.run_ipcctl(&["wait-for", &q, "--readable", "--timeout", "0s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "ipcctl: mq:idle is empty (timed-out)\n");
+    // Room there is: writable at once.
+    let out = d.ipcctl_ok(&["wait-for", &q, "--writable", "--timeout", "0s"]);
+    assert_eq!(out, "mq:idle writable (0 messages waiting)\n");
+    d.ipcctl_ok(&["delete", &q]);
+}
+
+#[test]
+fn a_queue_deleted_while_waited_for_is_an_error() {
+    let d = TestDaemon::start();
+    let q = small_queue(&d, "doomed");
+    let waiter = waiting(&d, &["--json", "wait-for", &q, "--readable"]);
+    d.ipcctl_ok(&["delete", &q]);
+    let out = finish(waiter);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let e: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(e["error"]["code"], "not-found", "{e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("mq:doomed") && message.contains("deleted while waiting"),
+        "{e}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_killed_waiter_leaves_the_daemon_serving_and_holding_nothing() {
+    let d = TestDaemon::start();
+    let q = small_queue(&d, "k");
+    let before = settled_fds(&d);
+    let mut waiter = waiting(&d, &["wait-for", &q, "--readable"]);
+    waiter.kill().unwrap();
+    waiter.wait().unwrap();
+    eventually("ipcd to close the killed waiter's descriptors", || {
+        fds(&d) == before
+    });
+    // Others are served: a new waiter, a send, a receive.
+    let second = waiting(&d, &["wait-for", &q, "--readable", "--timeout", "20s"]);
+    d.ipcctl_ok(&["send", &q, "still here"]);
+    assert!(finish(second).status.success());
+    assert_eq!(d.ipcctl_ok(&["recv", &q]), "still here\n");
+    d.ipcctl_ok(&["delete", &q]);
+    assert_eq!(
+        settled_fds(&d),
+        before - 1,
+        "the queue's own descriptor went with it"
+    );
 }
