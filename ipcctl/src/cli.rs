@@ -125,8 +125,15 @@ Example:
 Exit status: 0 the daemon answered, 2 error (e.g. no daemon), 64 usage error.")]
     Ping,
 
-    /// Show the daemon's version, uptime, counters and limits
+    /// Show the daemon's version, uptime, counters and limits, and your usage
     #[command(after_help = "\
+After the daemon's status comes your usage: what your uid holds in ipcd
+(connections, objects, descriptors ipcd holds for your objects and waits,
+waiting requests, queue bytes) against your share of each, \"unlimited\" for
+root and ipcd's own user, which only the daemon-wide limits bound; then ipcd's
+queue byte budget (RLIMIT_MSGQUEUE, for all users together) and open-file
+limit. --json adds them as \"usage\": {\"objects\":N,\"max_objects\":N|null,…}.
+
 Example:
   ipcctl status --json
 

@@ -17,7 +17,7 @@ use clap::{CommandFactory as _, Parser as _};
 use ipc_client::Kind;
 
 use cli::{Cli, Command, DeleteArgs};
-use cmd::{ANY_KIND, STREAMS, admin, fifo, mq, pipe};
+use cmd::{ANY_KIND, STREAMS, admin, fifo, mq, pipe, status};
 use errors::{report, report_clap, usage};
 
 fn main() -> ExitCode {
@@ -61,7 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let connect = || connect::connect(&socket, connect::timeout(cli.connect_timeout)?);
     match &cli.command {
         Command::Ping => admin::ping(&mut connect()?, json),
-        Command::Status => admin::status(&mut connect()?, json),
+        Command::Status => status::status(&mut connect()?, json),
         Command::List { .. } => admin::list(&mut connect()?, kind_filter, json),
         Command::Stat { address } => admin::stat(&mut connect()?, address, json),
         Command::Create(args) => admin::create(&mut connect()?, args, json),

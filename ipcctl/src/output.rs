@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::io::{self, BufWriter, StdoutLock, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
-use ipc_client::{Lifetime, ObjectInfo, StatusInfo};
+use ipc_client::{Lifetime, ObjectInfo};
 use serde_json::{Value, json};
 
 /// Standard output was closed by its reader (`ipcctl recv … | head -1`): not an
@@ -150,63 +150,6 @@ pub fn timestamp(ms: u64) -> String {
 /// A duration in milliseconds, to the second: `1h 2m 3s`.
 pub fn uptime(ms: u64) -> String {
     humantime::format_duration(Duration::from_secs(ms / 1000)).to_string()
-}
-
-/// The daemon's status as JSON.
-pub fn status_json(s: &StatusInfo) -> Value {
-    let c = &s.counters;
-    let l = &s.limits;
-    json!({
-        "server": s.server,
-        "pid": s.pid,
-        "uptime_ms": s.uptime_ms,
-        "socket": s.socket,
-        "prefix": s.prefix,
-        "objects": s.objects,
-        "sessions": s.sessions,
-        "counters": {
-            "connections": c.connections,
-            "requests": c.requests,
-            "errors": c.errors,
-            "created": c.created,
-            "deleted": c.deleted,
-            "capabilities": c.capabilities,
-        },
-        "limits": {
-            "max_frame": l.max_frame,
-            "max_message_size": l.max_message_size,
-            "max_objects_per_uid": l.max_objects_per_uid,
-            "max_connections": l.max_connections,
-        },
-    })
-}
-
-/// The daemon's status, one `label: value` per line.
-pub fn status_fields(s: &StatusInfo) -> String {
-    let c = &s.counters;
-    let l = &s.limits;
-    fields(&[
-        ("server", format!("{} (pid {})", s.server, s.pid)),
-        ("uptime", uptime(s.uptime_ms)),
-        ("socket", s.socket.clone()),
-        ("prefix", s.prefix.clone()),
-        ("objects", s.objects.to_string()),
-        ("sessions", s.sessions.to_string()),
-        (
-            "counters",
-            format!(
-                "{} connections, {} requests, {} errors, {} created, {} deleted, {} capabilities",
-                c.connections, c.requests, c.errors, c.created, c.deleted, c.capabilities
-            ),
-        ),
-        (
-            "limits",
-            format!(
-                "frames up to {} bytes, messages up to {} bytes, {} objects per user, {} connections",
-                l.max_frame, l.max_message_size, l.max_objects_per_uid, l.max_connections
-            ),
-        ),
-    ])
 }
 
 /// `label: value` lines with the values aligned.

@@ -1,5 +1,5 @@
-//! Commands about the daemon and objects of any kind: ping, status, list, stat,
-//! create and delete.
+//! Commands about the daemon and objects of any kind: ping, list, stat, create
+//! and delete (`status` has its own module).
 
 use std::io::IsTerminal as _;
 use std::time::Instant;
@@ -34,16 +34,6 @@ pub fn ping(client: &mut Client, json: bool) -> anyhow::Result<()> {
                 rtt.as_secs_f64() * 1e3
             )
         },
-    )
-}
-
-/// `ipcctl status`.
-pub fn status(client: &mut Client, json: bool) -> anyhow::Result<()> {
-    let status = client.status()?;
-    output::print(
-        json,
-        || output::status_json(&status),
-        || output::status_fields(&status),
     )
 }
 

@@ -10,6 +10,7 @@ pub mod fifo;
 pub mod mq;
 pub mod objects;
 pub mod pipe;
+pub mod status;
 pub mod stream;
 
 use ipc_client::{Client, ErrorCode, Kind, KindParams};

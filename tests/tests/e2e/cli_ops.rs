@@ -344,3 +344,95 @@ fn a_killed_waiter_leaves_the_daemon_serving_and_holding_nothing() {
         "the queue's own descriptor went with it"
     );
 }
+
+// ------------------------------------------------------------ status: your usage
+
+/// `ipcctl ARGS…` run as uid/gid 65534 (the socket is 0666).
+fn as_nobody(d: &TestDaemon, args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt as _;
+    run_with_timeout(d.ipcctl().args(args).uid(65534).gid(65534))
+}
+
+/// The one JSON document a successful `ipcctl --json status` printed.
+fn status_json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", stderr(out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn status_shows_the_caller_s_usage_unlimited_for_root() {
+    let d = TestDaemon::start();
+    let text = d.ipcctl_ok(&["status"]);
+    let me = nix::unistd::geteuid().as_raw();
+    // Root, or ipcd's own uid when the tests do not run as root: privileged.
+    let heading = format!("\n\nyour usage (uid {me}, privileged: ");
+    assert!(text.contains(&heading), "{text}");
+    for row in [
+        "  connections:             1 / unlimited\n",
+        "  daemon-held descriptors: 0 / unlimited\n",
+        "  waits:                   0 / unlimited\n",
+        "  queue bytes:             0 / unlimited\n",
+        "  queue byte budget:       ",
+        "  open-file limit:         ",
+    ] {
+        assert!(text.contains(row), "no {row:?} in:\n{text}");
+    }
+    let v = status_json(&d.run_ipcctl(&["--json", "status"]));
+    let usage = &v["usage"];
+    assert_eq!(usage["uid"], me, "{v}");
+    assert_eq!(usage["privileged"], true, "{v}");
+    assert!(
+        usage["max_mq_bytes"].is_null() && usage["max_fds"].is_null(),
+        "{v}"
+    );
+    assert!(usage["mq_budget_bytes"].as_u64().unwrap() > 0, "{v}");
+    assert!(usage["nofile"].as_u64().unwrap() > 0, "{v}");
+    // The daemon's own part is still there.
+    assert!(v["limits"]["max_connections"].as_u64().is_some(), "{v}");
+}
+
+#[test]
+fn status_shows_an_unprivileged_caller_s_holdings_against_numeric_shares() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("note: this test runs ipcctl as uid 65534 and needs root; skipped");
+        return;
+    }
+    let d = TestDaemon::start();
+    let created = as_nobody(
+        &d,
+        &["create", "mq:nobody", "--capacity", "2", "--msg-size", "64"],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let v = status_json(&as_nobody(&d, &["--json", "status"]));
+    let usage = &v["usage"];
+    assert_eq!(usage["uid"], 65534, "{v}");
+    assert_eq!(usage["privileged"], false, "{v}");
+    assert_eq!(usage["objects"], 1, "{v}");
+    assert_eq!(usage["connections"], 1, "{v}");
+    assert!(usage["mq_bytes"].as_u64().unwrap() > 0, "{v}");
+    assert!(usage["fds"].as_u64().unwrap() >= 1, "{v}");
+    for share in [
+        "max_connections",
+        "max_objects",
+        "max_fds",
+        "max_waits",
+        "max_mq_bytes",
+    ] {
+        let n = usage[share].as_u64();
+        assert!(n.is_some_and(|n| n > 0 && n < u64::MAX), "{share}: {v}");
+    }
+    let out = as_nobody(&d, &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\n\nyour usage (uid 65534):\n"), "{text}");
+    let objects = format!("  objects:                 1 / {}\n", usage["max_objects"]);
+    assert!(text.contains(&objects), "{text}");
+    let bytes = format!(
+        "  queue bytes:             {} / {}\n",
+        usage["mq_bytes"], usage["max_mq_bytes"]
+    );
+    assert!(text.contains(&bytes), "{text}");
+    assert!(!text.contains("unlimited"), "{text}");
+    assert!(as_nobody(&d, &["delete", "mq:nobody"]).status.success());
+}
