@@ -32,7 +32,9 @@ or with --json as
   {\"error\":{\"code\":\"CODE\",\"number\":N,\"message\":\"MESSAGE\"}}
 where CODE is ipcd's error code (N is its stable number) or one of ipcctl's
 own (N is null): usage, not-running (nothing listens on the socket),
-not-a-socket (the socket path is a directory or a file), daemon-gone (ipcd
+not-a-socket (the socket path is a directory or a file), not-answering (ipcd
+did not accept the connection or answer the handshake within --connect-timeout,
+10s by default: stopped with SIGSTOP, or overloaded), daemon-gone (ipcd
 stopped while the command needed it), reader-gone (a pipe or FIFO has no reader
 left), end-of-file, protocol-error, command-not-found and cannot-run (exec).
 
@@ -41,12 +43,15 @@ Exit status:
   1   timed out, or nothing to receive / no room to send (--timeout, --nonblock),
       or a pipe at end of file with no line to receive (recv --raw ends at
       end of file with 0, as cat does): timed-out, would-block, end-of-file
-  2   any other error
+  2   any other error (not-answering too: a daemon that does not answer is
+      an error, not an empty queue)
   64  usage error (a flag that does not apply to the object's kind too)
   (exec exits with its command's status instead; 127 or 126 if it cannot run)
 
 Socket: --socket, else $IPCD_SOCKET, else $XDG_RUNTIME_DIR/ipcd/ipcd.sock,
-else /run/ipcd/ipcd.sock (an empty variable counts as unset).
+else /run/ipcd/ipcd.sock (an empty variable counts as unset). Connecting and
+the handshake wait at most --connect-timeout, else $IPCCTL_CONNECT_TIMEOUT,
+else 10s.
 
 Examples:
   ipcctl create mq:jobs --capacity 10 --msg-size 1024 --mode 0660
@@ -59,6 +64,7 @@ Examples:
   ipcctl create fifo:events --buffered
   echo hi > \"$(ipcctl path fifo:events)\"
   ipcctl exec --stdin pipe:a --stdout pipe:b -- tr a-z A-Z
+  ipcctl wait-for mq:jobs --readable --timeout 30s
   ipcctl list --json";
 
 /// `ipcctl [--socket PATH] [--json] COMMAND`
@@ -86,6 +92,18 @@ pub struct Cli {
     )]
     pub socket: Option<PathBuf>,
 
+    /// Wait at most this long for ipcd to accept the connection and answer the
+    /// handshake (e.g. 500ms, 30s); a later wait is bounded by the command's
+    /// own flags [default: $IPCCTL_CONNECT_TIMEOUT, else 10s]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DUR",
+        value_parser = parse_duration,
+        help_heading = "Global options"
+    )]
+    pub connect_timeout: Option<Duration>,
+
     /// Print one compact JSON document instead of text (recv of several
     /// messages: one per message); errors too, on stderr
     #[arg(long, global = true, help_heading = "Global options")]
@@ -107,8 +125,15 @@ Example:
 Exit status: 0 the daemon answered, 2 error (e.g. no daemon), 64 usage error.")]
     Ping,
 
-    /// Show the daemon's version, uptime, counters and limits
+    /// Show the daemon's version, uptime, counters and limits, and your usage
     #[command(after_help = "\
+After the daemon's status comes your usage: what your uid holds in ipcd
+(connections, objects, descriptors ipcd holds for your objects and waits,
+waiting requests, queue bytes) against your share of each, \"unlimited\" for
+root and ipcd's own user, which only the daemon-wide limits bound; then ipcd's
+queue byte budget (RLIMIT_MSGQUEUE, for all users together) and open-file
+limit. --json adds them as \"usage\": {\"objects\":N,\"max_objects\":N|null,…}.
+
 Example:
   ipcctl status --json
 
@@ -292,6 +317,23 @@ Exit status: 0 received something, 1 nothing in time (--timeout, --nonblock) or 
 pipe at end of file, 2 error (a bad ADDRESS, ipcd stopped: daemon-gone), 64 usage error.")]
     Recv(RecvArgs),
 
+    /// Wait until a queue has a message (--readable) or room for one (--writable)
+    #[command(after_help = "\
+ipcd holds the wait: it answers when the queue is ready, when --timeout passes,
+or when the queue is deleted. Nothing is received or sent: a message seen
+waiting may be taken by another receiver before yours (the depth printed is
+the daemon's count when it answered). --timeout 0s asks how it is now.
+With --json: {\"address\":ADDRESS,\"ready\":\"readable\"|\"writable\",\"depth\":N}.
+--connect-timeout bounds only connecting, never this wait.
+
+Examples:
+  ipcctl wait-for mq:jobs --readable && ipcctl recv mq:jobs --nonblock
+  ipcctl wait-for mq:jobs --writable --timeout 5s   # exit 1 if still full after 5s
+
+Exit status: 0 ready, 1 not ready within --timeout (timed-out), 2 error (the
+queue deleted while waiting: not-found; not a queue: wrong-kind), 64 usage error.")]
+    WaitFor(WaitForArgs),
+
     /// Run a command with its standard input/output joined to pipes or FIFOs
     #[command(after_help = "\
 The command's standard input reads from --stdin, its standard output writes to
@@ -459,6 +501,26 @@ pub struct RecvArgs {
     /// pipe, fifo: the stream, until end of file)
     #[arg(long, conflicts_with = "json")]
     pub raw: bool,
+}
+
+/// `ipcctl wait-for`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("ready").args(["readable", "writable"]).required(true))]
+pub struct WaitForArgs {
+    /// Queue address, mq:NAME
+    pub address: String,
+
+    /// Wait until at least one message is waiting
+    #[arg(long)]
+    pub readable: bool,
+
+    /// Wait until there is room for at least one message
+    #[arg(long)]
+    pub writable: bool,
+
+    /// Wait at most this long (e.g. 500ms, 2s), then exit 1 [default: no limit]
+    #[arg(long, short, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
 }
 
 /// `ipcctl exec`.

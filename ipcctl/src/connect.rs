@@ -1,29 +1,90 @@
 //! Connecting to ipcd, and what to check when that fails: whether it runs,
-//! whether the path is its socket, and who may connect.
+//! whether the path is its socket, who may connect, and whether it answers in
+//! time (a stopped or overloaded ipcd must not hang ipcctl).
 
 use std::io;
 use std::os::unix::fs::FileTypeExt as _;
 use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use ipc_client::{Client, ErrorCode};
 
-use crate::errors::{Code, fail};
+use crate::errors::{Code, fail, usage};
+use crate::parse::parse_duration;
+use crate::watch::show;
 
 /// Where the socket comes from, for hints.
 const SOCKET_FROM: &str = "its socket is set with --socket or IPCD_SOCKET";
 
-/// Connects to ipcd at `socket`; a failure says what to check.
-pub fn connect(socket: &Path) -> anyhow::Result<Client> {
-    Client::builder()
+/// How long connecting and the handshake may take unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How much longer than the handshake's own timeout the whole connect may
+/// take before it counts as stuck in connect(2) (the handshake's timeout
+/// starts once connected, and says what happened more precisely).
+const CONNECT_GRACE: Duration = Duration::from_millis(500);
+
+/// The variable that sets the connect timeout (below `--connect-timeout`).
+pub const TIMEOUT_ENV: &str = "IPCCTL_CONNECT_TIMEOUT";
+
+/// The connect timeout: `--connect-timeout`, else `$IPCCTL_CONNECT_TIMEOUT`
+/// (empty counts as unset), else [`DEFAULT_TIMEOUT`]. Zero is a usage error.
+pub fn timeout(flag: Option<Duration>) -> anyhow::Result<Duration> {
+    let timeout = match (flag, std::env::var_os(TIMEOUT_ENV)) {
+        (Some(t), _) => t,
+        (None, Some(v)) if !v.is_empty() => {
+            let v = v.to_string_lossy();
+            parse_duration(&v).map_err(|e| usage(format!("{TIMEOUT_ENV}='{v}': {e}")))?
+        }
+        (None, _) => DEFAULT_TIMEOUT,
+    };
+    if timeout.is_zero() {
+        return Err(usage(
+            "the connect timeout must be more than 0 (--connect-timeout, IPCCTL_CONNECT_TIMEOUT)",
+        ));
+    }
+    Ok(timeout)
+}
+
+/// Connects to ipcd at `socket`; a failure says what to check. Connecting and
+/// the handshake take at most `timeout`; later requests have no limit of
+/// their own (a `recv --timeout 1h` or a `wait-for` is bounded by its flags).
+pub fn connect(socket: &Path, timeout: Duration) -> anyhow::Result<Client> {
+    let builder = Client::builder()
         .name("ipcctl")
         .socket(socket)
-        .connect()
-        .map_err(|e| match &e {
-            ipc_client::Error::Connect { source, .. } => {
-                connect_error(socket, source, &e.to_string())
-            }
-            _ => e.into(),
-        })
+        .timeout(timeout);
+    // The builder's timeout bounds the handshake but not connect(2), which
+    // blocks while ipcd's queue of connections not yet accepted is full: the
+    // connection is made in a thread that is left behind if it hangs.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(builder.connect());
+    });
+    let connected = rx
+        .recv_timeout(timeout + CONNECT_GRACE)
+        .map_err(|_| not_answering(socket, timeout, "accept the connection"))?;
+    let mut client = connected.map_err(|e| match &e {
+        ipc_client::Error::Connect { source, .. } => connect_error(socket, source, &e.to_string()),
+        ipc_client::Error::TimedOut => not_answering(socket, timeout, "answer the handshake"),
+        _ => e.into(),
+    })?;
+    client.set_timeout(None);
+    Ok(client)
+}
+
+/// ipcd at `socket` did not `what` (answer the handshake …) within `timeout`.
+fn not_answering(socket: &Path, timeout: Duration, what: &str) -> anyhow::Error {
+    fail(
+        Code::NotAnswering,
+        format!(
+            "ipcd at {} did not {what} within {} (is it overloaded or stopped with SIGSTOP? \
+             --connect-timeout waits longer)",
+            socket.display(),
+            show(timeout)
+        ),
+    )
 }
 
 /// Why connecting to `socket` failed (`what` names it), with a hint that fits.

@@ -35,6 +35,9 @@ pub enum Code {
     NotRunning,
     /// The socket path is something else (a directory, a regular file).
     NotASocket,
+    /// ipcd did not accept the connection or answer the handshake in time
+    /// (`--connect-timeout`): it is stopped (SIGSTOP) or overloaded.
+    NotAnswering,
     /// The connection to ipcd ended while the command needed it: ipcd stopped.
     DaemonGone,
     /// A pipe or FIFO has no reader left (writing failed with `EPIPE`).
@@ -57,6 +60,7 @@ impl Code {
             Code::Usage => "usage",
             Code::NotRunning => "not-running",
             Code::NotASocket => "not-a-socket",
+            Code::NotAnswering => "not-answering",
             Code::DaemonGone => "daemon-gone",
             Code::ReaderGone => "reader-gone",
             Code::EndOfFile => "end-of-file",
@@ -230,6 +234,8 @@ mod tests {
         assert_eq!(Code::Wire(ErrorCode::WrongKind).exit_status(), 2);
         assert_eq!(Code::DaemonGone.exit_status(), 2);
         assert_eq!(Code::NotRunning.exit_status(), 2);
+        // A daemon that does not answer is an error, not "nothing to receive".
+        assert_eq!(Code::NotAnswering.exit_status(), 2);
     }
 
     #[test]

@@ -18,8 +18,9 @@ use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithRawSiginfo;
 
 use crate::cli::ExecArgs;
+use crate::cmd::common::{daemon_alive, daemon_gone, ends_with_daemon};
 use crate::cmd::stream::Sink;
-use crate::cmd::{STREAMS, check_kind, daemon_alive, daemon_gone, ends_with_daemon};
+use crate::cmd::{STREAMS, check_kind};
 use crate::errors::{Code, fail};
 use crate::watch::{Wait, show, wait_ready};
 

@@ -17,7 +17,7 @@ use clap::{CommandFactory as _, Parser as _};
 use ipc_client::Kind;
 
 use cli::{Cli, Command, DeleteArgs};
-use cmd::{ANY_KIND, STREAMS, admin, fifo, pipe};
+use cmd::{ANY_KIND, STREAMS, admin, fifo, mq, pipe, status};
 use errors::{report, report_clap, usage};
 
 fn main() -> ExitCode {
@@ -58,10 +58,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     // An empty IPCD_SOCKET counts as unset, as it does for ipcd.
     let socket = ipc_client::resolve_socket_path(cli.socket.as_deref());
     let json = cli.json;
-    let connect = || connect::connect(&socket);
+    let connect = || connect::connect(&socket, connect::timeout(cli.connect_timeout)?);
     match &cli.command {
         Command::Ping => admin::ping(&mut connect()?, json),
-        Command::Status => admin::status(&mut connect()?, json),
+        Command::Status => status::status(&mut connect()?, json),
         Command::List { .. } => admin::list(&mut connect()?, kind_filter, json),
         Command::Stat { address } => admin::stat(&mut connect()?, address, json),
         Command::Create(args) => admin::create(&mut connect()?, args, json),
@@ -70,6 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Path { address } => fifo::path(&mut connect()?, address, json),
         Command::Send(args) => cmd::send(&mut connect()?, args, json),
         Command::Recv(args) => cmd::recv(&mut connect()?, args, json),
+        Command::WaitFor(args) => mq::wait_for(&mut connect()?, args, json),
         Command::Exec(args) => return exec::exec(connect()?, args),
         // Only an explicit --socket: bench passes it on to the processes it starts.
         Command::Bench(args) => bench::run(args, cli.socket.as_deref(), json),
@@ -94,6 +95,7 @@ fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
         Command::Create(args) => vec![(&args.address, "create", ANY_KIND)],
         Command::Send(args) => vec![(&args.address, "send", ANY_KIND)],
         Command::Recv(args) => vec![(&args.address, "recv", ANY_KIND)],
+        Command::WaitFor(args) => vec![(&args.address, "wait-for", &[Kind::Mq])],
         Command::Exec(args) => {
             let stdin = args
                 .stdin
@@ -137,3 +139,6 @@ fn help(path: &[String]) -> anyhow::Result<u8> {
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,10 +4,8 @@ use std::fmt::Write as _;
 use std::io::{self, BufWriter, StdoutLock, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
-use ipc_client::{Lifetime, ObjectInfo, StatusInfo};
+use ipc_client::{Lifetime, ObjectInfo};
 use serde_json::{Value, json};
-
-use crate::cmd;
 
 /// Standard output was closed by its reader (`ipcctl recv … | head -1`): not an
 /// error, the command just stops.
@@ -154,135 +152,6 @@ pub fn uptime(ms: u64) -> String {
     humantime::format_duration(Duration::from_secs(ms / 1000)).to_string()
 }
 
-/// An object as JSON: the common fields plus the kind's details, flattened.
-pub fn object_json(o: &ObjectInfo) -> Value {
-    let mut v = json!({
-        "address": o.address,
-        "kind": o.kind.as_str(),
-        "kernel_name": kernel_name(o),
-        "owner_uid": o.owner_uid,
-        "owner_gid": o.owner_gid,
-        "mode": mode(o.mode),
-        "lifetime": lifetime(o.lifetime),
-        "creator_pid": o.creator_pid,
-        "created_at_ms": o.created_at_ms,
-        "created_at": timestamp(o.created_at_ms),
-        "opens": o.opens,
-    });
-    cmd::json_details(&o.details, &mut v);
-    v
-}
-
-/// The daemon's status as JSON.
-pub fn status_json(s: &StatusInfo) -> Value {
-    let c = &s.counters;
-    let l = &s.limits;
-    json!({
-        "server": s.server,
-        "pid": s.pid,
-        "uptime_ms": s.uptime_ms,
-        "socket": s.socket,
-        "prefix": s.prefix,
-        "objects": s.objects,
-        "sessions": s.sessions,
-        "counters": {
-            "connections": c.connections,
-            "requests": c.requests,
-            "errors": c.errors,
-            "created": c.created,
-            "deleted": c.deleted,
-            "capabilities": c.capabilities,
-        },
-        "limits": {
-            "max_frame": l.max_frame,
-            "max_message_size": l.max_message_size,
-            "max_objects_per_uid": l.max_objects_per_uid,
-            "max_connections": l.max_connections,
-        },
-    })
-}
-
-/// An object's fields, one `label: value` per line.
-pub fn object_fields(o: &ObjectInfo) -> String {
-    let mut rows = vec![("address", o.address.clone()), ("kind", o.kind.to_string())];
-    rows.extend(cmd::field_rows(o));
-    rows.extend([
-        ("owner", format!("uid {}, gid {}", o.owner_uid, o.owner_gid)),
-        ("mode", mode(o.mode)),
-        ("lifetime", lifetime(o.lifetime).to_owned()),
-        ("creator pid", o.creator_pid.to_string()),
-        ("created", timestamp(o.created_at_ms)),
-        (
-            "opens",
-            format!("{} (descriptors handed out since ipcd started)", o.opens),
-        ),
-    ]);
-    fields(&rows)
-}
-
-/// The daemon's status, one `label: value` per line.
-pub fn status_fields(s: &StatusInfo) -> String {
-    let c = &s.counters;
-    let l = &s.limits;
-    fields(&[
-        ("server", format!("{} (pid {})", s.server, s.pid)),
-        ("uptime", uptime(s.uptime_ms)),
-        ("socket", s.socket.clone()),
-        ("prefix", s.prefix.clone()),
-        ("objects", s.objects.to_string()),
-        ("sessions", s.sessions.to_string()),
-        (
-            "counters",
-            format!(
-                "{} connections, {} requests, {} errors, {} created, {} deleted, {} capabilities",
-                c.connections, c.requests, c.errors, c.created, c.deleted, c.capabilities
-            ),
-        ),
-        (
-            "limits",
-            format!(
-                "frames up to {} bytes, messages up to {} bytes, {} objects per user, {} connections",
-                l.max_frame, l.max_message_size, l.max_objects_per_uid, l.max_connections
-            ),
-        ),
-    ])
-}
-
-/// Objects as a table, one row each.
-pub fn object_table(objects: &[ObjectInfo]) -> String {
-    let headers = [
-        "ADDRESS",
-        "QUEUED",
-        "CAPACITY",
-        "ENDS",
-        "MODE",
-        "OWNER",
-        "LIFETIME",
-        "KERNEL NAME",
-    ];
-    let rows = objects
-        .iter()
-        .map(|o| {
-            let [queued, capacity, ends] = cmd::table_cells(&o.details);
-            vec![
-                o.address.clone(),
-                queued,
-                capacity,
-                ends,
-                mode(o.mode),
-                format!("{}:{}", o.owner_uid, o.owner_gid),
-                lifetime(o.lifetime).to_owned(),
-                kernel_name(o).unwrap_or("-").to_owned(),
-            ]
-        })
-        .collect::<Vec<_>>();
-    table(
-        &headers,
-        &rows,
-        &[false, true, true, false, false, false, false, false],
-    )
-}
-
 /// `label: value` lines with the values aligned.
 pub fn fields(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
@@ -326,27 +195,6 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipc_client::{FifoDetails, Kind, KindDetails, MqDetails, PipeDetails};
-
-    fn info() -> ObjectInfo {
-        ObjectInfo {
-            address: "mq:jobs".into(),
-            kind: Kind::Mq,
-            kernel_name: "/ipcd.jobs".into(),
-            owner_uid: 1000,
-            owner_gid: 100,
-            mode: 0o640,
-            creator_pid: 42,
-            created_at_ms: 1_700_000_000_123,
-            lifetime: Lifetime::Persistent,
-            opens: 3,
-            details: KindDetails::Mq(MqDetails {
-                capacity: 10,
-                msg_size: 8192,
-                depth: 2,
-            }),
-        }
-    }
 
     #[test]
     fn tables_align_numbers_right() {
@@ -367,99 +215,6 @@ mod tests {
             fields(&[("a", "1".into()), ("long", "2".into())]),
             "a:    1\nlong: 2"
         );
-    }
-
-    #[test]
-    fn objects_show_mode_in_octal_and_time_in_utc() {
-        let text = object_fields(&info());
-        assert!(text.contains("mode:         0640"), "{text}");
-        assert!(
-            text.contains("created:      2023-11-14T22:13:20Z"),
-            "{text}"
-        );
-        assert!(text.contains("owner:        uid 1000, gid 100"), "{text}");
-        let j = object_json(&info());
-        assert_eq!(j["mode"], "0640");
-        assert_eq!(j["depth"], 2);
-        assert_eq!(j["lifetime"], "persistent");
-    }
-
-    #[test]
-    fn object_tables_have_one_row_per_object() {
-        let t = object_table(&[info(), info()]);
-        assert_eq!(t.lines().count(), 3);
-        assert!(
-            t.starts_with(
-                "ADDRESS  QUEUED     CAPACITY  ENDS  MODE  OWNER     LIFETIME    KERNEL NAME"
-            ),
-            "{t}"
-        );
-        assert!(
-            t.contains("mq:jobs   2 msg  10 × 8192 B  -     0640"),
-            "{t}"
-        );
-    }
-
-    #[test]
-    fn pipes_and_fifos_show_their_ends_and_buffers() {
-        let mut pipe = info();
-        pipe.address = "pipe:p".into();
-        pipe.kind = Kind::Pipe;
-        pipe.kernel_name = "(anonymous pipe)".into();
-        pipe.details = KindDetails::Pipe(PipeDetails {
-            capacity: 65536,
-            buffered_bytes: 21,
-            readers_opened: 2,
-            writers_opened: 1,
-            closed: true,
-        });
-        let mut fifo = info();
-        fifo.address = "fifo:f".into();
-        fifo.kind = Kind::Fifo;
-        fifo.kernel_name = "/run/ipcd/fifo/ipcd.f".into();
-        fifo.details = KindDetails::Fifo(FifoDetails {
-            path: "/run/ipcd/fifo/ipcd.f".into(),
-            buffered: true,
-            buffered_bytes: 5,
-            readers_opened: 0,
-            writers_opened: 3,
-        });
-        let t = object_table(&[pipe.clone(), fifo.clone()]);
-        assert!(
-            t.contains("pipe:p     21 B   65536 B  2r 1w closed    0640"),
-            "{t}"
-        );
-        assert!(
-            t.contains("fifo:f      5 B         -  0r 3w buffered  0640"),
-            "{t}"
-        );
-
-        let text = object_fields(&pipe);
-        assert!(text.contains("buffered bytes: 21\n"), "{text}");
-        assert!(text.contains("closed:         yes"), "{text}");
-        assert!(text.contains("kernel name:    none (anonymous)"), "{text}");
-        let j = object_json(&pipe);
-        assert_eq!(
-            (j["buffered_bytes"].as_u64(), j["closed"].as_bool()),
-            (Some(21), Some(true))
-        );
-        // The daemon's placeholder (or an empty name) is no name at all.
-        assert!(j["kernel_name"].is_null(), "{j}");
-        assert!(t.lines().nth(1).unwrap().ends_with("persistent  -"), "{t}");
-        pipe.kernel_name = String::new();
-        assert!(object_json(&pipe)["kernel_name"].is_null());
-
-        let text = object_fields(&fifo);
-        assert!(
-            text.contains("path:           /run/ipcd/fifo/ipcd.f"),
-            "{text}"
-        );
-        assert!(text.contains("buffered bytes: 5\n"), "{text}");
-        assert!(text.contains("buffered:       yes"), "{text}");
-        let j = object_json(&fifo);
-        assert_eq!(j["path"], "/run/ipcd/fifo/ipcd.f");
-        assert_eq!(j["buffered"], true);
-        assert_eq!(j["buffered_bytes"], 5);
     }
 
     #[test]

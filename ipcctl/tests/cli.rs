@@ -150,7 +150,7 @@ fn help_and_usage_errors() {
     assert!(text.contains("64  usage error"), "{text}");
     for cmd in [
         "ping", "status", "list", "stat", "create", "delete", "close", "path", "send", "recv",
-        "exec", "help",
+        "wait-for", "exec", "help",
     ] {
         let o = ipcctl(nowhere, &[cmd, "--help"], b"");
         assert_eq!(o.status.code(), Some(0), "{cmd}");
@@ -176,6 +176,10 @@ fn help_and_usage_errors() {
         &["recv"],
         &["recv", "mq:q", "--timeout", "5"],
         &["create", "mq:q", "--mode", "9"],
+        // wait-for takes exactly one of --readable and --writable.
+        &["wait-for", "mq:q"],
+        &["wait-for", "mq:q", "--readable", "--writable"],
+        &["wait-for", "mq:q", "--readable", "--timeout", "soon"],
     ] {
         let o = ipcctl(nowhere, args, b"");
         assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
@@ -632,6 +636,10 @@ fn a_wrong_kind_is_the_same_error_for_every_verb() {
             &["exec", "--stdin", "pipe:a", "--stdout", "mq:y", "--", "cat"],
             "exec --stdout takes pipe: or fifo: only; mq:y is a message queue",
         ),
+        (
+            &["wait-for", "pipe:x", "--readable"],
+            "wait-for takes mq: only; pipe:x is a pipe",
+        ),
     ] {
         // Checked before connecting, so no daemon is needed to hear it.
         let o = ipcctl(nowhere, args, b"");
@@ -753,4 +761,47 @@ fn queue_sizes_beyond_linux_s_hard_limits_are_refused_before_asking() {
     // 65536 itself is the daemon's (and the kernel's) to judge.
     let o = ipcctl(nowhere, &["create", "mq:big", "--capacity", "65536"], b"");
     assert!(stderr(&o).ends_with("(not-running)\n"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_connect_timeout_must_be_a_duration_above_zero() {
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    for args in [
+        &["--connect-timeout", "0s", "ping"][..],
+        &["ping", "--connect-timeout", "soon"],
+    ] {
+        let o = ipcctl(nowhere, args, b"");
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {}", stderr(&o));
+    }
+    let env = |value: &str| {
+        ipcctl_env(
+            &["ping"],
+            b"",
+            &[
+                ("IPCD_SOCKET", nowhere.as_os_str()),
+                ("IPCCTL_CONNECT_TIMEOUT", value.as_ref()),
+            ],
+        )
+    };
+    let o = env("soon");
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("ipcctl: IPCCTL_CONNECT_TIMEOUT='soon': "),
+        "{}",
+        stderr(&o)
+    );
+    // Empty counts as unset; the flag is read before the variable.
+    for o in [
+        env(""),
+        ipcctl_env(
+            &["--connect-timeout", "1s", "ping"],
+            b"",
+            &[
+                ("IPCD_SOCKET", nowhere.as_os_str()),
+                ("IPCCTL_CONNECT_TIMEOUT", "soon".as_ref()),
+            ],
+        ),
+    ] {
+        assert!(stderr(&o).ends_with("(not-running)\n"), "{}", stderr(&o));
+    }
 }

@@ -1,5 +1,5 @@
-//! Commands about the daemon and objects of any kind: ping, status, list, stat,
-//! create and delete.
+//! Commands about the daemon and objects of any kind: ping, list, stat, create
+//! and delete (`status` has its own module).
 
 use std::io::IsTerminal as _;
 use std::time::Instant;
@@ -7,6 +7,7 @@ use std::time::Instant;
 use ipc_client::{Client, CreateSpec, ErrorCode, Kind, KindDetails, Lifetime};
 use serde_json::json;
 
+use super::objects;
 use crate::cli::{CreateArgs, DeleteArgs};
 use crate::errors::{Code, fail};
 use crate::output;
@@ -36,27 +37,17 @@ pub fn ping(client: &mut Client, json: bool) -> anyhow::Result<()> {
     )
 }
 
-/// `ipcctl status`.
-pub fn status(client: &mut Client, json: bool) -> anyhow::Result<()> {
-    let status = client.status()?;
-    output::print(
-        json,
-        || output::status_json(&status),
-        || output::status_fields(&status),
-    )
-}
-
 /// `ipcctl list [KIND]`.
 pub fn list(client: &mut Client, kind: Option<Kind>, json: bool) -> anyhow::Result<()> {
     let objects = client.list(kind)?;
     output::print(
         json,
-        || objects.iter().map(output::object_json).collect(),
+        || objects.iter().map(objects::object_json).collect(),
         || {
             if objects.is_empty() {
                 "no objects".to_owned()
             } else {
-                output::object_table(&objects)
+                objects::object_table(&objects)
             }
         },
     )
@@ -67,8 +58,8 @@ pub fn stat(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()
     let info = client.stat(address)?;
     output::print(
         json,
-        || output::object_json(&info),
-        || output::object_fields(&info),
+        || objects::object_json(&info),
+        || objects::object_fields(&info),
     )
 }
 
@@ -88,7 +79,7 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
     let info = client.create(&args.address, spec)?;
     output::print(
         json,
-        || output::object_json(&info),
+        || objects::object_json(&info),
         || {
             let verb = if args.adopt { "adopted" } else { "created" };
             let what = match &info.details {

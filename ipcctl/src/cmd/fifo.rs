@@ -7,7 +7,7 @@ use ipc_client::{
 };
 use serde_json::{Value, json};
 
-use super::{described, not_for};
+use super::common::{described, not_for};
 use crate::cli::CreateArgs;
 use crate::errors::fail;
 use crate::output;

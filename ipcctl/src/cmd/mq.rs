@@ -1,20 +1,22 @@
-//! `mq:` — POSIX message queues: create flags, send, recv, and their output rows.
+//! `mq:` — POSIX message queues: create flags, send, recv, wait-for, and their
+//! output rows.
 
 use std::io::{self, BufRead as _, Read as _};
 use std::os::fd::AsFd as _;
 use std::os::unix::ffi::OsStrExt as _;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use ipc_client::{
-    Access, Client, ErrorCode, KindParams, MessageQueue, MqDetails, MqParams, ObjectInfo, Reply,
-    Request,
+    Access, Client, ErrorCode, KindParams, MessageQueue, MqDetails, MqParams, ObjectInfo,
+    Readiness, Reply, Request,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::{Sent, not_for, stopped_at};
-use crate::cli::{CreateArgs, RecvArgs, SendArgs};
+use super::common::{Sent, not_for, stopped_at};
+use crate::cli::{CreateArgs, RecvArgs, SendArgs, WaitForArgs};
 use crate::errors::{Code, fail, usage};
-use crate::output::{Out, message_json};
+use crate::output::{self, Out, message_json};
 use crate::watch::{Wait, Waited, Watch, show};
 
 /// The most messages a queue can hold on Linux, whatever `fs.mqueue.msg_max`
@@ -240,6 +242,43 @@ fn try_receive(q: &MessageQueue, buf: &mut [u8]) -> anyhow::Result<Option<Receiv
             Err(anyhow::Error::new(e).context(format!("cannot receive from {}", q.address())))
         }
     }
+}
+
+/// `ipcctl wait-for mq:… --readable|--writable`: the daemon holds the wait
+/// (the client's request timeout does not cut it short).
+pub fn wait_for(client: &mut Client, args: &WaitForArgs, json: bool) -> anyhow::Result<()> {
+    let (ready, word) = if args.readable {
+        (Readiness::Readable, "readable")
+    } else {
+        (Readiness::Writable, "writable")
+    };
+    let address = &args.address;
+    let depth = client
+        .wait_for(address, ready, args.timeout)
+        .map_err(|e| match e.code() {
+            Some(ErrorCode::TimedOut) => not_ready(address, ready, args.timeout),
+            _ => anyhow::Error::new(e).context(format!("waiting for {address} to be {word}")),
+        })?;
+    output::print(
+        json,
+        || json!({ "address": address, "ready": word, "depth": depth }),
+        || {
+            let s = if depth == 1 { "" } else { "s" };
+            format!("{address} {word} ({depth} message{s} waiting)")
+        },
+    )
+}
+
+/// A queue that did not become `ready` within `timeout`: `timed-out`.
+fn not_ready(address: &str, ready: Readiness, timeout: Option<Duration>) -> anyhow::Error {
+    let t = timeout.unwrap_or_default();
+    let message = match ready {
+        Readiness::Readable if t.is_zero() => format!("{address} is empty"),
+        Readiness::Writable if t.is_zero() => format!("{address} is full"),
+        Readiness::Readable => format!("no message arrived on {address} within {}", show(t)),
+        Readiness::Writable => format!("{address} stayed full for {}", show(t)),
+    };
+    fail(ErrorCode::TimedOut, message)
 }
 
 /// A queue's own JSON fields.

@@ -4,7 +4,7 @@
 use ipc_client::{Client, KindParams, ObjectInfo, PipeDetails, PipeParams, PipeReader, PipeWriter};
 use serde_json::{Value, json};
 
-use super::not_for;
+use super::common::not_for;
 use crate::cli::CreateArgs;
 use crate::output::{self, kernel_name};
 

@@ -12,7 +12,8 @@ use ipc_client::{
     Client, ErrorCode, FifoReader, FifoWriter, Kind, PIPE_BUF, PipeReader, PipeWriter,
 };
 
-use super::{Sent, daemon_alive, daemon_gone, described, ends_with_daemon, fifo, pipe, stopped_at};
+use super::common::{Sent, daemon_alive, daemon_gone, described, ends_with_daemon, stopped_at};
+use super::{fifo, pipe};
 use crate::cli::{RecvArgs, SendArgs};
 use crate::errors::{Code, client_code, code_of, fail, usage};
 use crate::output::{Out, message_json};

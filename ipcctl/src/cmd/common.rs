@@ -1,0 +1,99 @@
+//! What the kind modules share, below the dispatch in `cmd/mod.rs`: kinds in
+//! words, a `send`'s tally, refusing a flag for another kind, and telling a
+//! stream's end of file from ipcd stopping.
+
+use std::time::Duration;
+
+use ipc_client::protocol::Address;
+use ipc_client::{Client, Kind, KindDetails, ObjectInfo};
+
+use crate::cli::CreateArgs;
+use crate::errors::{Code, fail, usage};
+
+/// The kind named by `address`, checked as the daemon would check it.
+pub fn kind_of(address: &str) -> anyhow::Result<Kind> {
+    Address::parse(address)
+        .map(|a| a.kind)
+        .map_err(|e| ipc_client::Error::Server(e).into())
+}
+
+/// A kind in words: `a message queue`, `a pipe`, `a FIFO`.
+pub fn described(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Mq => "a message queue",
+        Kind::Pipe => "a pipe",
+        Kind::Fifo => "a FIFO",
+    }
+}
+
+/// What a `send` sent.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// Messages (a pipe's or FIFO's: lines); `None` for a `--raw` byte stream.
+    pub messages: Option<u64>,
+    /// Bytes written (a line's newline included).
+    pub bytes: u64,
+}
+
+impl Sent {
+    /// Counts one message of `len` bytes.
+    pub fn message(&mut self, len: usize) {
+        self.messages = Some(self.messages.unwrap_or(0) + 1);
+        self.bytes += len as u64;
+    }
+}
+
+/// How long [`daemon_alive`] waits for ipcd's answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether ipcd still answers on `client`'s connection: asked when a pipe or
+/// FIFO reaches end of file, which is also what a reader sees when ipcd (which
+/// holds ends of them) stops. A daemon that announced its shutdown is gone.
+pub fn daemon_alive(client: &mut Client) -> bool {
+    // Its end of the connection closed: gone. Still open may only mean that a
+    // dying ipcd has not closed that descriptor yet, so then it is asked.
+    if client.daemon_gone() || client.shutting_down() {
+        return false;
+    }
+    client.set_timeout(Some(PROBE_TIMEOUT));
+    let alive = match client.ping() {
+        Ok(()) | Err(ipc_client::Error::Server(_)) => !client.shutting_down(),
+        Err(_) => false,
+    };
+    client.set_timeout(None);
+    alive
+}
+
+/// Whether a reader's end of file may mean that ipcd stopped: ipcd holds a
+/// write end of a pipe (until it is closed) and of a buffered FIFO; a plain
+/// FIFO's end of file is its writers leaving.
+pub fn ends_with_daemon(info: &ObjectInfo) -> bool {
+    match &info.details {
+        KindDetails::Pipe(_) => true,
+        KindDetails::Fifo(d) => d.buffered,
+        KindDetails::Mq(_) => false,
+    }
+}
+
+/// ipcd stopped while the command was `doing` something (e.g. `reading pipe:k`).
+pub fn daemon_gone(doing: &str) -> anyhow::Error {
+    fail(
+        Code::DaemonGone,
+        format!("ipcd stopped while {doing}; data buffered in the daemon is lost"),
+    )
+}
+
+/// A `create` flag that `args.address`'s kind does not take: a usage error.
+pub fn not_for(args: &CreateArgs, flag: &str, what: &str) -> anyhow::Error {
+    let kind = kind_of(&args.address).map_or("?", described);
+    usage(format!("{flag} is {what}; {} is {kind}", args.address))
+}
+
+/// Context for a `--lines` send that failed: which line, and what went before it.
+pub fn stopped_at(sent: usize) -> String {
+    format!(
+        "stopped at line {} of standard input, after sending {sent} line{}",
+        sent + 1,
+        if sent == 1 { "" } else { "s" }
+    )
+}
