@@ -81,20 +81,27 @@ pub fn load(dir: &Path) -> Result<Option<StateFile>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read: {e}")),
     };
-    let file: StateFile = serde_json::from_str(&text).map_err(|e| format!("cannot parse: {e}"))?;
+    parse(&text).map(Some)
+}
+
+/// Parses the state file's text: checks the format version and moves format
+/// 1's fields where format 2 keeps them. Pure (no I/O), so it can be fuzzed;
+/// any text gives a file or an error, never a panic.
+pub fn parse(text: &str) -> Result<StateFile, String> {
+    let mut file: StateFile =
+        serde_json::from_str(text).map_err(|e| format!("cannot parse: {e}"))?;
     if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&file.format) {
         return Err(format!(
             "unsupported format {} (this ipcd reads {OLDEST_FORMAT} to {FORMAT_VERSION})",
             file.format
         ));
     }
-    let mut file = file;
     for rec in &mut file.objects {
         if rec.buffered && rec.state.is_null() {
             rec.state = serde_json::json!({ "buffered": true });
         }
     }
-    Ok(Some(file))
+    Ok(file)
 }
 
 /// Saves the objects atomically: a reader (or a crash) sees the old file or the

@@ -437,3 +437,42 @@ pub fn spawn_ready(cmd: &mut Command, dir: &Path, log: &Path) -> Child {
         }
     }
 }
+
+/// Descriptors process `pid` holds now (0 once it is gone).
+pub fn proc_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+/// A field of `/proc/<pid>/status` given in kB, such as `VmRSS` (resident
+/// memory now) or `VmHWM` (its peak); `None` if the process or field is gone.
+pub fn proc_status_kib(pid: i32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Whether the POSIX queue filesystem is mounted at `/dev/mqueue` (where
+/// [`TestDaemon::kernel_leftovers`] looks for queues); mounts it first when
+/// missing and running as root.
+pub fn ensure_mqueue_mounted() -> bool {
+    let mounted = || {
+        std::fs::read_to_string("/proc/mounts")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("/dev/mqueue"))
+    };
+    if mounted() {
+        return true;
+    }
+    if nix::unistd::geteuid().is_root() {
+        let _ = std::fs::create_dir_all("/dev/mqueue");
+        let _ = Command::new("mount")
+            .args(["-t", "mqueue", "mqueue", "/dev/mqueue"])
+            .status();
+    }
+    mounted()
+}

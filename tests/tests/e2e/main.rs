@@ -2,6 +2,7 @@
 //! `ipc-client`, one module per area. One test binary, many modules.
 
 mod bad_input;
+mod chaos;
 mod cli_ops;
 mod fifo;
 mod hostile;

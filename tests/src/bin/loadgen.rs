@@ -1,0 +1,869 @@
+//! `loadgen`: load and scale figures for ipcd. A benchmark, not a test: it is
+//! not timed and not run by CI. It starts its own daemon (the release `ipcd`
+//! next to this binary, or `--ipcd PATH`) in a temporary directory, with
+//! `max_connections` and the per-uid connection and handshake budgets raised
+//! to fit, and reports the figures `BENCHMARKS.md` ("Load and scale") records.
+//!
+//! ```text
+//! cargo build --release -p ipcd -p ipcd-tests --bin loadgen
+//! target/release/loadgen --clients 1000 --uids 4 --secs 30   # mixed load
+//! target/release/loadgen --connect-only 10000                # idle connections
+//! target/release/loadgen --churn                             # connect/disconnect bursts
+//! ```
+//!
+//! **Mixed load** (default): `--clients N` connections, spread over `--uids U`
+//! users when run as root (uid 0, 65534, 65533, …; one worker process per uid,
+//! a re-execution of this binary, one thread per connection), each doing for
+//! `--secs S` a mix of ping, stat, list pages, create+delete of small pipes,
+//! FIFOs and queues, open of its own queue with a send and receive through it,
+//! and a wait-for answered at once. Reports requests/s, p50/p99/p99.9
+//! latency of the daemon's answers, errors (must be 0), the daemon's RSS idle,
+//! peak during the run (VmHWM) and after the clients left, and its CPU time.
+//!
+//! **Scale** (`--connect-only N`): raises its own open-file limit, holds `N`
+//! handshaken connections idle, measures the daemon's RSS, pings through a
+//! sample of them (errors must be 0), then closes them all and measures again.
+//!
+//! **Churn** (`--churn`): 1000 connected (RSS), 5 bursts of 2000 more
+//! connecting and disconnecting, then the first 1000 replaced by 1000 new
+//! ones (RSS again): memory must not grow with the connections that came before.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use ipc_client::{
+    Access, Client, CreateSpec, FifoParams, KindParams, Lifetime, MqOptions, MqParams, PipeParams,
+    Readiness,
+};
+
+/// Buckets of the latency histogram: exact below 64 µs, then 32 per power of two (≤ 3 %).
+const BUCKETS: usize = 64 + 58 * 32;
+/// The uids of the worker processes, in order, when running as root.
+const UIDS: [u32; 8] = [0, 65534, 65533, 65532, 65531, 65530, 65529, 65528];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = if args.first().map(String::as_str) == Some("--worker") {
+        worker(&args[1..])
+    } else {
+        run(&args)
+    };
+    if let Err(e) = result {
+        eprintln!("loadgen: {e}");
+        std::process::exit(2);
+    }
+}
+
+/// A flag's value from `--flag value` arguments.
+fn flag<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, String> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .ok_or_else(|| format!("{name} needs a value"))?
+            .parse()
+            .map_err(|_| format!("{name}: not a valid value")),
+    }
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "usage: loadgen [--ipcd PATH] [--clients N] [--uids U] [--secs S] \
+             | --connect-only N [--sample K] | --churn"
+        );
+        return Ok(());
+    }
+    let ipcd = match flag(args, "--ipcd", String::new())? {
+        p if p.is_empty() => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("ipcd"),
+        p => PathBuf::from(p),
+    };
+    if !ipcd.exists() {
+        return Err(format!(
+            "no daemon binary at {} (cargo build --release -p ipcd, or --ipcd PATH)",
+            ipcd.display()
+        ));
+    }
+    machine_note(&ipcd);
+    let connect_only: usize = flag(args, "--connect-only", 0)?;
+    if connect_only > 0 {
+        let sample = flag(args, "--sample", 1000)?;
+        return scale(&ipcd, connect_only, sample);
+    }
+    if args.iter().any(|a| a == "--churn") {
+        return churn(&ipcd);
+    }
+    let clients = flag(args, "--clients", 100)?;
+    let uids = flag(args, "--uids", 1)?;
+    let secs = flag(args, "--secs", 10.0)?;
+    mixed(&ipcd, clients, uids, secs)
+}
+
+fn machine_note(ipcd: &Path) {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "machine: {cpus} CPUs ({model}), load average {}, daemon {}",
+        loadavg(),
+        ipcd.display()
+    );
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+// ---------------------------------------------------------------------------
+// The daemon.
+
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `ipcd` with room for `connections` and waits for `READY=1`.
+    fn start(ipcd: &Path, connections: usize) -> Result<Daemon, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("loadgen")
+            .tempdir_in("/tmp")
+            .map_err(|e| e.to_string())?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+        let n = connections + 100;
+        let config = format!(
+            "socket_mode = \"0666\"\nlog_level = \"warn\"\nmax_connections = {n}\n\
+             max_connections_per_uid = {n}\nmax_handshakes = {n}\nmax_handshakes_per_uid = {n}\n\
+             max_objects_per_uid = {n}\n"
+        );
+        let config_path = dir.path().join("ipcd.toml");
+        std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
+        let socket = dir.path().join("s");
+        let notify_path = dir.path().join("notify");
+        let notify = UnixDatagram::bind(&notify_path).map_err(|e| e.to_string())?;
+        notify
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.path().join("ipcd.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(ipcd)
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--prefix")
+            .arg(format!("lg{}.", std::process::id()))
+            .arg("--config")
+            .arg(&config_path)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", ipcd.display()))?;
+        let mut buf = [0u8; 512];
+        loop {
+            let n = notify
+                .recv(&mut buf)
+                .map_err(|e| format!("ipcd did not become ready: {e}"))?;
+            if String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "READY=1")
+            {
+                break;
+            }
+        }
+        Ok(Daemon { child, dir, socket })
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// A `/proc/<pid>/status` field in KiB.
+    fn kib(&self, field: &str) -> u64 {
+        ipcd_tests::proc_status_kib(self.pid(), field).unwrap_or(0)
+    }
+
+    /// User + system CPU time so far, in seconds.
+    fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<u64> = after
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        // Fields 14 and 15 (utime, stime) are the 12th and 13th after the name.
+        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        ticks as f64 / 100.0
+    }
+
+    /// Waits until only `keep` connections are open (closed ones are reaped asynchronously).
+    fn settle(&self, keep: u32) -> Result<(), String> {
+        let mut c = Client::connect_to(&self.socket).map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while c.status().map_err(|e| e.to_string())?.sessions > keep + 1 {
+            if Instant::now() > deadline {
+                return Err("connections did not close within 60 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Let the allocator's frees land before measuring.
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
+    }
+
+    fn stop(mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+        let log = std::fs::read_to_string(self.dir.path().join("ipcd.log")).unwrap_or_default();
+        let warnings: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        if !warnings.is_empty() {
+            println!(
+                "daemon log: {} warnings/errors, first: {}",
+                warnings.len(),
+                warnings[0]
+            );
+        }
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+// ---------------------------------------------------------------------------
+// Mixed load.
+
+fn mixed(ipcd: &Path, clients: usize, uids: usize, secs: f64) -> Result<(), String> {
+    let root = nix::unistd::geteuid().is_root();
+    let uids = if root { uids.clamp(1, UIDS.len()) } else { 1 };
+    if !root {
+        println!(
+            "not root: every client runs as uid {}",
+            nix::unistd::geteuid()
+        );
+    }
+    raise_nofile(clients + 1000)?;
+    let d = Daemon::start(ipcd, clients)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let idle = d.kib("VmRSS");
+    println!(
+        "mixed: {clients} clients over {uids} uid(s) for {secs} s; daemon idle RSS {}",
+        mib(idle)
+    );
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut workers = Vec::new();
+    for (w, &uid) in UIDS.iter().enumerate().take(uids) {
+        let threads = clients / uids + usize::from(w < clients % uids);
+        let mut cmd = Command::new(&me);
+        cmd.arg("--worker")
+            .args(["--socket", &d.socket.to_string_lossy()])
+            .args(["--threads", &threads.to_string()])
+            .args(["--secs", &secs.to_string()])
+            .args(["--tag", &format!("w{w}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        if root && uid != 0 {
+            cmd.uid(uid).gid(uid);
+        }
+        workers.push(cmd.spawn().map_err(|e| format!("worker: {e}"))?);
+    }
+    // Every worker connects all its clients, then says so; then all start at once.
+    let mut outs: Vec<_> = workers
+        .iter_mut()
+        .map(|w| BufReader::new(w.stdout.take().expect("piped")))
+        .collect();
+    let setup = Instant::now();
+    for o in &mut outs {
+        let mut line = String::new();
+        o.read_line(&mut line).map_err(|e| e.to_string())?;
+        if line.trim() != "ready" {
+            return Err(format!("a worker failed to set up: {line}"));
+        }
+    }
+    let setup = setup.elapsed();
+    let connected = d.kib("VmRSS");
+    let load_before = loadavg();
+    let cpu_before = d.cpu_secs();
+    let started = Instant::now();
+    for w in &mut workers {
+        let mut stdin = w.stdin.take().expect("piped");
+        writeln!(stdin, "go").map_err(|e| e.to_string())?;
+    }
+    // Sample the daemon's RSS while the load runs.
+    let mut peak = 0;
+    while started.elapsed().as_secs_f64() < secs {
+        peak = peak.max(d.kib("VmRSS"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut total = WorkerResult::default();
+    for (w, o) in workers.iter_mut().zip(outs) {
+        for line in o.lines().map_while(Result::ok) {
+            if let Some(r) = WorkerResult::parse(&line) {
+                total.add(&r);
+            } else if line.starts_with("error ") {
+                println!("{line}");
+            }
+        }
+        let _ = w.wait();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = d.cpu_secs() - cpu_before;
+    let load_after = loadavg();
+    let hwm = d.kib("VmHWM");
+    d.settle(0)?;
+    let after = d.kib("VmRSS");
+    let (p50, p99, p999, max) = (
+        total.percentile(0.50),
+        total.percentile(0.99),
+        total.percentile(0.999),
+        total.percentile(1.0),
+    );
+    println!(
+        "mixed: setup (connect + create one queue each) {:.1} s; RSS with {clients} connected {}",
+        setup.as_secs_f64(),
+        mib(connected)
+    );
+    println!(
+        "mixed: {} requests in {:.1} s = {:.0} requests/s; latency p50 {} µs, p99 {} µs, \
+         p99.9 {} µs, max {} µs; {} errors; {} queue send+recv pairs through the kernel",
+        total.requests,
+        total.secs,
+        total.requests as f64 / total.secs.max(elapsed),
+        p50,
+        p99,
+        p999,
+        max,
+        total.errors,
+        total.kernel_pairs
+    );
+    for (op, n, sum_us) in total.by_op() {
+        let what = if op == "connect" {
+            "connect + create a queue"
+        } else {
+            "requests"
+        };
+        println!(
+            "mixed:   {op:<10} {n:>9} {what}, mean {:.0} µs",
+            sum_us as f64 / n.max(1) as f64
+        );
+    }
+    println!(
+        "mixed: daemon RSS idle {}, peak {} (VmHWM; sampled {}), after the clients left {}; \
+         daemon CPU {:.1} s of {:.1} s ({:.0} % of one CPU); load average before {load_before}, \
+         after {load_after}",
+        mib(idle),
+        mib(hwm),
+        mib(peak),
+        mib(after),
+        cpu,
+        elapsed,
+        100.0 * cpu / elapsed
+    );
+    d.stop();
+    if total.errors > 0 {
+        return Err(format!("{} errors", total.errors));
+    }
+    Ok(())
+}
+
+/// The operations of the mix, in the order of the per-operation tallies.
+const OPS: [&str; 8] = [
+    "ping",
+    "stat",
+    "list_page",
+    "create",
+    "delete",
+    "open",
+    "wait_for",
+    "connect",
+];
+
+#[derive(Default, Clone)]
+struct WorkerResult {
+    requests: u64,
+    errors: u64,
+    kernel_pairs: u64,
+    secs: f64,
+    counts: [u64; OPS.len()],
+    sums_us: [u64; OPS.len()],
+    hist: Vec<u64>,
+}
+
+impl WorkerResult {
+    fn record(&mut self, op: usize, took: Duration) {
+        let us = took.as_micros() as u64;
+        if self.hist.is_empty() {
+            self.hist = vec![0; BUCKETS];
+        }
+        self.hist[bucket(us)] += 1;
+        self.requests += 1;
+        self.counts[op] += 1;
+        self.sums_us[op] += us;
+    }
+
+    fn add(&mut self, o: &WorkerResult) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.kernel_pairs += o.kernel_pairs;
+        self.secs = self.secs.max(o.secs);
+        for i in 0..OPS.len() {
+            self.counts[i] += o.counts[i];
+            self.sums_us[i] += o.sums_us[i];
+        }
+        if self.hist.is_empty() {
+            self.hist = vec![0; BUCKETS];
+        }
+        for (a, b) in self.hist.iter_mut().zip(&o.hist) {
+            *a += b;
+        }
+    }
+
+    /// The latency (µs, bucket's lower bound) at quantile `q` (nearest rank).
+    fn percentile(&self, q: f64) -> u64 {
+        let total: u64 = self.hist.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (b, n) in self.hist.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return bucket_value(b);
+            }
+        }
+        0
+    }
+
+    fn by_op(&self) -> Vec<(&'static str, u64, u64)> {
+        (0..OPS.len())
+            .filter(|&i| self.counts[i] > 0)
+            .map(|i| (OPS[i], self.counts[i], self.sums_us[i]))
+            .collect()
+    }
+
+    fn line(&self) -> String {
+        let hist: Vec<String> = self
+            .hist
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(b, n)| format!("{b}:{n}"))
+            .collect();
+        let join = |a: &[u64]| a.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        format!(
+            "result {} {} {} {} {} {} {}",
+            self.requests,
+            self.errors,
+            self.kernel_pairs,
+            self.secs,
+            join(&self.counts),
+            join(&self.sums_us),
+            hist.join(",")
+        )
+    }
+
+    fn parse(line: &str) -> Option<WorkerResult> {
+        let mut f = line.strip_prefix("result ")?.split(' ');
+        let mut r = WorkerResult {
+            requests: f.next()?.parse().ok()?,
+            errors: f.next()?.parse().ok()?,
+            kernel_pairs: f.next()?.parse().ok()?,
+            secs: f.next()?.parse().ok()?,
+            hist: vec![0; BUCKETS],
+            ..Default::default()
+        };
+        let list = |s: &str| -> Vec<u64> { s.split(',').filter_map(|x| x.parse().ok()).collect() };
+        for (i, v) in list(f.next()?).into_iter().enumerate().take(OPS.len()) {
+            r.counts[i] = v;
+        }
+        for (i, v) in list(f.next()?).into_iter().enumerate().take(OPS.len()) {
+            r.sums_us[i] = v;
+        }
+        for kv in f.next().unwrap_or("").split(',').filter(|s| !s.is_empty()) {
+            let (b, n) = kv.split_once(':')?;
+            r.hist[b.parse::<usize>().ok()?.min(BUCKETS - 1)] += n.parse::<u64>().ok()?;
+        }
+        Some(r)
+    }
+}
+
+fn bucket(us: u64) -> usize {
+    if us < 64 {
+        us as usize
+    } else {
+        let e = 63 - us.leading_zeros() as usize;
+        (64 + (e - 6) * 32 + ((us >> (e - 5)) & 31) as usize).min(BUCKETS - 1)
+    }
+}
+
+fn bucket_value(b: usize) -> u64 {
+    if b < 64 {
+        b as u64
+    } else {
+        let e = (b - 64) / 32 + 6;
+        (32 + ((b - 64) % 32) as u64) << (e - 5)
+    }
+}
+
+/// A worker process: `--threads K` connections, each its own thread; prints
+/// `ready` once all are connected, waits for `go` on stdin, runs `--secs`,
+/// prints one `result` line.
+fn worker(args: &[String]) -> Result<(), String> {
+    let socket = PathBuf::from(flag(args, "--socket", String::new())?);
+    let threads: usize = flag(args, "--threads", 1)?;
+    let secs: f64 = flag(args, "--secs", 10.0)?;
+    let tag: String = flag(args, "--tag", "w".to_owned())?;
+    let ready = Arc::new(Barrier::new(threads + 1));
+    let go = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            let (socket, tag, ready, go) = (socket.clone(), tag.clone(), ready.clone(), go.clone());
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || client_thread(&socket, &format!("{tag}t{i}"), secs, &ready, &go))
+                .expect("spawn a client thread")
+        })
+        .collect();
+    ready.wait();
+    println!("ready");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    go.wait();
+    let mut total = WorkerResult::default();
+    let mut errors_shown = 0;
+    for h in handles {
+        let (r, errors) = h
+            .join()
+            .map_err(|_| "a client thread panicked".to_owned())?;
+        total.add(&r);
+        for e in errors.into_iter().take(3) {
+            if errors_shown < 10 {
+                println!("error {tag}: {e}");
+                errors_shown += 1;
+            }
+        }
+    }
+    println!("{}", total.line());
+    Ok(())
+}
+
+/// One client: connects and creates its queue, waits for the start, then runs the mix.
+fn client_thread(
+    socket: &Path,
+    name: &str,
+    secs: f64,
+    ready: &Barrier,
+    go: &Barrier,
+) -> (WorkerResult, Vec<String>) {
+    let mut r = WorkerResult::default();
+    let mut errors = Vec::new();
+    let t = Instant::now();
+    let setup = Client::connect_with(socket, "loadgen").and_then(|mut c| {
+        let q = c.create_mq(name, &MqOptions::new().capacity(2).msg_size(64).session())?;
+        Ok((c, q))
+    });
+    // Connection setup is tallied apart from the mix's latency.
+    r.counts[7] = 1;
+    r.sums_us[7] = t.elapsed().as_micros() as u64;
+    ready.wait();
+    go.wait();
+    let (mut c, q) = match setup {
+        Ok(x) => x,
+        Err(e) => {
+            r.errors += 1;
+            errors.push(format!("setup: {e}"));
+            return (r, errors);
+        }
+    };
+    let own = format!("mq:{name}");
+    let mut rng = (name
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        | 1)
+    .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % 100
+    };
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(secs);
+    let mut n = 0u64;
+    let mut fail = |r: &mut WorkerResult, what: &str, e: ipc_client::Error| {
+        r.errors += 1;
+        if errors.len() < 3 {
+            errors.push(format!("{what}: {e}"));
+        }
+    };
+    while Instant::now() < deadline {
+        let roll = next();
+        let t = Instant::now();
+        match roll {
+            0..30 => match c.ping() {
+                Ok(()) => r.record(0, t.elapsed()),
+                Err(e) => fail(&mut r, "ping", e),
+            },
+            30..50 => match c.stat(&own) {
+                Ok(_) => r.record(1, t.elapsed()),
+                Err(e) => fail(&mut r, "stat", e),
+            },
+            50..60 => match c.list_page(None, None, 50) {
+                Ok(_) => r.record(2, t.elapsed()),
+                Err(e) => fail(&mut r, "list_page", e),
+            },
+            60..75 => {
+                n += 1;
+                let (kind, params) = match n % 3 {
+                    0 => ("pipe", KindParams::Pipe(PipeParams { capacity: None })),
+                    1 => ("fifo", KindParams::Fifo(FifoParams { buffered: false })),
+                    _ => (
+                        "mq",
+                        KindParams::Mq(MqParams {
+                            capacity: Some(2),
+                            msg_size: Some(64),
+                        }),
+                    ),
+                };
+                let address = format!("{kind}:{name}x");
+                let spec = CreateSpec {
+                    mode: None,
+                    lifetime: Lifetime::Session,
+                    adopt: false,
+                    params,
+                };
+                match c.create(&address, spec) {
+                    Ok(_) => r.record(3, t.elapsed()),
+                    Err(e) => {
+                        fail(&mut r, "create", e);
+                        continue;
+                    }
+                }
+                let t = Instant::now();
+                match c.delete(&address) {
+                    Ok(()) => r.record(4, t.elapsed()),
+                    Err(e) => fail(&mut r, "delete", e),
+                }
+            }
+            75..90 => match c.open_mq(&own, Access::ReadWrite) {
+                Ok(h) => {
+                    r.record(5, t.elapsed());
+                    let sent = h.try_send(b"loadgen", 0);
+                    let got = h.try_recv();
+                    match (sent, got) {
+                        (Ok(()), Ok(_)) => r.kernel_pairs += 1,
+                        (Err(e), _) | (_, Err(e)) => fail(&mut r, "send+recv", e),
+                    }
+                }
+                Err(e) => fail(&mut r, "open", e),
+            },
+            _ => {
+                if let Err(e) = q.try_send(b"w", 0) {
+                    fail(&mut r, "send", e);
+                    continue;
+                }
+                let t = Instant::now();
+                match c.wait_for(&own, Readiness::Readable, Some(Duration::from_secs(5))) {
+                    Ok(_) => r.record(6, t.elapsed()),
+                    Err(e) => fail(&mut r, "wait_for", e),
+                }
+                if let Err(e) = q.try_recv() {
+                    fail(&mut r, "recv", e);
+                }
+            }
+        }
+    }
+    r.secs = started.elapsed().as_secs_f64();
+    (r, errors)
+}
+
+// ---------------------------------------------------------------------------
+// Scale and churn.
+
+/// Raises this process's open-file limit to at least `want` (the daemon
+/// inherits it and raises its own soft limit to the hard one).
+fn raise_nofile(want: usize) -> Result<(), String> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| e.to_string())?;
+    let want = want as u64;
+    let hard = if hard < want {
+        setrlimit(Resource::RLIMIT_NOFILE, want, want)
+            .map_err(|e| format!("cannot raise the open-file limit to {want}: {e}"))?;
+        want
+    } else {
+        hard
+    };
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Opens `n` handshaken connections from a few threads at once.
+fn connect_many(socket: &Path, n: usize) -> Result<Vec<Client>, String> {
+    let threads = 8.min(n.max(1));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let socket = socket.to_owned();
+            let count = n / threads + usize::from(t < n % threads);
+            std::thread::spawn(move || -> Result<Vec<Client>, String> {
+                (0..count)
+                    .map(|_| {
+                        Client::connect_with(&socket, "loadgen-idle").map_err(|e| e.to_string())
+                    })
+                    .collect()
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(n);
+    for h in handles {
+        all.extend(h.join().map_err(|_| "a connecting thread panicked")??);
+    }
+    Ok(all)
+}
+
+fn scale(ipcd: &Path, n: usize, sample: usize) -> Result<(), String> {
+    raise_nofile(2 * n + 1000)?;
+    let d = Daemon::start(ipcd, n)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let idle = d.kib("VmRSS");
+    let t = Instant::now();
+    let mut conns = connect_many(&d.socket, n)?;
+    let took = t.elapsed();
+    d.settle(n as u32)?;
+    let held = d.kib("VmRSS");
+    let per = (held.saturating_sub(idle)) as f64 * 1024.0 / n as f64;
+    println!(
+        "scale: {n} connections handshaken in {:.1} s; daemon RSS idle {}, with {n} connected {} \
+         ({:.1} KiB per connection); target ≤ 200 MiB: {}",
+        took.as_secs_f64(),
+        mib(idle),
+        mib(held),
+        per / 1024.0,
+        if held <= 200 * 1024 { "met" } else { "MISSED" }
+    );
+    let step = (n / sample.max(1)).max(1);
+    let (mut pinged, mut errors) = (0, 0);
+    let mut lat = WorkerResult::default();
+    for c in conns.iter_mut().step_by(step) {
+        let t = Instant::now();
+        match c.ping() {
+            Ok(()) => lat.record(0, t.elapsed()),
+            Err(e) => {
+                errors += 1;
+                if errors < 4 {
+                    println!("scale: ping failed: {e}");
+                }
+            }
+        }
+        pinged += 1;
+    }
+    println!(
+        "scale: pinged through {pinged} of them: {errors} errors, p50 {} µs, p99 {} µs",
+        lat.percentile(0.5),
+        lat.percentile(0.99)
+    );
+    let hwm = d.kib("VmHWM");
+    drop(conns);
+    d.settle(0)?;
+    let after = d.kib("VmRSS");
+    println!(
+        "scale: after all {n} disconnected: daemon RSS {} (peak {})",
+        mib(after),
+        mib(hwm)
+    );
+    d.stop();
+    if errors > 0 {
+        return Err(format!("{errors} ping errors"));
+    }
+    Ok(())
+}
+
+fn churn(ipcd: &Path) -> Result<(), String> {
+    const BASE: usize = 1000;
+    const BURST: usize = 2000;
+    const BURSTS: usize = 5;
+    raise_nofile(2 * (BASE + BURST) + 1000)?;
+    let d = Daemon::start(ipcd, BASE + BURST)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let idle = d.kib("VmRSS");
+    let first = connect_many(&d.socket, BASE)?;
+    d.settle(BASE as u32)?;
+    let with_first = d.kib("VmRSS");
+    let per = with_first.saturating_sub(idle) as f64 / BASE as f64;
+    println!(
+        "churn: daemon RSS idle {}, with {BASE} connected {} ({per:.1} KiB per idle connection; \
+         target ≤ 16 KiB: {})",
+        mib(idle),
+        mib(with_first),
+        if per <= 16.0 { "met" } else { "MISSED" }
+    );
+    for b in 1..=BURSTS {
+        let t = Instant::now();
+        let burst = connect_many(&d.socket, BURST)?;
+        let peak = d.kib("VmRSS");
+        drop(burst);
+        d.settle(BASE as u32)?;
+        println!(
+            "churn: burst {b}: {BURST} connected and disconnected in {:.1} s; RSS at {} \
+             connected {}, after {}",
+            t.elapsed().as_secs_f64(),
+            BASE + BURST,
+            mib(peak),
+            mib(d.kib("VmRSS"))
+        );
+    }
+    drop(first);
+    d.settle(0)?;
+    let between = d.kib("VmRSS");
+    let again = connect_many(&d.socket, BASE)?;
+    d.settle(BASE as u32)?;
+    let with_again = d.kib("VmRSS");
+    println!(
+        "churn: all disconnected {}; {BASE} connected again {} (target ≤ 30 MiB: {}); peak {}",
+        mib(between),
+        mib(with_again),
+        if with_again <= 30 * 1024 {
+            "met"
+        } else {
+            "MISSED"
+        },
+        mib(d.kib("VmHWM"))
+    );
+    drop(again);
+    d.stop();
+    Ok(())
+}
