@@ -55,9 +55,6 @@ pub struct StoredObject {
     /// The kind's own fields (`KindObject::state`), opaque to everything but the kind.
     #[serde(default)]
     pub state: serde_json::Value,
-    /// Format 1's only kind field, moved into `state` on load.
-    #[serde(default, skip_serializing)]
-    pub buffered: bool,
 }
 
 /// Format 1 wrote a placeholder for objects without a kernel name.
@@ -88,20 +85,31 @@ pub fn load(dir: &Path) -> Result<Option<StateFile>, String> {
 /// 1's fields where format 2 keeps them. Pure (no I/O), so it can be fuzzed;
 /// any text gives a file or an error, never a panic.
 pub fn parse(text: &str) -> Result<StateFile, String> {
-    let mut file: StateFile =
+    let mut doc: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("cannot parse: {e}"))?;
-    if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&file.format) {
+    let format = doc["format"].as_u64().unwrap_or(0);
+    if !(u64::from(OLDEST_FORMAT)..=u64::from(FORMAT_VERSION)).contains(&format) {
         return Err(format!(
-            "unsupported format {} (this ipcd reads {OLDEST_FORMAT} to {FORMAT_VERSION})",
-            file.format
+            "unsupported format {format} (this ipcd reads {OLDEST_FORMAT} to {FORMAT_VERSION})"
         ));
     }
-    for rec in &mut file.objects {
-        if rec.buffered && rec.state.is_null() {
-            rec.state = serde_json::json!({ "buffered": true });
+    if format == 1 {
+        upgrade_format_1(&mut doc);
+    }
+    serde_json::from_value(doc).map_err(|e| format!("cannot parse: {e}"))
+}
+
+/// Format 1 kept a FIFO's one field, `buffered`, at the top of the record;
+/// format 2 keeps every kind's own fields in `state`.
+fn upgrade_format_1(doc: &mut serde_json::Value) {
+    let Some(objects) = doc["objects"].as_array_mut() else {
+        return;
+    };
+    for rec in objects.iter_mut().filter_map(|r| r.as_object_mut()) {
+        if let Some(buffered) = rec.remove("buffered") {
+            rec.insert("state".into(), serde_json::json!({ "buffered": buffered }));
         }
     }
-    Ok(file)
 }
 
 /// Saves the objects atomically: a reader (or a crash) sees the old file or the
@@ -197,4 +205,30 @@ pub fn lock(dir: &Path) -> Result<nix::fcntl::Flock<File>, LockError> {
             e => LockError::Io(format!("cannot lock {}: {e}", path.display())),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_format_1_file_moves_the_fifo_flag_into_the_kind_state() {
+        let text = r#"{"format":1,"prefix":"ipcd.","objects":[
+            {"address":"fifo:f","kernel_name":"/run/ipcd/fifo/ipcd.f","owner_uid":0,
+             "owner_gid":0,"mode":384,"creator_pid":1,"created_at_ms":0,"session":false,
+             "buffered":true},
+            {"address":"pipe:p","kernel_name":"(anonymous pipe)","owner_uid":0,
+             "owner_gid":0,"mode":384,"creator_pid":1,"created_at_ms":0,"session":false}]}"#;
+        let file = parse(text).unwrap();
+        assert_eq!(
+            file.objects[0].state,
+            serde_json::json!({ "buffered": true })
+        );
+        assert_eq!(file.objects[1].state, serde_json::Value::Null);
+        assert_eq!(
+            file.objects[1].kernel_name, None,
+            "the placeholder is no name"
+        );
+        assert!(parse(r#"{"format":9,"prefix":"x","objects":[]}"#).is_err());
+    }
 }

@@ -101,7 +101,6 @@ impl Object {
             created_at_ms: self.created_at_ms,
             session: self.session.is_some(),
             state: self.handle.state(),
-            buffered: false,
         }
     }
 
