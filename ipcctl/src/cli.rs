@@ -343,7 +343,9 @@ open. --timeout bounds those waits, and with a pipe: the wait for its first
 bytes (--stdin) or for room in it (--stdout). ipcctl waits for the command and
 exits with its status (128+N if signal N killed it; 127 if it was not found, 126
 if it could not run). Signals sent to ipcctl (kill) are passed on; those from the
-terminal reach the command directly. --json does not apply: the output is the
+terminal reach the command directly. If ipcctl itself dies (kill -9), the command
+is killed too, so it does not go on reading the pipe unseen (a set-user-ID
+command, such as sudo, is the exception: the kernel drops that for it). --json does not apply: the output is the
 command's.
 
 Examples:
@@ -355,6 +357,10 @@ Examples:
 Exit status: the command's; before it runs: 1 nothing within --timeout,
 2 error (a bad ADDRESS too; a message queue: wrong-kind), 64 usage error.")]
     Exec(ExecArgs),
+
+    /// Runs exec's command so that it dies with the ipcctl that started it (internal)
+    #[command(hide = true)]
+    ExecChild(ExecChildArgs),
 
     /// Measure throughput and latency
     Bench(bench::BenchArgs),
@@ -542,6 +548,23 @@ pub struct ExecArgs {
     pub timeout: Option<Duration>,
 
     /// The command and its arguments (put them after --)
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// `ipcctl exec-child` (internal): what `exec` runs in its child process.
+#[derive(Debug, Args)]
+pub struct ExecChildArgs {
+    /// The pid of the `ipcctl exec` that started this process
+    #[arg(long, value_name = "PID")]
+    pub parent_pid: i32,
+
+    /// The command and its arguments
     #[arg(
         value_name = "CMD",
         required = true,

@@ -1,23 +1,27 @@
 //! `ipcctl exec`: run a command with its standard input/output joined to
-//! hosted pipes or FIFOs, and exit with its status.
+//! hosted pipes or FIFOs, and exit with its status. The command dies with
+//! ipcctl: it is started through `ipcctl exec-child`, which asks the kernel for
+//! SIGKILL when its parent dies (`PR_SET_PDEATHSIG`) and then becomes the
+//! command — safe code doing what a `pre_exec` hook would.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd as _, OwnedFd};
-use std::os::unix::process::ExitStatusExt as _;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ipc_client::{Client, ErrorCode, Kind};
 use nix::poll::PollFlags;
+use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
-use nix::unistd::Pid;
+use nix::unistd::{Pid, getppid};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithRawSiginfo;
 
-use crate::cli::ExecArgs;
+use crate::cli::{ExecArgs, ExecChildArgs};
 use crate::cmd::common::{daemon_alive, daemon_gone, ends_with_daemon};
 use crate::cmd::stream::Sink;
 use crate::cmd::{STREAMS, check_kind};
@@ -34,8 +38,7 @@ pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
     // end of file it read was ipcd stopping.
     let mut client = watched.is_some().then_some(client);
     let program = &args.command[0];
-    let mut command = Command::new(program);
-    command.args(&args.command[1..]);
+    let mut command = dying_with_us(&args.command);
     if let Some(fd) = stdin {
         command.stdin(Stdio::from(fd));
     }
@@ -56,6 +59,60 @@ pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
         (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(u8::MAX),
         (None, None) => u8::MAX,
     })
+}
+
+/// `command` (a program and its arguments), to be started through
+/// `ipcctl exec-child` so that it dies with this process.
+fn dying_with_us(command: &[std::ffi::OsString]) -> Command {
+    // This very executable, even if its file was replaced meanwhile.
+    let mut wrapper = Command::new("/proc/self/exe");
+    wrapper
+        .arg0("ipcctl")
+        .arg("exec-child")
+        .arg("--parent-pid")
+        .arg(std::process::id().to_string())
+        .arg("--")
+        .args(command);
+    wrapper
+}
+
+/// `ipcctl exec-child --parent-pid P -- CMD…`: arranges to be killed when the
+/// thread that started it (ipcctl's main thread, which waits for it) ends,
+/// then becomes CMD. Returns only if CMD cannot run.
+pub fn exec_child(args: &ExecChildArgs) -> anyhow::Result<u8> {
+    let program = &args.command[0];
+    set_pdeathsig(Signal::SIGKILL).map_err(|e| {
+        fail(
+            Code::CannotRun,
+            format!(
+                "cannot run {}: prctl(PR_SET_PDEATHSIG): {e}",
+                program.to_string_lossy()
+            ),
+        )
+    })?;
+    // A parent that died before the line above sent no signal: run nothing
+    // for an ipcctl that is gone.
+    if getppid().as_raw() != args.parent_pid {
+        return Ok(EXIT_PARENT_GONE);
+    }
+    let e = Command::new(program).args(&args.command[1..]).exec();
+    Err(cannot_run(program, &e))
+}
+
+/// Exit status of `exec-child` when its ipcctl died before the command
+/// started (nobody sees it: 128 + SIGKILL, as if the signal had come).
+const EXIT_PARENT_GONE: u8 = 128 + 9;
+
+/// The command could not be started: not found (127) or not runnable (126).
+fn cannot_run(program: &OsStr, e: &std::io::Error) -> anyhow::Error {
+    let code = match e.kind() {
+        std::io::ErrorKind::NotFound => Code::CommandNotFound,
+        _ => Code::CannotRun,
+    };
+    fail(
+        code,
+        format!("cannot run {}: {e}", program.to_string_lossy()),
+    )
 }
 
 /// Opens the command's standard input and output, each waiting at most
@@ -109,19 +166,8 @@ fn run(mut command: Command, program: &OsStr) -> anyhow::Result<ExitStatus> {
     // Catch the signals before the command exists, so none kills ipcctl
     // and leaves the command orphaned; the command starts with default handlers.
     let mut signals = SignalsInfo::<WithRawSiginfo>::new(FORWARDED)?;
-    let child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            let code = match e.kind() {
-                std::io::ErrorKind::NotFound => Code::CommandNotFound,
-                _ => Code::CannotRun,
-            };
-            return Err(fail(
-                code,
-                format!("cannot run {}: {e}", program.to_string_lossy()),
-            ));
-        }
-    };
+    // A command that cannot run is reported by `exec-child`, with its status.
+    let child = command.spawn().map_err(|e| cannot_run(program, &e))?;
     // Our copies of the pipe ends go, so readers see end of file when the command ends.
     drop(command);
 

@@ -72,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Recv(args) => cmd::recv(&mut connect()?, args, json),
         Command::WaitFor(args) => mq::wait_for(&mut connect()?, args, json),
         Command::Exec(args) => return exec::exec(connect()?, args),
+        Command::ExecChild(args) => return exec::exec_child(args),
         // Only an explicit --socket: bench passes it on to the processes it starts.
         Command::Bench(args) => bench::run(args, cli.socket.as_deref(), json),
         Command::BenchPeer(args) => bench::peer(args),
@@ -112,6 +113,7 @@ fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
         | Command::List { .. }
         | Command::Bench(_)
         | Command::BenchPeer(_)
+        | Command::ExecChild(_)
         | Command::Help { .. } => Vec::new(),
     }
 }

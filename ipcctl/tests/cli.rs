@@ -805,3 +805,24 @@ fn a_connect_timeout_must_be_a_duration_above_zero() {
         assert!(stderr(&o).ends_with("(not-running)\n"), "{}", stderr(&o));
     }
 }
+
+#[test]
+fn exec_s_child_runs_nothing_for_an_ipcctl_that_is_gone() {
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    // Started by this test, not by the ipcctl whose pid it was given.
+    let o = ipcctl(
+        nowhere,
+        &["exec-child", "--parent-pid", "1", "--", "echo", "ran"],
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(128 + 9), "{}", stderr(&o));
+    assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{o:?}");
+    let me = std::process::id().to_string();
+    let o = ipcctl(
+        nowhere,
+        &["exec-child", "--parent-pid", &me, "--", "echo", "ran"],
+        b"",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"ran\n");
+}

@@ -436,3 +436,85 @@ fn status_shows_an_unprivileged_caller_s_holdings_against_numeric_shares() {
     assert!(!text.contains("unlimited"), "{text}");
     assert!(as_nobody(&d, &["delete", "mq:nobody"]).status.success());
 }
+
+// ------------------------------------------------------------ exec dies with ipcctl
+
+/// The processes whose parent is `pid` now.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .map(|p| p.parse().unwrap())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Whether process `pid` is gone, or dead and waiting to be reaped (a
+/// zombie: this sandbox's PID 1 reaps no orphans).
+fn dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with(['Z', 'X'])),
+    }
+}
+
+#[test]
+fn an_exec_command_dies_with_a_killed_ipcctl_and_swallows_nothing_after() {
+    let d = TestDaemon::start();
+    d.ipcctl_ok(&["create", "pipe:p"]);
+    let mut exec = spawn(&d, &["exec", "--stdin", "pipe:p", "--", "cat"]);
+    let mut command = 0;
+    eventually("ipcctl exec to start cat", || {
+        let children = children_of(exec.id());
+        let comm = |pid: &u32| std::fs::read_to_string(format!("/proc/{pid}/comm"));
+        match children.as_slice() {
+            [pid] if comm(pid).is_ok_and(|c| c == "cat\n") => {
+                command = *pid;
+                true
+            }
+            _ => false,
+        }
+    });
+    exec.kill().unwrap();
+    exec.wait().unwrap();
+    eventually("cat to die with ipcctl", || dead(command));
+    // Nobody reads pipe:p now: a line sent is there for the next reader.
+    d.ipcctl_ok(&["send", "pipe:p", "not swallowed"]);
+    assert_eq!(
+        d.ipcctl_ok(&["recv", "pipe:p", "--timeout", "5s"]),
+        "not swallowed\n"
+    );
+    d.ipcctl_ok(&["delete", "pipe:p"]);
+}
+
+#[test]
+fn an_exec_command_that_cannot_run_exits_127_or_126_saying_why() {
+    let d = TestDaemon::start();
+    d.ipcctl_ok(&["create", "pipe:p"]);
+    for (command, status, says) in [
+        (
+            "no-such-command-here",
+            127,
+            "ipcctl: cannot run no-such-command-here: No such file or directory (os error 2) \
+             (command-not-found)\n",
+        ),
+        (
+            "/dev/null",
+            126,
+            "ipcctl: cannot run /dev/null: Permission denied (os error 13) (cannot-run)\n",
+        ),
+    ] {
+        let out = d.run_ipcctl(&["exec", "--stdin", "pipe:p", "--", command]);
+        assert_eq!(out.status.code(), Some(status), "{}", stderr(&out));
+        assert_eq!(stderr(&out), says);
+    }
+    d.ipcctl_ok(&["delete", "pipe:p"]);
+}
