@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use protocol::{
     Access, ClientFrame, CreateSpec, Event, Hello, Kind, KindOp, KindReply, MqOp, MqReply,
     ObjectInfo, Outcome, PROTOCOL_VERSION, Readiness, Reply, Request, ServerFrame, StatusInfo,
-    Welcome,
+    UsageInfo, Welcome,
 };
 
 use crate::connection::Connection;
@@ -81,7 +81,7 @@ impl ClientBuilder {
     /// Connects and performs the handshake.
     pub fn connect(self) -> Result<Client> {
         let path = resolve_socket_path(self.socket.as_deref());
-        let mut conn = Connection::connect(&path)?;
+        let mut conn = Connection::connect(&path, self.timeout)?;
         let version = self.version.unwrap_or(PROTOCOL_VERSION);
         let hello = Hello {
             version,
@@ -196,6 +196,15 @@ impl Client {
         match self.request(Request::Status)?.reply {
             Reply::Status(s) => Ok(s),
             other => Err(unexpected("Status", &other)),
+        }
+    }
+
+    /// What this client's uid holds in the daemon against its per-uid shares
+    /// (protocol version 3).
+    pub fn usage(&mut self) -> Result<UsageInfo> {
+        match self.request(Request::Usage)?.reply {
+            Reply::Usage(u) => Ok(u),
+            other => Err(unexpected("Usage", &other)),
         }
     }
 

@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -20,6 +20,45 @@ use protocol::{ClientFrame, ServerFrame};
 
 use crate::error::{Error, Result};
 use crate::sys;
+
+/// `connect(2)` to a Unix socket, giving up after `timeout` (a Unix socket's
+/// connect waits under the send timeout, `SO_SNDTIMEO`, which is then cleared).
+fn connect_within(path: &Path, timeout: Option<Duration>) -> io::Result<UnixStream> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, UnixAddr, connect, setsockopt, socket, sockopt,
+    };
+    use nix::sys::time::TimeVal;
+    let Some(timeout) = timeout else {
+        return UnixStream::connect(path);
+    };
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let tv = |d: Duration| TimeVal::new(d.as_secs() as _, d.subsec_micros() as _);
+    // A zero timeval means "no limit" to the kernel: wait at least 1 µs.
+    setsockopt(
+        &fd,
+        sockopt::SendTimeout,
+        &tv(timeout.max(Duration::from_micros(1))),
+    )?;
+    match connect(fd.as_raw_fd(), &UnixAddr::new(path)?) {
+        Ok(()) => {}
+        Err(Errno::EAGAIN | Errno::EINPROGRESS) => {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "ipcd accepted no connection within {timeout:?} (its queue of new connections is full)"
+                ),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    setsockopt(&fd, sockopt::SendTimeout, &tv(Duration::ZERO))?;
+    Ok(UnixStream::from(fd))
+}
 
 /// Descriptors received as `SCM_RIGHTS`, in arrival order, waiting for the
 /// response frame that announces them.
@@ -63,12 +102,15 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// Connects to the socket at `path`.
-    pub(crate) fn connect(path: &Path) -> Result<Self> {
+    ///
+    /// `timeout` also bounds `connect(2)` itself, which waits while the
+    /// daemon's queue of connections not yet accepted is full.
+    pub(crate) fn connect(path: &Path, timeout: Option<Duration>) -> Result<Self> {
         let connect_err = |source| Error::Connect {
             path: path.to_path_buf(),
             source,
         };
-        let stream = UnixStream::connect(path).map_err(connect_err)?;
+        let stream = connect_within(path, timeout).map_err(connect_err)?;
         stream.set_nonblocking(true).map_err(connect_err)?;
         Ok(Connection {
             stream,

@@ -104,7 +104,7 @@ pub use protocol;
 pub use protocol::{
     Access, CreateSpec, ErrorCode, Event, FifoDetails, FifoParams, Kind, KindDetails, KindOp,
     KindParams, KindReply, Lifetime, MqDetails, MqParams, ObjectInfo, PipeDetails, PipeParams,
-    Readiness, Reply, Request, StatusInfo, Welcome, WireError,
+    Readiness, Reply, Request, StatusInfo, UsageInfo, Welcome, WireError,
 };
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 use std::io;
 use std::os::unix::fs::FileTypeExt as _;
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use ipc_client::{Client, ErrorCode};
@@ -19,11 +18,6 @@ const SOCKET_FROM: &str = "its socket is set with --socket or IPCD_SOCKET";
 
 /// How long connecting and the handshake may take unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How much longer than the handshake's own timeout the whole connect may
-/// take before it counts as stuck in connect(2) (the handshake's timeout
-/// starts once connected, and says what happened more precisely).
-const CONNECT_GRACE: Duration = Duration::from_millis(500);
 
 /// The variable that sets the connect timeout (below `--connect-timeout`).
 pub const TIMEOUT_ENV: &str = "IPCCTL_CONNECT_TIMEOUT";
@@ -51,21 +45,17 @@ pub fn timeout(flag: Option<Duration>) -> anyhow::Result<Duration> {
 /// the handshake take at most `timeout`; later requests have no limit of
 /// their own (a `recv --timeout 1h` or a `wait-for` is bounded by its flags).
 pub fn connect(socket: &Path, timeout: Duration) -> anyhow::Result<Client> {
-    let builder = Client::builder()
+    // The builder's timeout bounds connect(2) (which waits while ipcd's queue
+    // of connections not yet accepted is full) and the handshake.
+    let connected = Client::builder()
         .name("ipcctl")
         .socket(socket)
-        .timeout(timeout);
-    // The builder's timeout bounds the handshake but not connect(2), which
-    // blocks while ipcd's queue of connections not yet accepted is full: the
-    // connection is made in a thread that is left behind if it hangs.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(builder.connect());
-    });
-    let connected = rx
-        .recv_timeout(timeout + CONNECT_GRACE)
-        .map_err(|_| not_answering(socket, timeout, "accept the connection"))?;
+        .timeout(timeout)
+        .connect();
     let mut client = connected.map_err(|e| match &e {
+        ipc_client::Error::Connect { source, .. } if source.kind() == io::ErrorKind::TimedOut => {
+            not_answering(socket, timeout, "accept the connection")
+        }
         ipc_client::Error::Connect { source, .. } => connect_error(socket, source, &e.to_string()),
         ipc_client::Error::TimedOut => not_answering(socket, timeout, "answer the handshake"),
         _ => e.into(),

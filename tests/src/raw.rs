@@ -36,9 +36,18 @@ impl RawConn {
         }
     }
 
-    /// Writes raw bytes.
+    /// Writes raw bytes. A daemon that already closed the connection (it
+    /// refused it, say) is not an error here: reading tells why.
     pub fn send_bytes(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write");
+        match self.stream.write_all(bytes) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) => {}
+            Err(e) => panic!("write to ipcd: {e}"),
+        }
     }
 
     /// Writes one framed message.
