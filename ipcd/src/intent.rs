@@ -29,7 +29,8 @@ pub struct Intent {
     pub op: String,
     /// `KIND:NAME`.
     pub address: String,
-    /// The caller's uid (a FIFO created by a root daemon belongs to it).
+    /// The uid the kernel object may belong to besides the daemon: the object's
+    /// owner (a FIFO a root daemon creates is chowned to its creator).
     pub uid: u32,
 }
 

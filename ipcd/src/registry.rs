@@ -184,11 +184,13 @@ impl Registry {
 
     /// Records `op` on `address` in the journal before the kernel is touched;
     /// refuses the change if that cannot be made durable.
-    fn begin(&mut self, op: &str, address: &Address, peer: &Peer) -> Result<(), RequestError> {
+    /// `owner` is the uid the kernel object may belong to besides the daemon
+    /// (a FIFO a root daemon made belongs to its object's owner).
+    fn begin(&mut self, op: &str, address: &Address, owner: u32) -> Result<(), RequestError> {
         let intent = Intent {
             op: op.to_owned(),
             address: address.to_string(),
-            uid: peer.uid,
+            uid: owner,
         };
         let dir = self.state_dir.display().to_string();
         let journal = self.journal.as_mut().ok_or_else(|| {
@@ -338,7 +340,7 @@ impl Registry {
         // An adopted object is the caller's: undoing or recovering an adopt
         // forgets it, never removes it.
         let op = if spec.adopt { "adopt" } else { "create" };
-        self.begin(op, &address, peer)?;
+        self.begin(op, &address, peer.uid)?;
         let handle = match module.create(&args) {
             Ok(h) => h,
             Err(e) => {
@@ -475,8 +477,8 @@ impl Registry {
     /// Success means the registry without it is on disk; if that cannot be
     /// made durable the object stays, untouched, and the error names the disk.
     pub fn delete(&mut self, address: &Address, peer: &Peer) -> Result<(), RequestError> {
-        self.get_mut(address, peer, Need::Owner)?;
-        self.begin("delete", address, peer)?;
+        let owner = self.get_mut(address, peer, Need::Owner)?.perms.owner_uid;
+        self.begin("delete", address, owner)?;
         let obj = self.objects.remove(address).expect("checked above");
         if let Err(e) = self.save() {
             self.objects.insert(address.clone(), obj);
