@@ -1027,11 +1027,20 @@ fn raw_read(s: &mut UnixStream) -> Result<Option<ServerFrame>, Fail> {
         .map_err(|e| Fail::Wrong(format!("undecodable frame from the daemon: {e}")))
 }
 
+/// Whether the daemon refused the connection at admission (a connection or
+/// handshake budget reached: `limit-exceeded` before any welcome).
+fn turned_away(frames: &[ServerFrame]) -> bool {
+    matches!(frames.first(), Some(ServerFrame::Fatal(e)) if e.code == ErrorCode::LimitExceeded)
+}
+
 /// The connection must end with a fatal error `code` (after a welcome, if
 /// `greeted`). A connection closed without any frame counts as a daemon that
 /// went away (the test kills it), not as a broken contract.
 fn expect_fatal(s: &mut UnixStream, greeted: bool, code: ErrorCode) -> Res {
     let frames = raw_drain(s)?;
+    if turned_away(&frames) {
+        return Err(Fail::Refused);
+    }
     let mut rest = frames.as_slice();
     if greeted {
         match rest.split_first() {
@@ -1160,9 +1169,16 @@ fn raw_bad_utf8(d: &mut Driver, kind: Kind, name: &str) -> Res {
     let mut answers = Vec::new();
     while answers.len() < 3 {
         match raw_read(&mut s)? {
+            Some(f @ ServerFrame::Fatal(_)) => {
+                answers.push(f);
+                break;
+            }
             Some(f) => answers.push(f),
             None => return Err(Fail::Client(Error::Closed)),
         }
+    }
+    if turned_away(&answers) {
+        return Err(Fail::Refused);
     }
     match answers.as_slice() {
         [
@@ -1190,9 +1206,16 @@ fn raw_old_version(d: &mut Driver, _kind: Kind, _name: &str) -> Res {
     let mut answers = Vec::new();
     while answers.len() < 2 {
         match raw_read(&mut s)? {
+            Some(f @ ServerFrame::Fatal(_)) => {
+                answers.push(f);
+                break;
+            }
             Some(f) => answers.push(f),
             None => return Err(Fail::Client(Error::Closed)),
         }
+    }
+    if turned_away(&answers) {
+        return Err(Fail::Refused);
     }
     match answers.as_slice() {
         [
@@ -1227,6 +1250,7 @@ fn raw_abandoned_waits(d: &mut Driver, _kind: Kind, name: &str) -> Res {
         match raw_read(&mut s)? {
             Some(ServerFrame::Response { id: 1000, .. }) => return Ok(()),
             Some(ServerFrame::Response { .. } | ServerFrame::Welcome(_)) => {}
+            Some(f) if turned_away(std::slice::from_ref(&f)) => return Err(Fail::Refused),
             Some(other) => return Err(Fail::Wrong(format!("while waiting: {other:?}"))),
             None => return Err(Fail::Client(Error::Closed)),
         }
