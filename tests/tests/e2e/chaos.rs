@@ -18,7 +18,6 @@
 //! `IPCD_CHAOS_SECS=300` and/or `IPCD_CHAOS_ROUNDS=N` (stops at whichever comes
 //! first), `IPCD_CHAOS_CLIENTS` (default 8) and `IPCD_CHAOS_SEED` (printed, to
 //! replay a run's choices). Run with `--nocapture` to see the summary.
-//! `IPCD_CHAOS_STRICT=1` also fails on the orphans of the known bug below.
 //!
 //! Operations live in chaos-client's `KINDS` table: a new kind adds its entry
 //! there, and this test covers it (its audit maps any kind's kernel name).
@@ -412,29 +411,8 @@ fn chaos_soak() {
         .filter(seen)
         .collect();
     let kernel: BTreeSet<String> = d.kernel_leftovers().into_iter().filter(seen).collect();
-    let all_orphans: Vec<&String> = kernel.difference(&registry).collect();
+    let orphans: Vec<&String> = kernel.difference(&registry).collect();
     let missing: Vec<&String> = registry.difference(&kernel).collect();
-    // FIFOs orphaned by the known bug (see
-    // `a_delete_interrupted_after_the_save_removes_another_users_fifo`) are
-    // counted and removed, not failed on, unless IPCD_CHAOS_STRICT is set:
-    // CI must not flake on a reported bug. Drop this once it is fixed.
-    let strict = std::env::var_os("IPCD_CHAOS_STRICT").is_some();
-    let log = d.log();
-    let known_bug = |entry: &&String| {
-        let name = entry
-            .strip_prefix("fifo:")
-            .and_then(|e| e.strip_prefix(&d.prefix));
-        !strict
-            && name.is_some_and(|n| {
-                log.lines().any(|l| {
-                    l.contains("owned by another uid; leaving it")
-                        && l.contains(&format!("address=fifo:{n} "))
-                })
-            })
-    };
-    let (known_orphans, orphans): (Vec<&String>, Vec<&String>) =
-        all_orphans.into_iter().partition(known_bug);
-    drop(log);
     if !orphans.is_empty() {
         problems.push(format!(
             "kernel objects the registry does not name: {orphans:?}"
@@ -525,11 +503,6 @@ fn chaos_soak() {
         }
     }
     drop(a);
-    for entry in &known_orphans {
-        if let Some(name) = entry.strip_prefix("fifo:") {
-            let _ = std::fs::remove_file(d.dir().join("fifo").join(name));
-        }
-    }
     let audited = objects.len();
     if !poll_until(10, || d.kernel_leftovers().is_empty()) {
         problems.push(format!(
@@ -558,7 +531,7 @@ fn chaos_soak() {
          the end), {lostn} lost, {twicen} twice, {unreported} received but unreported (client \
          killed between send and report)\n\
          chaos: audit after the final restart: {audited} registered objects, {kn} kernel \
-         objects, {orph} orphans ({known} more from the known FIFO bug, removed), {miss} missing; \
+         objects, {orph} orphans, {miss} missing; \
          daemon fds: fresh {fresh_fds}, after the \
          clients {used_fds}, restarted {restarted_fds}, after deleting all {final_fds}; RSS: \
          fresh {fresh_rss} KiB, after the clients {rss_after} KiB (peak {rss_peak} KiB)",
@@ -584,7 +557,6 @@ fn chaos_soak() {
         twicen = twice.len(),
         kn = kernel.len(),
         orph = orphans.len(),
-        known = known_orphans.len(),
         miss = missing.len(),
     );
     if problems.is_empty() {
@@ -667,9 +639,6 @@ fn an_unprivileged_oversized_queue_is_too_large() {
 /// leaving it"). Queues are owned by the daemon, so only FIFOs are affected.
 /// This test sets up exactly the state such a kill leaves.
 #[test]
-#[ignore = "BUG: a FIFO of another uid deleted by root is orphaned if ipcd is killed between \
-            the registry save and the unlink (finish_intent checks the deleter's uid, not the \
-            object's owner)"]
 fn a_delete_interrupted_after_the_save_removes_another_users_fifo() {
     if !nix::unistd::geteuid().is_root() {
         println!("skipped: needs root to create a FIFO as another uid");
@@ -686,7 +655,8 @@ fn a_delete_interrupted_after_the_save_removes_another_users_fifo() {
     assert_eq!(d.kernel_leftovers().len(), 1);
     d.kill9();
     // What `delete` by root leaves when killed between `save` and `remove`:
-    // the registry without the FIFO, the intent naming the delete and root.
+    // the registry without the FIFO, the intent naming the delete and the
+    // object's owner (65534; a delete records the owner, not the deleter).
     let registry_path = d.state_dir.join("registry.json");
     let mut registry: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&registry_path).unwrap()).unwrap();
@@ -695,7 +665,7 @@ fn a_delete_interrupted_after_the_save_removes_another_users_fifo() {
         .unwrap()
         .retain(|o| o["address"] != "fifo:theirs");
     std::fs::write(&registry_path, registry.to_string()).unwrap();
-    let mut intent = br#"{"op":"delete","address":"fifo:theirs","uid":0}"#.to_vec();
+    let mut intent = br#"{"op":"delete","address":"fifo:theirs","uid":65534}"#.to_vec();
     intent.resize(512, b' ');
     std::fs::write(d.state_dir.join("intent"), intent).unwrap();
     d.restart();
