@@ -49,9 +49,10 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     AtomicCounters::bump(&shared.counters.connections, 1);
-                    if let Some(ticket) = admit(&shared, &stream, &mut refusals) {
+                    if let Some((peer, ticket)) = admit(&shared, &stream, &mut refusals) {
                         shared.sessions.fetch_add(1, Ordering::Relaxed);
-                        let session = crate::session::run(shared.clone(), stream, ticket, stop_rx.clone());
+                        let session =
+                            crate::session::run(shared.clone(), stream, peer, ticket, stop_rx.clone());
                         sessions.spawn(session);
                     }
                 }
@@ -139,7 +140,7 @@ fn admit(
     shared: &Arc<Shared>,
     stream: &UnixStream,
     refusals: &mut Throttled,
-) -> Option<ConnTicket> {
+) -> Option<(Peer, ConnTicket)> {
     let peer = match stream.peer_cred() {
         Ok(c) => Peer {
             pid: c.pid().unwrap_or(0),
@@ -160,7 +161,7 @@ fn admit(
         .ledger
         .admit_connection(peer.uid, shared.privileged(&peer), limits)
     {
-        Ok(ticket) => Some(ticket),
+        Ok(ticket) => Some((peer, ticket)),
         Err(why) => {
             refusals.note(&format_args!("uid {} pid {}: {why}", peer.uid, peer.pid));
             let fatal = FatalError::TooManyConnections(why);

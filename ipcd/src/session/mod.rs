@@ -19,7 +19,7 @@ use protocol::{
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::budget::ConnTicket;
 use crate::dispatch::{self, Answer, Caller};
@@ -43,22 +43,11 @@ type Done = (u64, Result<KindReply, RequestError>);
 pub async fn run(
     shared: Arc<Shared>,
     stream: UnixStream,
+    peer: Peer,
     ticket: ConnTicket,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let id = shared.next_session_id();
-    let peer = match stream.peer_cred() {
-        Ok(c) => Peer {
-            pid: c.pid().unwrap_or(0),
-            uid: c.uid(),
-            gid: c.gid(),
-        },
-        Err(e) => {
-            warn!(session = id, "cannot read peer credentials, closing: {e}");
-            shared.sessions.fetch_sub(1, Ordering::Relaxed);
-            return;
-        }
-    };
     debug!(session = id, pid = peer.pid, uid = peer.uid, "connected");
     let (read_half, write_half) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Outgoing>(256);

@@ -685,26 +685,6 @@ fn an_interrupted_create_never_removes_another_users_object() {
     std::fs::remove_file(&fifo).expect("remove the test's FIFO");
 }
 
-/// Whether `/dev/mqueue` is mounted (mounting it if root and it is not).
-fn mqueue_mounted() -> bool {
-    let mounted = || {
-        std::fs::read_to_string("/proc/self/mounts")
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.split_whitespace().nth(1) == Some("/dev/mqueue"))
-    };
-    if mounted() {
-        return true;
-    }
-    if nix::unistd::geteuid().is_root() {
-        let _ = std::fs::create_dir_all("/dev/mqueue");
-        let _ = Command::new("mount")
-            .args(["-t", "mqueue", "none", "/dev/mqueue"])
-            .status();
-    }
-    mounted()
-}
-
 /// A small xorshift generator: random-ish instants, reproducible from the seed.
 struct Rng(u64);
 
@@ -719,7 +699,7 @@ impl Rng {
 
 #[test]
 fn kill_9_during_churn_leaves_kernel_and_registry_in_step() {
-    if !mqueue_mounted() {
+    if !ipcd_tests::ensure_mqueue_mounted() {
         eprintln!("note: kill_9_during_churn skipped: /dev/mqueue is not mounted");
         return;
     }
