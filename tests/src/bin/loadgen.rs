@@ -5,20 +5,29 @@
 //! to fit, and reports the figures `BENCHMARKS.md` ("Load and scale") records.
 //!
 //! ```text
-//! cargo build --release -p ipcd -p ipcd-tests --bin loadgen
-//! target/release/loadgen --clients 1000 --uids 4 --secs 30   # mixed load
-//! target/release/loadgen --connect-only 10000                # idle connections
-//! target/release/loadgen --churn                             # connect/disconnect bursts
+//! cargo run --release -p ipcd-tests --bin loadgen -- --clients 1000 --uids 4 --secs 30
+//! cargo run --release -p ipcd-tests --bin loadgen -- --connect-only 10000
+//! cargo run --release -p ipcd-tests --bin loadgen -- --churn
 //! ```
+//!
+//! Under `cargo run` it builds `ipcd` with its own profile first; run directly
+//! (`target/release/loadgen …`) it takes the `ipcd` beside it as it is.
 //!
 //! **Mixed load** (default): `--clients N` connections, spread over `--uids U`
 //! users when run as root (uid 0, 65534, 65533, …; one worker process per uid,
 //! a re-execution of this binary, one thread per connection), each doing for
-//! `--secs S` a mix of ping, stat, list pages, create+delete of small pipes,
-//! FIFOs and queues, open of its own queue with a send and receive through it,
-//! and a wait-for answered at once. Reports requests/s, p50/p99/p99.9
+//! `--secs S` a mix (one request at a time) of ping 30 %, stat 20 %, a list
+//! page of 50 10 %, create+delete of a session pipe or FIFO 15 %, open of a
+//! queue (capacity 2, 64 B) with a send and a receive through it 15 %, and a
+//! wait-for answered at once 10 %. Each worker shares 16 queues among its
+//! clients: `fs.mqueue.queues_max` (256, all users together) allows no more
+//! without CAP_SYS_RESOURCE. Reports requests/s, p50/p99/p99.9
 //! latency of the daemon's answers, errors (must be 0), the daemon's RSS idle,
 //! peak during the run (VmHWM) and after the clients left, and its CPU time.
+//!
+//! `--no-create` pings instead of creating and deleting: each create and delete
+//! syncs the intent journal and the registry to disk, and the difference
+//! shows what those synchronous writes cost every other request.
 //!
 //! **Scale** (`--connect-only N`): raises its own open-file limit, holds `N`
 //! handshaken connections idle, measures the daemon's RSS, pings through a
@@ -37,8 +46,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use ipc_client::{
-    Access, Client, CreateSpec, FifoParams, KindParams, Lifetime, MqOptions, MqParams, PipeParams,
-    Readiness,
+    Access, Client, CreateSpec, FifoParams, KindParams, Lifetime, MqOptions, PipeParams, Readiness,
 };
 
 /// Buckets of the latency histogram: exact below 64 µs, then 32 per power of two (≤ 3 %).
@@ -74,15 +82,13 @@ fn flag<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result
 fn run(args: &[String]) -> Result<(), String> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "usage: loadgen [--ipcd PATH] [--clients N] [--uids U] [--secs S] \
+            "usage: loadgen [--ipcd PATH] [--clients N] [--uids U] [--secs S] [--no-create] \
              | --connect-only N [--sample K] | --churn"
         );
         return Ok(());
     }
     let ipcd = match flag(args, "--ipcd", String::new())? {
-        p if p.is_empty() => std::env::current_exe()
-            .map_err(|e| e.to_string())?
-            .with_file_name("ipcd"),
+        p if p.is_empty() => sibling_ipcd()?,
         p => PathBuf::from(p),
     };
     if !ipcd.exists() {
@@ -103,7 +109,30 @@ fn run(args: &[String]) -> Result<(), String> {
     let clients = flag(args, "--clients", 100)?;
     let uids = flag(args, "--uids", 1)?;
     let secs = flag(args, "--secs", 10.0)?;
-    mixed(&ipcd, clients, uids, secs)
+    let no_create = args.iter().any(|a| a == "--no-create");
+    mixed(&ipcd, clients, uids, secs, no_create)
+}
+
+/// The `ipcd` next to this binary (`target/<profile>/`). Under `cargo run`
+/// it is (re)built first with the same profile, so it is never stale.
+fn sibling_ipcd() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let release = exe
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|d| d == "release");
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "ipcd", "--bin", "ipcd"]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build.status().map_err(|e| format!("cargo build: {e}"))?;
+        if !status.success() {
+            return Err("building ipcd failed".into());
+        }
+    }
+    Ok(exe.with_file_name("ipcd"))
 }
 
 fn machine_note(ipcd: &Path) {
@@ -263,7 +292,13 @@ fn mib(kib: u64) -> String {
 // ---------------------------------------------------------------------------
 // Mixed load.
 
-fn mixed(ipcd: &Path, clients: usize, uids: usize, secs: f64) -> Result<(), String> {
+fn mixed(
+    ipcd: &Path,
+    clients: usize,
+    uids: usize,
+    secs: f64,
+    no_create: bool,
+) -> Result<(), String> {
     let root = nix::unistd::geteuid().is_root();
     let uids = if root { uids.clamp(1, UIDS.len()) } else { 1 };
     if !root {
@@ -290,6 +325,7 @@ fn mixed(ipcd: &Path, clients: usize, uids: usize, secs: f64) -> Result<(), Stri
             .args(["--threads", &threads.to_string()])
             .args(["--secs", &secs.to_string()])
             .args(["--tag", &format!("w{w}")])
+            .args(no_create.then_some("--no-create"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         if root && uid != 0 {
@@ -349,13 +385,14 @@ fn mixed(ipcd: &Path, clients: usize, uids: usize, secs: f64) -> Result<(), Stri
         total.percentile(1.0),
     );
     println!(
-        "mixed: setup (connect + create one queue each) {:.1} s; RSS with {clients} connected {}",
+        "mixed: setup (all connected) {:.1} s; RSS with {clients} connected {}",
         setup.as_secs_f64(),
         mib(connected)
     );
     println!(
         "mixed: {} requests in {:.1} s = {:.0} requests/s; latency p50 {} µs, p99 {} µs, \
-         p99.9 {} µs, max {} µs; {} errors; {} queue send+recv pairs through the kernel",
+         p99.9 {} µs, max {} µs; {} errors; {} queue send+recv pairs through the kernel \
+         ({} more found a shared queue full or empty)",
         total.requests,
         total.secs,
         total.requests as f64 / total.secs.max(elapsed),
@@ -364,11 +401,12 @@ fn mixed(ipcd: &Path, clients: usize, uids: usize, secs: f64) -> Result<(), Stri
         p999,
         max,
         total.errors,
-        total.kernel_pairs
+        total.kernel_pairs,
+        total.contended
     );
     for (op, n, sum_us) in total.by_op() {
         let what = if op == "connect" {
-            "connect + create a queue"
+            "connects"
         } else {
             "requests"
         };
@@ -413,6 +451,7 @@ struct WorkerResult {
     requests: u64,
     errors: u64,
     kernel_pairs: u64,
+    contended: u64,
     secs: f64,
     counts: [u64; OPS.len()],
     sums_us: [u64; OPS.len()],
@@ -435,6 +474,7 @@ impl WorkerResult {
         self.requests += o.requests;
         self.errors += o.errors;
         self.kernel_pairs += o.kernel_pairs;
+        self.contended += o.contended;
         self.secs = self.secs.max(o.secs);
         for i in 0..OPS.len() {
             self.counts[i] += o.counts[i];
@@ -482,10 +522,11 @@ impl WorkerResult {
             .collect();
         let join = |a: &[u64]| a.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
         format!(
-            "result {} {} {} {} {} {} {}",
+            "result {} {} {} {} {} {} {} {}",
             self.requests,
             self.errors,
             self.kernel_pairs,
+            self.contended,
             self.secs,
             join(&self.counts),
             join(&self.sums_us),
@@ -499,6 +540,7 @@ impl WorkerResult {
             requests: f.next()?.parse().ok()?,
             errors: f.next()?.parse().ok()?,
             kernel_pairs: f.next()?.parse().ok()?,
+            contended: f.next()?.parse().ok()?,
             secs: f.next()?.parse().ok()?,
             hist: vec![0; BUCKETS],
             ..Default::default()
@@ -536,6 +578,11 @@ fn bucket_value(b: usize) -> u64 {
     }
 }
 
+/// Queues each worker shares among its clients: the system allows only
+/// `fs.mqueue.queues_max` (256 here, all users together) without
+/// CAP_SYS_RESOURCE, so 1000 clients cannot have one each.
+const SHARED_QUEUES: usize = 16;
+
 /// A worker process: `--threads K` connections, each its own thread; prints
 /// `ready` once all are connected, waits for `go` on stdin, runs `--secs`,
 /// prints one `result` line.
@@ -544,14 +591,39 @@ fn worker(args: &[String]) -> Result<(), String> {
     let threads: usize = flag(args, "--threads", 1)?;
     let secs: f64 = flag(args, "--secs", 10.0)?;
     let tag: String = flag(args, "--tag", "w".to_owned())?;
+    let no_create = args.iter().any(|a| a == "--no-create");
+    // The worker's queues, held (session lifetime) by one connection for its whole run:
+    // SHARED_QUEUES for the clients' send+receive, and one that always holds a
+    // message, so a wait for it to be readable is answered at once.
+    let mut admin = Client::connect_with(&socket, "loadgen-admin").map_err(|e| e.to_string())?;
+    let small = MqOptions::new()
+        .capacity(2)
+        .msg_size(64)
+        .mode(0o600)
+        .session();
+    for q in 0..SHARED_QUEUES {
+        admin
+            .create_mq(&format!("lg{tag}q{q}"), &small)
+            .map_err(|e| format!("creating a queue: {e}"))?;
+    }
+    admin
+        .create_mq(&format!("lg{tag}full"), &small)
+        .and_then(|q| q.send(b"always", 0))
+        .map_err(|e| format!("creating a queue: {e}"))?;
     let ready = Arc::new(Barrier::new(threads + 1));
     let go = Arc::new(Barrier::new(threads + 1));
     let handles: Vec<_> = (0..threads)
         .map(|i| {
-            let (socket, tag, ready, go) = (socket.clone(), tag.clone(), ready.clone(), go.clone());
+            let (socket, ready, go) = (socket.clone(), ready.clone(), go.clone());
+            let names = Names {
+                own: format!("lg{tag}t{i}x"),
+                shared: format!("mq:lg{tag}q{}", i % SHARED_QUEUES),
+                full: format!("mq:lg{tag}full"),
+                no_create,
+            };
             std::thread::Builder::new()
                 .stack_size(256 * 1024)
-                .spawn(move || client_thread(&socket, &format!("{tag}t{i}"), secs, &ready, &go))
+                .spawn(move || client_thread(&socket, &names, secs, &ready, &go))
                 .expect("spawn a client thread")
         })
         .collect();
@@ -576,14 +648,27 @@ fn worker(args: &[String]) -> Result<(), String> {
             }
         }
     }
+    drop(admin);
     println!("{}", total.line());
     Ok(())
 }
 
-/// One client: connects and creates its queue, waits for the start, then runs the mix.
+/// The objects one client uses.
+struct Names {
+    /// Base name of the pipes and FIFOs it creates and deletes.
+    own: String,
+    /// The queue it shares with a few other clients of its worker.
+    shared: String,
+    /// The worker's queue that always holds a message.
+    full: String,
+    /// Ping instead of create+delete.
+    no_create: bool,
+}
+
+/// One client: connects, waits for the start, then runs the mix.
 fn client_thread(
     socket: &Path,
-    name: &str,
+    names: &Names,
     secs: f64,
     ready: &Barrier,
     go: &Barrier,
@@ -591,25 +676,22 @@ fn client_thread(
     let mut r = WorkerResult::default();
     let mut errors = Vec::new();
     let t = Instant::now();
-    let setup = Client::connect_with(socket, "loadgen").and_then(|mut c| {
-        let q = c.create_mq(name, &MqOptions::new().capacity(2).msg_size(64).session())?;
-        Ok((c, q))
-    });
+    let setup = Client::connect_with(socket, "loadgen");
     // Connection setup is tallied apart from the mix's latency.
     r.counts[7] = 1;
     r.sums_us[7] = t.elapsed().as_micros() as u64;
     ready.wait();
     go.wait();
-    let (mut c, q) = match setup {
-        Ok(x) => x,
+    let mut c = match setup {
+        Ok(c) => c,
         Err(e) => {
             r.errors += 1;
-            errors.push(format!("setup: {e}"));
+            errors.push(format!("connect: {e}"));
             return (r, errors);
         }
     };
-    let own = format!("mq:{name}");
-    let mut rng = (name
+    let mut rng = (names
+        .own
         .bytes()
         .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
         | 1)
@@ -632,12 +714,17 @@ fn client_thread(
     while Instant::now() < deadline {
         let roll = next();
         let t = Instant::now();
+        let roll = if names.no_create && (60..75).contains(&roll) {
+            0
+        } else {
+            roll
+        };
         match roll {
             0..30 => match c.ping() {
                 Ok(()) => r.record(0, t.elapsed()),
                 Err(e) => fail(&mut r, "ping", e),
             },
-            30..50 => match c.stat(&own) {
+            30..50 => match c.stat(&names.shared) {
                 Ok(_) => r.record(1, t.elapsed()),
                 Err(e) => fail(&mut r, "stat", e),
             },
@@ -647,18 +734,12 @@ fn client_thread(
             },
             60..75 => {
                 n += 1;
-                let (kind, params) = match n % 3 {
-                    0 => ("pipe", KindParams::Pipe(PipeParams { capacity: None })),
-                    1 => ("fifo", KindParams::Fifo(FifoParams { buffered: false })),
-                    _ => (
-                        "mq",
-                        KindParams::Mq(MqParams {
-                            capacity: Some(2),
-                            msg_size: Some(64),
-                        }),
-                    ),
+                let (kind, params) = if n.is_multiple_of(2) {
+                    ("pipe", KindParams::Pipe(PipeParams { capacity: None }))
+                } else {
+                    ("fifo", KindParams::Fifo(FifoParams { buffered: false }))
                 };
-                let address = format!("{kind}:{name}x");
+                let address = format!("{kind}:{}", names.own);
                 let spec = CreateSpec {
                     mode: None,
                     lifetime: Lifetime::Session,
@@ -678,32 +759,29 @@ fn client_thread(
                     Err(e) => fail(&mut r, "delete", e),
                 }
             }
-            75..90 => match c.open_mq(&own, Access::ReadWrite) {
-                Ok(h) => {
+            75..90 => match c.open_mq(&names.shared, Access::ReadWrite) {
+                Ok(q) => {
                     r.record(5, t.elapsed());
-                    let sent = h.try_send(b"loadgen", 0);
-                    let got = h.try_recv();
+                    // Shared with other clients: full or empty now and then.
+                    let sent = q.try_send(b"loadgen", 0);
+                    let got = q.try_recv();
                     match (sent, got) {
                         (Ok(()), Ok(_)) => r.kernel_pairs += 1,
+                        (Err(ipc_client::Error::WouldBlock), _)
+                        | (_, Err(ipc_client::Error::WouldBlock)) => r.contended += 1,
                         (Err(e), _) | (_, Err(e)) => fail(&mut r, "send+recv", e),
                     }
                 }
                 Err(e) => fail(&mut r, "open", e),
             },
-            _ => {
-                if let Err(e) = q.try_send(b"w", 0) {
-                    fail(&mut r, "send", e);
-                    continue;
-                }
-                let t = Instant::now();
-                match c.wait_for(&own, Readiness::Readable, Some(Duration::from_secs(5))) {
-                    Ok(_) => r.record(6, t.elapsed()),
-                    Err(e) => fail(&mut r, "wait_for", e),
-                }
-                if let Err(e) = q.try_recv() {
-                    fail(&mut r, "recv", e);
-                }
-            }
+            _ => match c.wait_for(
+                &names.full,
+                Readiness::Readable,
+                Some(Duration::from_secs(5)),
+            ) {
+                Ok(_) => r.record(6, t.elapsed()),
+                Err(e) => fail(&mut r, "wait_for", e),
+            },
         }
     }
     r.secs = started.elapsed().as_secs_f64();
@@ -714,19 +792,17 @@ fn client_thread(
 // Scale and churn.
 
 /// Raises this process's open-file limit to at least `want` (the daemon
-/// inherits it and raises its own soft limit to the hard one).
+/// inherits it and raises its own soft limit to the hard one): the soft limit
+/// to the hard one, and the hard one too if it is lower and we may.
 fn raise_nofile(want: usize) -> Result<(), String> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| e.to_string())?;
     let want = want as u64;
-    let hard = if hard < want {
-        setrlimit(Resource::RLIMIT_NOFILE, want, want)
-            .map_err(|e| format!("cannot raise the open-file limit to {want}: {e}"))?;
-        want
-    } else {
-        hard
-    };
-    if soft < hard {
+    if hard < want {
+        setrlimit(Resource::RLIMIT_NOFILE, want, want).map_err(|e| {
+            format!("cannot raise the open-file limit from {hard} to {want}: {e} (ulimit -Hn)")
+        })?;
+    } else if soft < hard {
         setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| e.to_string())?;
     }
     Ok(())
@@ -756,7 +832,7 @@ fn connect_many(socket: &Path, n: usize) -> Result<Vec<Client>, String> {
 }
 
 fn scale(ipcd: &Path, n: usize, sample: usize) -> Result<(), String> {
-    raise_nofile(2 * n + 1000)?;
+    raise_nofile(n + 500)?;
     let d = Daemon::start(ipcd, n)?;
     std::thread::sleep(Duration::from_millis(300));
     let idle = d.kib("VmRSS");
@@ -816,7 +892,7 @@ fn churn(ipcd: &Path) -> Result<(), String> {
     const BASE: usize = 1000;
     const BURST: usize = 2000;
     const BURSTS: usize = 5;
-    raise_nofile(2 * (BASE + BURST) + 1000)?;
+    raise_nofile(BASE + BURST + 500)?;
     let d = Daemon::start(ipcd, BASE + BURST)?;
     std::thread::sleep(Duration::from_millis(300));
     let idle = d.kib("VmRSS");
