@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::load::Load;
+
 /// One line of results. Every figure is the median over the repeated runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Row {
@@ -14,6 +16,10 @@ pub struct Row {
     pub mechanism: String,
     /// Message size in bytes, where it applies.
     pub size: Option<usize>,
+    /// Where the processes ran: `same` (one CPU), `split` (two CPUs), `any`
+    /// (unpinned), `ipcd any` (the bench pinned, ipcd not), or empty where
+    /// placement does not apply.
+    pub placement: String,
     /// Median latency, microseconds.
     pub p50_us: Option<f64>,
     /// 99th-percentile latency, microseconds.
@@ -22,6 +28,8 @@ pub struct Row {
     pub per_second: Option<f64>,
     /// Payload megabytes (10⁶ bytes) per second.
     pub mb_per_second: Option<f64>,
+    /// An amount of memory, KiB.
+    pub kib: Option<f64>,
     /// This mechanism's figure divided by the raw mechanism's: the median over
     /// all pairs of adjacent blocks (same processes, back to back) of the
     /// ratio of their p50s (latency rows) or their rates (throughput rows).
@@ -37,6 +45,8 @@ pub struct Row {
     pub per_run: Vec<f64>,
     /// For rows compared with raw: the median pair ratio of each run, in run order.
     pub per_run_vs_raw: Vec<f64>,
+    /// What else the machine was doing while the row's runs ran.
+    pub load: Option<Load>,
 }
 
 /// A goal a figure is held to.
@@ -122,30 +132,37 @@ pub fn fmt_size(bytes: usize) -> String {
 }
 
 /// The table columns: header and whether the column is right-aligned.
-const COLUMNS: [(&str, bool); 10] = [
+const COLUMNS: [(&str, bool); 12] = [
     ("measure", false),
     ("mechanism", false),
     ("size", true),
+    ("placement", false),
     ("p50", true),
     ("p99", true),
     ("msgs/s", true),
     ("MB/s", true),
+    ("KiB", true),
     ("vs raw", true),
     ("target", false),
     ("result", false),
 ];
 
+/// The columns shown whatever the rows hold.
+const ALWAYS: usize = 2;
+
 /// The cells of one row, in [`COLUMNS`] order; `-` where a figure does not apply.
-fn cells(row: &Row) -> [String; 10] {
+fn cells(row: &Row) -> [String; 12] {
     let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
     [
         row.measure.clone(),
         row.mechanism.clone(),
         or_dash(row.size.map(fmt_size)),
+        or_dash((!row.placement.is_empty()).then(|| row.placement.clone())),
         or_dash(row.p50_us.map(fmt_time)),
         or_dash(row.p99_us.map(fmt_time)),
         or_dash(row.per_second.map(fmt_rate)),
         or_dash(row.mb_per_second.map(|v| format!("{v:.1}"))),
+        or_dash(row.kib.map(|v| format!("{v:.1}"))),
         or_dash(row.vs_raw.map(|v| format!("{v:.2}×"))),
         or_dash(row.target.as_ref().map(|t| t.goal.clone())),
         or_dash(
@@ -156,9 +173,13 @@ fn cells(row: &Row) -> [String; 10] {
     ]
 }
 
-/// The rows as an aligned plain-text table, with a header line.
+/// The rows as an aligned plain-text table, with a header line. A column
+/// no row has a figure in is left out.
 pub fn table(rows: &[Row]) -> String {
-    let body: Vec<[String; 10]> = rows.iter().map(cells).collect();
+    let body: Vec<[String; 12]> = rows.iter().map(cells).collect();
+    let shown: Vec<usize> = (0..COLUMNS.len())
+        .filter(|&i| i < ALWAYS || body.iter().any(|r| r[i] != "-"))
+        .collect();
     let mut widths = COLUMNS.map(|(h, _)| h.chars().count());
     for r in &body {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -169,9 +190,9 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     for r in std::iter::once(&header).chain(&body) {
         let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            let (w, right) = (widths[i], COLUMNS[i].1);
-            if i > 0 {
+        for (n, &i) in shown.iter().enumerate() {
+            let (cell, w, right) = (&r[i], widths[i], COLUMNS[i].1);
+            if n > 0 {
                 line.push_str("  ");
             }
             if right {
@@ -236,6 +257,11 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("measure     mechanism"), "{t}");
+        // No row has a rate, an amount of memory or a placement.
+        let header = lines[0];
+        assert!(
+            !header.contains("msgs/s") && !header.contains("KiB") && !header.contains("placement")
+        );
         assert!(
             lines[2].contains("1.15×") && lines[2].ends_with("FAIL"),
             "{t}"
@@ -244,5 +270,15 @@ mod tests {
         let end = |l: &str, pat: &str| l.find(pat).map(|i| l[..i + pat.len()].chars().count());
         assert_eq!(end(lines[1], "52.0 µs"), end(lines[2], "60.0 µs"));
         assert!(lines[1].ends_with('-'), "{t}");
+        let placed = [Row {
+            placement: "same".into(),
+            kib: Some(12.25),
+            ..rows[0].clone()
+        }];
+        let t = table(&placed);
+        assert!(
+            t.contains("placement") && t.contains("same") && t.contains("12.2"),
+            "{t}"
+        );
     }
 }

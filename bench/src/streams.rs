@@ -9,14 +9,95 @@
 //! A round trip reads the echo with `read_exact(size)`. A throughput sink reads
 //! whatever is there, in chunks of [`read_chunk`] bytes, and finds the message
 //! boundaries by counting bytes, as a stream consumer (`cat`) would.
+//!
+//! A kind wraps its streams in [`Bytes`] (the bench's ends) and
+//! [`StreamSide`] (the peer's).
 
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use super::loops::Budget;
+use super::abba::Budget;
+use super::channel::{Blocks, Ends, PeerReport, Role};
+use super::datapath::Shape;
 use super::stats::{Rate, nanos};
+
+/// Bytes per throughput block, within [`MIN_BLOCK`]..=[`MAX_BLOCK`] messages:
+/// long enough that a block is not just scheduling noise, short enough for
+/// many blocks per run.
+const BLOCK_BYTES: u64 = 32 << 20;
+/// Fewest messages in a throughput block.
+const MIN_BLOCK: u64 = 4;
+/// Most messages in a throughput block.
+const MAX_BLOCK: u64 = 10_000;
+/// Most bytes one mechanism streams in one throughput run, whatever
+/// `--messages` says: bulk runs would otherwise take minutes.
+const MAX_RUN_BYTES: u64 = 1 << 30;
+
+/// Messages per throughput block for messages of `size` bytes.
+fn block_len(size: usize) -> u64 {
+    (BLOCK_BYTES / size as u64).clamp(MIN_BLOCK, MAX_BLOCK)
+}
+
+/// How byte-stream kinds cut their runs: blocks of about 32 MiB, at most
+/// 1 GiB per run and mechanism, and bulk rows.
+pub fn byte_blocks() -> Shape {
+    Shape {
+        block: block_len,
+        max_run_bytes: Some(MAX_RUN_BYTES),
+        bulk: true,
+    }
+}
+
+/// One mechanism's streams in the bench: where it writes and, for round
+/// trips, where it reads the echoes.
+pub struct Bytes<W, R> {
+    /// Ping, or the stream.
+    pub tx: W,
+    /// Pong (round trips only).
+    pub rx: Option<R>,
+}
+
+impl<W: Write, R: Read> Ends for Bytes<W, R> {
+    fn round_trip(
+        &mut self,
+        size: usize,
+        lead_in: u64,
+        budget: Budget,
+    ) -> anyhow::Result<Vec<u64>> {
+        let Some(rx) = self.rx.as_mut() else {
+            bail!("a round-trip run needs a stream back from the peer");
+        };
+        round_trip(&mut self.tx, rx, size, lead_in, budget)
+    }
+
+    fn stream(&mut self, size: usize, budget: Budget) -> anyhow::Result<u64> {
+        send_stream(&mut self.tx, size, budget)
+    }
+}
+
+/// One mechanism's streams on the peer's side: where it reads and, for role
+/// echo, where it answers.
+pub struct StreamSide<R, W> {
+    /// The bench's messages.
+    pub rx: R,
+    /// The echoes (role echo only).
+    pub tx: Option<W>,
+}
+
+impl<R: Read, W: Write> Blocks for StreamSide<R, W> {
+    fn block(&mut self, role: Role, size: usize) -> anyhow::Result<PeerReport> {
+        Ok(match (role, &mut self.tx) {
+            (Role::Echo, Some(tx)) => PeerReport::echoed(echo(&mut self.rx, tx, size)?),
+            (Role::Echo, None) => bail!("role echo needs a stream to echo to"),
+            (Role::Sink, _) => {
+                let sunk = sink(&mut self.rx, size)?;
+                PeerReport::sunk(sunk.received, sunk.rate)
+            }
+        })
+    }
+}
 
 /// First byte of a data message.
 pub const DATA: u8 = 0x00;
@@ -199,6 +280,7 @@ pub fn sink<R: Read>(rx: &mut R, size: usize) -> anyhow::Result<Sunk> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::datapath::BULK_SIZE;
 
     /// A reader that hands out `data` in pieces of at most `piece` bytes.
     struct Trickle {
@@ -299,6 +381,42 @@ mod tests {
         extra.extend([DATA; 64]);
         let err = sink(&mut extra.as_slice(), 64).unwrap_err();
         assert!(err.to_string().contains("after the end marker"), "{err}");
+    }
+
+    #[test]
+    fn blocks_are_about_32_mib_within_bounds() {
+        assert_eq!(block_len(64), MAX_BLOCK);
+        assert_eq!(block_len(4096), 8192);
+        assert_eq!(block_len(BULK_SIZE), 32);
+        assert_eq!(block_len(64 << 20), MIN_BLOCK);
+    }
+
+    #[test]
+    fn stream_sides_run_blocks() {
+        let out = stream_of(64, 10);
+        let mut side = StreamSide {
+            rx: out.as_slice(),
+            tx: Some(Vec::new()),
+        };
+        assert_eq!(side.block(Role::Sink, 64).unwrap().received, 11);
+        let mut side = StreamSide {
+            rx: out.as_slice(),
+            tx: Some(Vec::new()),
+        };
+        assert_eq!(side.block(Role::Echo, 64).unwrap().messages, 10);
+        assert_eq!(side.tx.unwrap().len(), 640);
+        let mut side = StreamSide::<_, Vec<u8>> {
+            rx: out.as_slice(),
+            tx: None,
+        };
+        assert!(side.block(Role::Echo, 64).is_err());
+        let mut ends = Bytes::<Vec<u8>, &[u8]> {
+            tx: Vec::new(),
+            rx: None,
+        };
+        assert_eq!(ends.stream(64, Budget::count(10)).unwrap(), 10);
+        assert_eq!(ends.tx, out);
+        assert!(ends.round_trip(64, 0, Budget::count(1)).is_err());
     }
 
     #[test]

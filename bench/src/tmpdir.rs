@@ -1,7 +1,8 @@
 //! A private temporary directory for the raw FIFOs: created mode 0700 under a
 //! fresh name (so nobody else can plant or open anything in it), removed with
 //! everything in it on drop, and listed in a process-wide registry so that the
-//! watchdog can still remove it when it has to exit without unwinding.
+//! watchdog can still remove it when it has to exit without unwinding (see
+//! [`super::cleanup`]).
 
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,7 @@ impl PrivateDir {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let path = parent.join(format!("ipcbench.{}.{n}", std::process::id()));
         // Registered first, so a watchdog exit right after creation cannot leak it.
+        super::cleanup::register("private directories", remove_all_live);
         LIVE.lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(path.clone());

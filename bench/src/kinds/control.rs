@@ -1,4 +1,4 @@
-//! The `control` section: the daemon's request path on one connection.
+//! The `control` kind: the daemon's request path on one connection.
 //!
 //! - ping round trip: one `Ping` at a time, per-request `Instant` timings;
 //! - stat, one at a time: the same for `Stat` of a queue;
@@ -7,35 +7,56 @@
 //!   per second. Target: ≥ 50 000 per second.
 //!
 //! The stat'ed queue is created for the bench (lifetime session) and deleted
-//! at the end.
+//! at the end. The bench sits next to ipcd or away from it as the placement
+//! says (see [`Ctx::with_daemon`]).
 
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use ipc_client::{Client, Request};
 
-use super::Ctx;
-use super::client_mq;
-use super::loops::Budget;
-use super::report::{Row, Target};
-use super::stats::{Samples, median, nanos, per_second};
+use super::mq;
+use crate::abba::Budget;
+use crate::ctx::Ctx;
+use crate::kind::KindBench;
+use crate::objects;
+use crate::report::{Row, Target};
+use crate::stats::{Samples, median, nanos, per_second};
 
 /// Pipelined stat operations per second that meet the target.
 const MIN_PIPELINED_STATS: f64 = 50_000.0;
 
-/// Runs the section: ping, stat one at a time, stat pipelined.
-pub fn run(ctx: &Ctx<'_>) -> anyhow::Result<Vec<Row>> {
-    let args = ctx.args;
-    ctx.progress.inc_length(3 * args.repeat as u64);
-    let mut client = ctx.connect()?;
-    let name = client_mq::unique_name();
-    let queue = client_mq::create(&mut client, &name, args.capacity, 64)?;
-    let result = measure(ctx, &mut client, queue.address());
-    drop(queue);
-    let deleted = client_mq::delete_all(&mut client, &[name]);
-    let rows = result?;
-    deleted?;
-    Ok(rows)
+/// The `control` entry of the kinds table.
+pub struct Control;
+
+impl KindBench for Control {
+    fn name(&self) -> &'static str {
+        "control"
+    }
+
+    fn about(&self) -> &'static str {
+        "the control plane: ping and stat on one connection"
+    }
+
+    /// Ping, stat one at a time, stat pipelined.
+    fn run(&self, ctx: &Ctx<'_>) -> anyhow::Result<Vec<Row>> {
+        ctx.progress.inc_length(3 * ctx.opts.repeat as u64);
+        let mut client = ctx.connect()?;
+        let name = objects::unique_name();
+        let queue = mq::create(&mut client, &name, ctx.opts.capacity, 64)?;
+        let result = ctx.with_daemon(|placement| {
+            let mut rows = measure(ctx, &mut client, queue.address())?;
+            for row in &mut rows {
+                row.placement = placement.to_owned();
+            }
+            Ok(rows)
+        });
+        drop(queue);
+        let deleted = objects::delete_all(&mut client, "mq", &[name]);
+        let rows = result?;
+        deleted?;
+        Ok(rows)
+    }
 }
 
 /// The measurements proper, against the queue at `address`.
@@ -44,7 +65,7 @@ fn measure(ctx: &Ctx<'_>, client: &mut Client, address: &str) -> anyhow::Result<
     let mut pings: Vec<(Samples, f64)> = Vec::new();
     let mut stats: Vec<(Samples, f64)> = Vec::new();
     let mut pipelined: Vec<(u64, f64)> = Vec::new();
-    for round in 1..=ctx.args.repeat {
+    for round in 1..=ctx.opts.repeat {
         ctx.step(format!("control: ping, run {round}"));
         pings.push(one_at_a_time(budget, warmup, || {
             client.ping().context("ping")
@@ -62,7 +83,7 @@ fn measure(ctx: &Ctx<'_>, client: &mut Client, address: &str) -> anyhow::Result<
         pipelined.push(pipelined_stats(
             client,
             address,
-            ctx.args.batch,
+            ctx.opts.batch,
             ctx.throughput_budget(),
         )?);
         ctx.done();
@@ -94,7 +115,7 @@ fn measure(ctx: &Ctx<'_>, client: &mut Client, address: &str) -> anyhow::Result<
     };
     let rate = median(&pipelined.iter().map(|(_, r)| *r).collect::<Vec<_>>());
     let pipelined_row = Row {
-        measure: format!("stat pipelined ×{}", ctx.args.batch),
+        measure: format!("stat pipelined ×{}", ctx.opts.batch),
         mechanism: "ipc-client".into(),
         per_second: rate,
         target: rate

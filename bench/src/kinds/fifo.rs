@@ -1,13 +1,14 @@
-//! The `fifo` section: named pipes created by ipcd and used through
-//! `ipc_client` versus raw `mkfifo(3)` FIFOs, between this process and a
-//! `bench-peer` (the runs and rows are [`super::bytestream`]'s).
+//! The `fifo` kind: named pipes created by ipcd and used through
+//! `ipc_client` versus raw `mkfifo(3)` FIFOs, between the bench and a
+//! `bench-peer` (the runs and rows are [`crate::datapath`]'s, the loops
+//! [`crate::streams`]'), plus the connect + hello + `open_fifo_reader` rows.
 //!
 //! Raw FIFOs are fresh per run: made with `mkfifo` in a private directory
-//! (mode 0700, see [`super::tmpdir`]), opened by path on both sides, then
+//! (mode 0700, see [`crate::tmpdir`]), opened by path on both sides, then
 //! removed with their directory as soon as both sides hold them open, so an
 //! interrupted bench leaves nothing behind. The client FIFOs
 //! (`fifo:ipcbench-<pid>-<n>`, lifetime session, standard unbuffered
-//! semantics) are created once for the section and deleted at its end.
+//! semantics) are created once for the kind and deleted at its end.
 //!
 //! Opening a FIFO blocks until the other side opens it too; so that neither
 //! process waits for the other, every read end is opened first, without
@@ -23,30 +24,55 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ipc_client::Client;
+use ipc_client::{Client, FifoOptions, FifoReader, FifoWriter};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::stat::Mode;
 
-use super::Ctx;
-use super::bytestream::{self, Ends, Run, StreamKind, StreamSide};
-use super::client_mq::unique_name;
-use super::client_stream;
-use super::peer::{Blocks, PeerArgs, PeerKind, PeerProcess, Role, Sides, peer_client};
-use super::report::Row;
-use super::tmpdir::PrivateDir;
+use crate::channel::{Blocks, Role, Sides};
+use crate::ctx::Ctx;
+use crate::datapath::{self, Channels, Run, Shape};
+use crate::kind::KindBench;
+use crate::peer::{PeerArgs, PeerClient};
+use crate::peer_process::PeerProcess;
+use crate::report::Row;
+use crate::streams::{Bytes, StreamSide, byte_blocks};
+use crate::tmpdir::PrivateDir;
+use crate::{connect, objects};
 
 /// How long a client write end waits for the FIFO's reader to open it. The
 /// reader is already there in every run; this only bounds a failure.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs the section.
-pub fn run(ctx: &Ctx<'_>) -> anyhow::Result<Vec<Row>> {
-    let mut bench = FifoBench::create(ctx)?;
-    let rows = bytestream::measure(ctx, &mut bench);
-    let deleted = bench.delete();
-    let rows = rows?;
-    deleted?;
-    Ok(rows)
+/// The `fifo` entry of the kinds table.
+pub struct Fifo;
+
+impl KindBench for Fifo {
+    fn name(&self) -> &'static str {
+        "fifo"
+    }
+
+    fn about(&self) -> &'static str {
+        "FIFOs created by ipcd vs raw mkfifo FIFOs"
+    }
+
+    fn run(&self, ctx: &Ctx<'_>) -> anyhow::Result<Vec<Row>> {
+        let mut fifos = FifoChannels::create(ctx)?;
+        let rows = datapath::measure(ctx, &mut fifos).and_then(|mut rows| {
+            let probe = fifos.names[2].clone();
+            rows.extend(connect::rows(ctx, "open_fifo_reader", |c| {
+                open_reader(c, &probe).map(drop)
+            })?);
+            Ok(rows)
+        });
+        let deleted = objects::delete_all(&mut fifos.client, "fifo", &fifos.names);
+        let rows = rows?;
+        deleted?;
+        Ok(rows)
+    }
+
+    fn open_peer(&self, args: &PeerArgs, client: &mut PeerClient) -> anyhow::Result<Sides> {
+        open_peer_sides(args, client)
+    }
 }
 
 /// Makes a FIFO at `path`, mode 0600.
@@ -73,43 +99,43 @@ pub fn open_raw(path: &Path, write: bool) -> anyhow::Result<File> {
     Ok(file)
 }
 
-/// The section's state: its connection and client FIFOs.
-struct FifoBench {
+/// The kind's state: its connection and client FIFOs.
+struct FifoChannels {
     /// The connection that created the FIFOs (lifetime session: they go with it).
     client: Client,
     /// The client FIFOs' names: ping, pong, stream.
     names: [String; 3],
 }
 
-impl FifoBench {
-    /// Connects and creates the three client FIFOs.
+impl FifoChannels {
+    /// Connects and creates the three client FIFOs, with standard
+    /// (unbuffered) semantics, as a raw FIFO has.
     fn create(ctx: &Ctx<'_>) -> anyhow::Result<Self> {
         let mut client = ctx.connect()?;
-        let names = [(); 3].map(|()| unique_name());
+        let names = [(); 3].map(|()| objects::unique_name());
         for (i, name) in names.iter().enumerate() {
-            if let Err(e) = client_stream::create_fifo(&mut client, name) {
-                let _ = client_stream::delete_all(&mut client, "fifo", &names[..i]);
+            let made = client
+                .create_fifo(name, &FifoOptions::new().session())
+                .with_context(|| format!("cannot create fifo:{name}"));
+            if let Err(e) = made {
+                let _ = objects::delete_all(&mut client, "fifo", &names[..i]);
                 return Err(e);
             }
         }
-        Ok(FifoBench { client, names })
-    }
-
-    /// Deletes the client FIFOs.
-    fn delete(mut self) -> anyhow::Result<()> {
-        client_stream::delete_all(&mut self.client, "fifo", &self.names)
+        Ok(FifoChannels { client, names })
     }
 }
 
-impl StreamKind for FifoBench {
-    type RawReader = File;
-    type RawWriter = File;
-    type ClientReader = ipc_client::FifoReader;
-    type ClientWriter = ipc_client::FifoWriter;
+impl Channels for FifoChannels {
+    fn name(&self) -> &'static str {
+        "fifo"
+    }
 
-    const NAME: &'static str = "fifo";
+    fn shape(&self) -> Shape {
+        byte_blocks()
+    }
 
-    fn start_run(&mut self, ctx: &Ctx<'_>, role: Role, size: usize) -> anyhow::Result<Run<Self>> {
+    fn start_run(&mut self, ctx: &Ctx<'_>, role: Role, size: usize) -> anyhow::Result<Run> {
         let [ping, pong, stream] = &self.names;
         let c = &mut self.client;
         // This process writes to the first FIFO and, for role echo, reads the second.
@@ -125,52 +151,44 @@ impl StreamKind for FifoBench {
         }
         // Read ends first (they never wait), then the peer, then the write ends.
         let raw_rx = rx_path.as_deref().map(|p| open_raw(p, false)).transpose()?;
-        let client_rx = rx_name
-            .map(|n| client_stream::open_fifo_reader(c, n))
-            .transpose()?;
+        let client_rx = rx_name.map(|n| open_reader(c, n)).transpose()?;
         let args = PeerArgs {
-            kind: PeerKind::Fifo,
-            role,
             raw_rx: Some(tx_path.to_string_lossy().into_owned()),
             raw_tx: rx_path.as_ref().map(|p| p.to_string_lossy().into_owned()),
             client_rx: Some(tx_name.clone()),
             client_tx: rx_name.cloned(),
-            size,
-            socket: ctx.socket.map(|p| p.to_path_buf()),
-            parent: Some(std::process::id()),
+            ..ctx.peer_args("fifo", role, size)
         };
         let peer = PeerProcess::spawn(&args)?;
         let raw_tx = open_raw(&tx_path, true)?;
-        let client_tx = client_stream::open_fifo_writer(c, tx_name, OPEN_TIMEOUT)?;
+        let client_tx = open_writer(c, tx_name)?;
         // Both sides hold every FIFO open: the names are no longer needed.
         dir.remove()?;
+        let raw = Bytes {
+            tx: raw_tx,
+            rx: raw_rx,
+        };
+        let client = Bytes {
+            tx: client_tx,
+            rx: client_rx,
+        };
         Ok(Run {
             peer,
-            raw: Ends {
-                tx: raw_tx,
-                rx: raw_rx,
-            },
-            client: Ends {
-                tx: client_tx,
-                rx: client_rx,
-            },
+            ends: [Box::new(raw), Box::new(client)],
         })
     }
 }
 
 /// The peer's side: raw FIFOs opened by path, client ones through the daemon
 /// by name; all read ends first, then the write ends.
-pub fn open_peer_sides(args: &PeerArgs, client: &mut Option<Client>) -> anyhow::Result<Sides> {
+fn open_peer_sides(args: &PeerArgs, client: &mut PeerClient) -> anyhow::Result<Sides> {
     let raw_rx = args
         .raw_rx
         .as_deref()
         .map(|p| open_raw(Path::new(p), false))
         .transpose()?;
     let client_rx = match &args.client_rx {
-        Some(name) => Some(client_stream::open_fifo_reader(
-            peer_client(args, client)?,
-            name,
-        )?),
+        Some(name) => Some(open_reader(client.get()?, name)?),
         None => None,
     };
     let raw_tx = args
@@ -179,17 +197,27 @@ pub fn open_peer_sides(args: &PeerArgs, client: &mut Option<Client>) -> anyhow::
         .map(|p| open_raw(Path::new(p), true))
         .transpose()?;
     let client_tx = match &args.client_tx {
-        Some(name) => Some(client_stream::open_fifo_writer(
-            peer_client(args, client)?,
-            name,
-            OPEN_TIMEOUT,
-        )?),
+        Some(name) => Some(open_writer(client.get()?, name)?),
         None => None,
     };
     let raw = raw_rx.map(|rx| Box::new(StreamSide { rx, tx: raw_tx }) as Box<dyn Blocks>);
     let through_client =
         client_rx.map(|rx| Box::new(StreamSide { rx, tx: client_tx }) as Box<dyn Blocks>);
-    Ok((raw, through_client))
+    Ok([raw, through_client])
+}
+
+/// Opens `fifo:<name>` for reading (never waits).
+fn open_reader(client: &mut Client, name: &str) -> anyhow::Result<FifoReader> {
+    client
+        .open_fifo_reader(name)
+        .with_context(|| format!("cannot open fifo:{name} for reading"))
+}
+
+/// Opens `fifo:<name>` for writing, waiting up to [`OPEN_TIMEOUT`] for a reader.
+fn open_writer(client: &mut Client, name: &str) -> anyhow::Result<FifoWriter> {
+    client
+        .open_fifo_writer(name, Some(OPEN_TIMEOUT))
+        .with_context(|| format!("cannot open fifo:{name} for writing"))
 }
 
 #[cfg(test)]

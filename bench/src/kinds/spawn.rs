@@ -1,4 +1,4 @@
-//! The `spawn` section: the wall time of whole `ipcctl` processes, from
+//! The `spawn` kind: the wall time of whole `ipcctl` processes, from
 //! `fork`+`exec` to exit status, as a shell script would pay it.
 //!
 //! Up to four commands, interleaved so they share the VM's drift:
@@ -19,13 +19,15 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 
-use super::Ctx;
-use super::client_mq;
-use super::report::{Row, Target};
-use super::stats::{Samples, nanos};
+use super::mq;
+use crate::ctx::Ctx;
+use crate::kind::KindBench;
+use crate::objects;
+use crate::report::{Row, Target};
+use crate::stats::{Samples, nanos};
 
-/// The `measure` of this section's rows.
-pub const MEASURE: &str = "process";
+/// The `measure` of this kind's rows.
+const MEASURE: &str = "process";
 
 /// Median milliseconds of a whole `ipcctl send` process that meets the target.
 const MAX_SEND_PROCESS_MS: f64 = 5.0;
@@ -36,24 +38,47 @@ const WARMUP_ROUNDS: u64 = 3;
 /// One command the section times: its label, program and arguments.
 type Timed = (&'static str, PathBuf, Vec<OsString>);
 
-/// Runs the section: one row per command.
-pub fn run(ctx: &Ctx<'_>) -> anyhow::Result<Vec<Row>> {
-    ctx.progress.inc_length(ctx.args.spawns);
-    let exe = std::env::current_exe().context("cannot find the ipcctl executable")?;
-    let mut client = ctx.connect()?;
-    let name = client_mq::unique_name();
-    let queue = client_mq::create(&mut client, &name, ctx.args.capacity, 64)?;
-    let commands = commands(ctx, &exe, queue.address());
-    let result = time_rounds(ctx, &commands, &queue);
-    drop(queue);
-    let deleted = client_mq::delete_all(&mut client, &[name]);
-    let samples = result?;
-    deleted?;
-    Ok(commands
-        .iter()
-        .zip(samples)
-        .map(|((label, _, _), samples)| row(label, samples))
-        .collect())
+/// The `spawn` entry of the kinds table.
+pub struct Spawn;
+
+impl KindBench for Spawn {
+    fn name(&self) -> &'static str {
+        "spawn"
+    }
+
+    fn about(&self) -> &'static str {
+        "whole ipcctl processes: --help, ping, send"
+    }
+
+    /// One row per command.
+    fn run(&self, ctx: &Ctx<'_>) -> anyhow::Result<Vec<Row>> {
+        ctx.progress.inc_length(ctx.opts.spawns);
+        ctx.note(format!(
+            "`{MEASURE}` rows: p50/p99 of {} processes each, not medians of runs",
+            ctx.opts.spawns
+        ));
+        let exe = std::env::current_exe().context("cannot find the ipcctl executable")?;
+        let mut client = ctx.connect()?;
+        let name = objects::unique_name();
+        let queue = mq::create(&mut client, &name, ctx.opts.capacity, 64)?;
+        let commands = commands(ctx, &exe, queue.address());
+        let result = ctx.with_daemon(|placement| {
+            let samples = time_rounds(ctx, &commands, &queue)?;
+            Ok(commands
+                .iter()
+                .zip(samples)
+                .map(|((label, _, _), samples)| Row {
+                    placement: placement.to_owned(),
+                    ..row(label, samples)
+                })
+                .collect())
+        });
+        drop(queue);
+        let deleted = objects::delete_all(&mut client, "mq", &[name]);
+        let rows = result?;
+        deleted?;
+        Ok(rows)
+    }
 }
 
 /// The commands to time: `/bin/true` (if there is one), then `ipcctl --help`,
@@ -97,7 +122,7 @@ fn time_rounds(
     commands: &[Timed],
     queue: &ipc_client::MessageQueue,
 ) -> anyhow::Result<Vec<Vec<u64>>> {
-    let spawns = ctx.args.spawns;
+    let spawns = ctx.opts.spawns;
     let mut samples: Vec<Vec<u64>> = vec![Vec::new(); commands.len()];
     let mut buf = vec![0u8; queue.msg_size()];
     for round in 0..WARMUP_ROUNDS + spawns {
