@@ -42,6 +42,8 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sessions = JoinSet::new();
     let mut accept_errors = Throttled::new("accept failed");
+    let mut trim = Trimmer::default();
+    let mut trim_tick = tokio::time::interval(TRIM_EVERY);
     let mut refusals = Throttled::new("connection refused");
     info!(socket = %shared.config.socket_path.display(), prefix = %shared.config.prefix, "ipcd ready");
     loop {
@@ -54,6 +56,7 @@ pub async fn serve(
                         let session =
                             crate::session::run(shared.clone(), stream, peer, ticket, stop_rx.clone());
                         sessions.spawn(session);
+                        trim.saw(sessions.len());
                     }
                 }
                 Err(e) => {
@@ -67,6 +70,7 @@ pub async fn serve(
                     error!("a session task failed: {e}");
                 }
             }
+            _ = trim_tick.tick() => trim.check(sessions.len()),
             cmd = control.recv() => match cmd {
                 Some(Control::Shutdown) | None => break,
                 Some(Control::Reload(tunables)) => reload(&shared, tunables),
@@ -102,6 +106,34 @@ pub async fn serve(
         let _ = std::fs::remove_file(&shared.config.socket_path);
     }
     info!("stopped");
+}
+
+/// How often the connection count is checked for a burst that has passed.
+const TRIM_EVERY: Duration = Duration::from_secs(2);
+
+/// Gives memory back after a burst: once connections fall to half of the
+/// most seen since the last trim (and that peak was more than a handful), the
+/// allocator returns its free pages, so RSS comes back near the idle figure.
+#[derive(Default)]
+struct Trimmer {
+    peak: usize,
+}
+
+impl Trimmer {
+    fn saw(&mut self, now: usize) {
+        self.peak = self.peak.max(now);
+    }
+
+    fn check(&mut self, now: usize) {
+        if self.peak >= 64 && now * 2 <= self.peak {
+            crate::sys::mem::give_back_free_memory();
+            info!(
+                peak = self.peak,
+                now, "connections fell after a burst; gave free memory back"
+            );
+            self.peak = now;
+        }
+    }
 }
 
 /// Logs a repeated error at most once a second, with how many were not logged.

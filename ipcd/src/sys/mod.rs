@@ -1,4 +1,5 @@
 //! Small safe wrappers over system calls: the only module with `unsafe`.
 
 pub mod fd;
+pub mod mem;
 pub mod socket;
