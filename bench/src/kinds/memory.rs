@@ -61,6 +61,11 @@ impl KindBench for Memory {
         raise_nofile(n + 256)?;
         ctx.progress.inc_length(ctx.opts.repeat as u64);
         let base = rss(daemon)?;
+        ctx.note(
+            "memory: `per connection` is the growth over ipcd's VmRSS before the first run; \
+             ipcd keeps what it allocated (`after closing`), so a daemon that held as many \
+             connections before shows less: use a fresh ipcd",
+        );
         let mut runs: Vec<Reading> = Vec::new();
         for round in 1..=ctx.opts.repeat {
             ctx.step(format!("memory: {n} connections, run {round}"));
