@@ -39,6 +39,25 @@ pub fn delete_all(client: &mut Client, kind: &str, names: &[String]) -> anyhow::
     first_error.map_or(Ok(()), Err)
 }
 
+/// Creates three objects of `kind` under fresh names (a kind's ping, pong and
+/// stream channels) with `create`; if one fails, removes those already made.
+pub fn create_three(
+    client: &mut Client,
+    kind: &str,
+    mut create: impl FnMut(&mut Client, &str) -> ipc_client::Result<()>,
+) -> anyhow::Result<[String; 3]> {
+    use anyhow::Context as _;
+    let names = [(); 3].map(|()| unique_name());
+    for (i, name) in names.iter().enumerate() {
+        let made = create(client, name).with_context(|| format!("cannot create {kind}:{name}"));
+        if let Err(e) = made {
+            let _ = delete_all(client, kind, &names[..i]);
+            return Err(e);
+        }
+    }
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,16 +112,9 @@ impl FifoChannels {
     /// (unbuffered) semantics, as a raw FIFO has.
     fn create(ctx: &Ctx<'_>) -> anyhow::Result<Self> {
         let mut client = ctx.connect()?;
-        let names = [(); 3].map(|()| objects::unique_name());
-        for (i, name) in names.iter().enumerate() {
-            let made = client
-                .create_fifo(name, &FifoOptions::new().session())
-                .with_context(|| format!("cannot create fifo:{name}"));
-            if let Err(e) = made {
-                let _ = objects::delete_all(&mut client, "fifo", &names[..i]);
-                return Err(e);
-            }
-        }
+        let names = objects::create_three(&mut client, "fifo", |c, name| {
+            c.create_fifo(name, &FifoOptions::new().session()).map(drop)
+        })?;
         Ok(FifoChannels { client, names })
     }
 }

@@ -108,16 +108,9 @@ impl PipeChannels {
     /// default capacity, as a raw pipe has.
     fn create(ctx: &Ctx<'_>) -> anyhow::Result<Self> {
         let mut client = ctx.connect()?;
-        let names = [(); 3].map(|()| objects::unique_name());
-        for (i, name) in names.iter().enumerate() {
-            let made = client
-                .create_pipe(name, &PipeOptions::new().session())
-                .with_context(|| format!("cannot create pipe:{name}"));
-            if let Err(e) = made {
-                let _ = objects::delete_all(&mut client, "pipe", &names[..i]);
-                return Err(e);
-            }
-        }
+        let names = objects::create_three(&mut client, "pipe", |c, name| {
+            c.create_pipe(name, &PipeOptions::new().session()).map(drop)
+        })?;
         Ok(PipeChannels { client, names })
     }
 }
