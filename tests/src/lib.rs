@@ -196,19 +196,8 @@ impl TestDaemon {
 
     /// Starts the daemon process and waits for its `READY=1` notification.
     fn spawn(&mut self) {
-        let notify_path = self.dir.path().join("notify");
-        let _ = std::fs::remove_file(&notify_path);
-        let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
-        notify
-            .set_read_timeout(Some(START_TIMEOUT))
-            .expect("timeout");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let child = Command::new(ipcd_bin())
-            .arg("--socket")
+        let mut cmd = Command::new(ipcd_bin());
+        cmd.arg("--socket")
             .arg(&self.socket)
             .arg("--state-dir")
             .arg(&self.state_dir)
@@ -217,29 +206,8 @@ impl TestDaemon {
             .arg("--config")
             .arg(&self.config)
             .arg("--log-level")
-            .arg("debug")
-            .env("NOTIFY_SOCKET", &notify_path)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn ipcd");
-        self.child = Some(child);
-        let mut buf = [0u8; 512];
-        loop {
-            match notify.recv(&mut buf) {
-                Ok(n)
-                    if String::from_utf8_lossy(&buf[..n])
-                        .lines()
-                        .any(|l| l == "READY=1") =>
-                {
-                    break;
-                }
-                Ok(_) => continue,
-                Err(e) => panic!("ipcd did not become ready: {e}\nlog:\n{}", self.log()),
-            }
-        }
+            .arg("debug");
+        self.child = Some(spawn_ready(&mut cmd, self.dir.path(), &self.log));
     }
 
     /// Kills the daemon with SIGKILL (no cleanup) and reaps it.
