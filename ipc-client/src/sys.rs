@@ -1,5 +1,7 @@
 //! The only module with `unsafe`: small safe wrappers over system calls nix lacks.
 
+pub(crate) mod region;
+
 use std::collections::VecDeque;
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

@@ -27,17 +27,22 @@ pub enum Kind {
     Pipe,
     /// A named pipe (`mkfifo(3)`) in the daemon's runtime directory. Since version 2.
     Fifo,
+    /// A POSIX shared-memory segment (`shm_open(3)`), mapped by clients. Since version 4.
+    Shm,
+    /// A message ring in a shared-memory segment, mapped by clients. Since version 4.
+    Ring,
 }
 
 impl Kind {
     /// Every kind, in wire order.
-    pub const ALL: &'static [Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo];
+    pub const ALL: &'static [Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo, Kind::Shm, Kind::Ring];
 
     /// The protocol version that introduced this kind; older peers cannot decode it.
     pub fn since_version(self) -> u16 {
         match self {
             Kind::Mq => 1,
             Kind::Pipe | Kind::Fifo => 2,
+            Kind::Shm | Kind::Ring => 4,
         }
     }
 
@@ -47,6 +52,8 @@ impl Kind {
             Kind::Mq => "mq",
             Kind::Pipe => "pipe",
             Kind::Fifo => "fifo",
+            Kind::Shm => "shm",
+            Kind::Ring => "ring",
         }
     }
 

@@ -223,6 +223,7 @@ fn op_variant(o: &KindOp) -> &'static str {
     match o {
         KindOp::Mq(_) => "Mq",
         KindOp::Pipe(_) => "Pipe",
+        KindOp::Shm(_) => "Shm",
     }
 }
 
@@ -230,6 +231,7 @@ fn kind_reply_variant(r: &KindReply) -> &'static str {
     match r {
         KindReply::Mq(_) => "Mq",
         KindReply::Pipe(_) => "Pipe",
+        KindReply::Shm(_) => "Shm",
     }
 }
 
@@ -238,6 +240,8 @@ fn params_variant(p: &KindParams) -> &'static str {
         KindParams::Mq(_) => "Mq",
         KindParams::Pipe(_) => "Pipe",
         KindParams::Fifo(_) => "Fifo",
+        KindParams::Shm(_) => "Shm",
+        KindParams::Ring(_) => "Ring",
     }
 }
 
@@ -246,6 +250,8 @@ fn details_variant(d: &KindDetails) -> &'static str {
         KindDetails::Mq(_) => "Mq",
         KindDetails::Pipe(_) => "Pipe",
         KindDetails::Fifo(_) => "Fifo",
+        KindDetails::Shm(_) => "Shm",
+        KindDetails::Ring(_) => "Ring",
     }
 }
 
@@ -254,6 +260,8 @@ fn kind_variant(k: &Kind) -> &'static str {
         Kind::Mq => "Mq",
         Kind::Pipe => "Pipe",
         Kind::Fifo => "Fifo",
+        Kind::Shm => "Shm",
+        Kind::Ring => "Ring",
     }
 }
 
@@ -289,23 +297,15 @@ fn strategies_reach_every_variant() {
             "ListPage", "Usage"
         ])
     );
-    assert_eq!(variants_drawn(256, op_variant), set(&["Mq", "Pipe"]));
+    assert_eq!(variants_drawn(256, op_variant), set(&["Mq", "Pipe", "Shm"]));
     assert_eq!(
         variants_drawn(256, kind_reply_variant),
-        set(&["Mq", "Pipe"])
+        set(&["Mq", "Pipe", "Shm"])
     );
-    assert_eq!(
-        variants_drawn(256, params_variant),
-        set(&["Mq", "Pipe", "Fifo"])
-    );
-    assert_eq!(
-        variants_drawn(256, details_variant),
-        set(&["Mq", "Pipe", "Fifo"])
-    );
-    assert_eq!(
-        variants_drawn(256, kind_variant),
-        set(&["Mq", "Pipe", "Fifo"])
-    );
+    let all_kinds = set(&["Mq", "Pipe", "Fifo", "Shm", "Ring"]);
+    assert_eq!(variants_drawn(256, params_variant), all_kinds);
+    assert_eq!(variants_drawn(256, details_variant), all_kinds);
+    assert_eq!(variants_drawn(256, kind_variant), all_kinds);
     // Every kind the crate knows has a since-version the crate speaks.
     for kind in Kind::ALL {
         assert!(

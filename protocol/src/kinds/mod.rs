@@ -5,6 +5,8 @@
 pub mod fifo;
 pub mod mq;
 pub mod pipe;
+pub mod ring;
+pub mod shm;
 
 #[cfg(test)]
 use proptest_derive::Arbitrary;
@@ -14,6 +16,8 @@ use crate::address::Kind;
 pub use fifo::{FifoDetails, FifoParams};
 pub use mq::{MqDetails, MqOp, MqParams, MqReply, Readiness};
 pub use pipe::{PipeDetails, PipeOp, PipeParams, PipeReply};
+pub use ring::{RingDetails, RingParams};
+pub use shm::{SHM_MAX_SIZE, ShmDetails, ShmOp, ShmParams, ShmReply};
 
 /// Kind-specific creation parameters.
 #[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
@@ -25,6 +29,10 @@ pub enum KindParams {
     Pipe(PipeParams),
     /// Named pipe parameters. Since version 2.
     Fifo(FifoParams),
+    /// Shared-memory segment parameters. Since version 4.
+    Shm(ShmParams),
+    /// Shared-memory ring parameters. Since version 4.
+    Ring(RingParams),
 }
 
 /// Kind-specific details of an object.
@@ -37,6 +45,10 @@ pub enum KindDetails {
     Pipe(PipeDetails),
     /// A named pipe. Since version 2.
     Fifo(FifoDetails),
+    /// A shared-memory segment. Since version 4.
+    Shm(ShmDetails),
+    /// A shared-memory ring. Since version 4.
+    Ring(RingDetails),
 }
 
 /// A kind-specific operation, carried by [`Request::Kind`](crate::Request::Kind).
@@ -47,6 +59,8 @@ pub enum KindOp {
     Mq(MqOp),
     /// An operation on an anonymous pipe. Since version 3.
     Pipe(PipeOp),
+    /// An operation on a shared-memory segment. Since version 4.
+    Shm(ShmOp),
 }
 
 /// The answer to a [`KindOp`], carried by [`Reply::Kind`](crate::Reply::Kind).
@@ -57,6 +71,8 @@ pub enum KindReply {
     Mq(MqReply),
     /// A pipe's answer. Since version 3.
     Pipe(PipeReply),
+    /// A shared-memory segment's answer. Since version 4.
+    Shm(ShmReply),
 }
 
 impl KindParams {
@@ -66,6 +82,8 @@ impl KindParams {
             KindParams::Mq(_) => Kind::Mq,
             KindParams::Pipe(_) => Kind::Pipe,
             KindParams::Fifo(_) => Kind::Fifo,
+            KindParams::Shm(_) => Kind::Shm,
+            KindParams::Ring(_) => Kind::Ring,
         }
     }
 }
@@ -76,6 +94,7 @@ impl KindOp {
         match self {
             KindOp::Mq(_) => Kind::Mq,
             KindOp::Pipe(_) => Kind::Pipe,
+            KindOp::Shm(_) => Kind::Shm,
         }
     }
 }
