@@ -17,12 +17,14 @@ pub fn kind_of(address: &str) -> anyhow::Result<Kind> {
         .map_err(|e| ipc_client::Error::Server(e).into())
 }
 
-/// A kind in words: `a message queue`, `a pipe`, `a FIFO`.
+/// A kind in words: `a message queue`, `a pipe`, `a FIFO`, …
 pub fn described(kind: Kind) -> &'static str {
     match kind {
         Kind::Mq => "a message queue",
         Kind::Pipe => "a pipe",
         Kind::Fifo => "a FIFO",
+        Kind::Shm => "a shared-memory segment",
+        Kind::Ring => "a ring",
     }
 }
 
@@ -71,7 +73,7 @@ pub fn ends_with_daemon(info: &ObjectInfo) -> bool {
     match &info.details {
         KindDetails::Pipe(_) => true,
         KindDetails::Fifo(d) => d.buffered,
-        KindDetails::Mq(_) => false,
+        KindDetails::Mq(_) | KindDetails::Shm(_) | KindDetails::Ring(_) => false,
     }
 }
 
