@@ -23,6 +23,8 @@ pub fn described(kind: Kind) -> &'static str {
         Kind::Mq => "a message queue",
         Kind::Pipe => "a pipe",
         Kind::Fifo => "a FIFO",
+        Kind::Shm => "a shared-memory segment",
+        Kind::Ring => "a shared-memory ring",
     }
 }
 
@@ -71,7 +73,7 @@ pub fn ends_with_daemon(info: &ObjectInfo) -> bool {
     match &info.details {
         KindDetails::Pipe(_) => true,
         KindDetails::Fifo(d) => d.buffered,
-        KindDetails::Mq(_) => false,
+        KindDetails::Mq(_) | KindDetails::Shm(_) | KindDetails::Ring(_) => false,
     }
 }
 
