@@ -32,6 +32,12 @@ pub struct Budgets {
     /// Queue bytes one unprivileged uid's queues may take; `None`: a quarter of
     /// the budget the daemon got.
     pub mq_bytes_per_uid: Option<u64>,
+    /// Shared-memory bytes (`/dev/shm`) all unprivileged uids' segments and
+    /// rings may take together.
+    pub shm_budget_bytes: u64,
+    /// Shared-memory bytes one unprivileged uid's segments and rings may take;
+    /// `None`: a quarter of `shm_budget_bytes`.
+    pub shm_bytes_per_uid: Option<u64>,
 }
 
 impl Default for Budgets {
@@ -45,6 +51,8 @@ impl Default for Budgets {
             max_fds_per_uid: None,
             mq_budget_bytes: 64 * 1024 * 1024,
             mq_bytes_per_uid: None,
+            shm_budget_bytes: 1 << 30,
+            shm_bytes_per_uid: None,
         }
     }
 }
@@ -67,6 +75,8 @@ pub struct Shares {
     pub fds: u64,
     /// Queue bytes of its queues.
     pub mq_bytes: u64,
+    /// Shared-memory bytes of its segments and rings.
+    pub shm_bytes: u64,
     /// Requests waiting.
     pub waits: u32,
 }
@@ -80,6 +90,7 @@ impl Budgets {
         Shares {
             fds: self.max_fds_per_uid.unwrap_or((spare / 8).max(64)),
             mq_bytes: self.mq_bytes_per_uid.unwrap_or(granted.mq_bytes / 4),
+            shm_bytes: self.shm_bytes_per_uid.unwrap_or(self.shm_budget_bytes / 4),
             waits: self.max_waits_per_uid,
         }
     }
@@ -96,6 +107,8 @@ pub struct Quota {
     pub wait_fds: u64,
     /// The daemon's whole queue byte budget.
     pub mq_budget: u64,
+    /// Shared-memory bytes all unprivileged uids may take together.
+    pub shm_budget: u64,
 }
 
 /// Live counts for one uid.

@@ -91,6 +91,8 @@ struct FileConfig {
     max_fds_per_uid: Option<u64>,
     mq_budget_bytes: Option<u64>,
     mq_bytes_per_uid: Option<u64>,
+    shm_budget_bytes: Option<u64>,
+    shm_bytes_per_uid: Option<u64>,
     mq_default_capacity: Option<u32>,
     mq_default_msg_size: Option<u32>,
 }
@@ -179,6 +181,10 @@ impl Tunables {
         b.mq_bytes_per_uid = at_least_one("mq_bytes_per_uid", file.mq_bytes_per_uid)?;
         if let Some(v) = at_least_one("mq_budget_bytes", file.mq_budget_bytes)? {
             b.mq_budget_bytes = v;
+        }
+        b.shm_bytes_per_uid = at_least_one("shm_bytes_per_uid", file.shm_bytes_per_uid)?;
+        if let Some(v) = at_least_one("shm_budget_bytes", file.shm_budget_bytes)? {
+            b.shm_budget_bytes = v;
         }
         t.mq_default_capacity = at_least_one("mq_default_capacity", file.mq_default_capacity)?;
         t.mq_default_msg_size = at_least_one("mq_default_msg_size", file.mq_default_msg_size)?;

@@ -106,15 +106,19 @@ pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answ
                 ));
             }
             let op = protocol::KindOp::Pipe(protocol::PipeOp::Close);
-            shared.registry().operate(&address, op, peer)?;
+            let quota = shared.quota(peer);
+            shared.registry().operate(&address, op, peer, &quota)?;
             Reply::Closed
         }
         Request::Kind { address, op } => {
             let address = caller.parse(&address)?;
-            return Ok(match shared.registry().operate(&address, op, peer)? {
-                OpResult::Now(reply) => Answer::Now(Reply::Kind(reply), Vec::new()),
-                OpResult::Later(waiter) => Answer::Later(waiter),
-            });
+            let quota = shared.quota(peer);
+            return Ok(
+                match shared.registry().operate(&address, op, peer, &quota)? {
+                    OpResult::Now(reply) => Answer::Now(Reply::Kind(reply), Vec::new()),
+                    OpResult::Later(waiter) => Answer::Later(waiter),
+                },
+            );
         }
         Request::Delete { address } => {
             shared.registry().delete(&caller.parse(&address)?, peer)?;

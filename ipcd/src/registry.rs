@@ -118,6 +118,8 @@ pub struct UidHolds {
     pub fds: u64,
     /// Queue bytes charged for them.
     pub mq_bytes: u64,
+    /// Shared-memory bytes their segments and rings take.
+    pub shm_bytes: u64,
 }
 
 /// All registered objects, keyed by address.
@@ -240,8 +242,18 @@ impl Registry {
             h.objects += 1;
             h.fds += held.fds;
             h.mq_bytes += held.mq_bytes;
+            h.shm_bytes += held.shm_bytes;
         }
         h
+    }
+
+    /// Shared-memory bytes all unprivileged owners' objects take.
+    fn shm_bytes_unprivileged(&self) -> u64 {
+        self.objects
+            .values()
+            .filter(|o| o.perms.owner_uid != 0 && o.perms.owner_uid != self.daemon_uid)
+            .map(|o| o.handle.held().shm_bytes)
+            .sum()
     }
 
     /// Refuses a creation that would take `uid` past its shares.
@@ -270,6 +282,25 @@ impl Registry {
                  {} bytes (mq_bytes_per_uid) of the daemon's {}-byte queue budget; use smaller \
                  queues (--capacity, --msg-size) or delete unused ones",
                 held.mq_bytes, cost.mq_bytes, quota.shares.mq_bytes, quota.mq_budget
+            )));
+        }
+        if cost.shm_bytes == 0 {
+            return Ok(());
+        }
+        if held.shm_bytes + cost.shm_bytes > quota.shares.shm_bytes {
+            return Err(RequestError::LimitExceeded(format!(
+                "uid {uid}'s shared memory takes {} bytes and '{address}' needs {} more, over its \
+                 share of {} bytes (shm_bytes_per_uid); use smaller segments or rings, or delete \
+                 unused ones",
+                held.shm_bytes, cost.shm_bytes, quota.shares.shm_bytes
+            )));
+        }
+        let all = self.shm_bytes_unprivileged();
+        if all + cost.shm_bytes > quota.shm_budget {
+            return Err(RequestError::LimitExceeded(format!(
+                "ipcd's users' shared memory takes {all} bytes and '{address}' needs {} more, over \
+                 the daemon's budget of {} bytes (shm_budget_bytes)",
+                cost.shm_bytes, quota.shm_budget
             )));
         }
         Ok(())
@@ -398,17 +429,24 @@ impl Registry {
         Ok((obj.info()?, fds))
     }
 
-    /// Performs a kind operation; its kind must be the address's.
+    /// Performs a kind operation; its kind must be the address's. What it
+    /// would add to the object is charged to the object's owner first.
     pub fn operate(
         &mut self,
         address: &Address,
         op: KindOp,
         peer: &Peer,
+        quota: &Quota,
     ) -> Result<OpResult, RequestError> {
         if op.kind() != address.kind {
             return Err(kinds::wrong_op(&op, address.kind));
         }
         let need = kinds::module(address.kind).op_needs(&op);
+        let obj = self.get_mut(address, peer, need)?;
+        let (owner, cost) = (obj.perms.owner_uid, obj.handle.op_cost(&op));
+        if cost != Held::default() {
+            self.check_shares(owner, address, cost, quota)?;
+        }
         let obj = self.get_mut(address, peer, need)?;
         Ok(match obj.handle.operate(op)? {
             OpAnswer::Now(reply) => OpResult::Now(reply),

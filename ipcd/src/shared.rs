@@ -123,6 +123,7 @@ impl Shared {
             shares: t.budgets.shares(&self.granted, t.limits.max_connections),
             wait_fds: u64::from(self.ledger.waits_of(peer.uid)),
             mq_budget: self.granted.mq_bytes,
+            shm_budget: t.budgets.shm_budget_bytes,
         }
     }
 

@@ -23,7 +23,8 @@ use protocol::{
     FifoDetails, FifoParams, FrameHeader, HARD_MAX_FRAME, HEADER_LEN, Hello, Kind, KindDetails,
     KindOp, KindParams, KindReply, Lifetime, Limits, MqDetails, MqOp, MqParams, MqReply,
     ObjectInfo, Outcome, PipeDetails, PipeOp, PipeParams, PipeReply, Readiness, Reply, Request,
-    ServerFrame, StatusInfo, UsageInfo, Welcome, WireError,
+    RingDetails, RingParams, ServerFrame, ShmDetails, ShmOp, ShmParams, ShmReply, StatusInfo,
+    UsageInfo, Welcome, WireError,
 };
 
 /// Either direction's frame type.
@@ -235,6 +236,47 @@ fn logs_info(opens: u64, writers_opened: u64, buffered_bytes: u64) -> ObjectInfo
             buffered_bytes,
             readers_opened: 0,
             writers_opened,
+        }),
+    }
+}
+
+fn frame_info() -> ObjectInfo {
+    ObjectInfo {
+        address: "shm:frame".into(),
+        kind: Kind::Shm,
+        kernel_name: "/ipcd.frame".into(),
+        owner_uid: 1000,
+        owner_gid: 1000,
+        mode: 0o640,
+        creator_pid: 4242,
+        created_at_ms: 1_700_000_000_000,
+        lifetime: Lifetime::Persistent,
+        opens: 0,
+        details: KindDetails::Shm(ShmDetails {
+            size: 1 << 20,
+            mapped_by: Some(0),
+        }),
+    }
+}
+
+fn ticks_info() -> ObjectInfo {
+    ObjectInfo {
+        address: "ring:ticks".into(),
+        kind: Kind::Ring,
+        kernel_name: "/ipcd.ring:ticks".into(),
+        owner_uid: 1000,
+        owner_gid: 1000,
+        mode: 0o600,
+        creator_pid: 4242,
+        created_at_ms: 1_700_000_000_000,
+        lifetime: Lifetime::Session,
+        opens: 0,
+        details: KindDetails::Ring(RingDetails {
+            slots: 1024,
+            slot_size: 1024,
+            segment_size: 4096 + 1024 * 1088,
+            depth: 0,
+            attached: 0,
         }),
     }
 }
@@ -496,6 +538,51 @@ fn client_cases() -> Vec<(&'static str, ClientFrame)> {
             ),
         ),
         ("request_usage", request(27, Request::Usage)),
+        (
+            "request_create_shm",
+            request(
+                28,
+                Request::Create {
+                    address: "shm:frame".into(),
+                    spec: CreateSpec {
+                        mode: Some(0o640),
+                        lifetime: Lifetime::Persistent,
+                        adopt: false,
+                        params: KindParams::Shm(ShmParams {
+                            size: Some(1 << 20),
+                        }),
+                    },
+                },
+            ),
+        ),
+        (
+            "request_create_ring",
+            request(
+                29,
+                Request::Create {
+                    address: "ring:ticks".into(),
+                    spec: CreateSpec {
+                        mode: None,
+                        lifetime: Lifetime::Session,
+                        adopt: false,
+                        params: KindParams::Ring(RingParams {
+                            slots: Some(1024),
+                            slot_size: None,
+                        }),
+                    },
+                },
+            ),
+        ),
+        (
+            "request_kind_shm_resize",
+            request(
+                30,
+                Request::Kind {
+                    address: "shm:frame".into(),
+                    op: KindOp::Shm(ShmOp::Resize { size: 2 << 20 }),
+                },
+            ),
+        ),
     ]
 }
 
@@ -798,6 +885,22 @@ fn server_cases() -> Vec<(&'static str, ServerFrame)> {
                     mq_budget_bytes: 819_200,
                     nofile: 20_000,
                 }),
+            ),
+        ),
+        (
+            "response_created_shm",
+            ok(28, 0, Reply::Created(frame_info())),
+        ),
+        (
+            "response_created_ring",
+            ok(29, 0, Reply::Created(ticks_info())),
+        ),
+        (
+            "response_kind_shm_resized",
+            ok(
+                30,
+                0,
+                Reply::Kind(KindReply::Shm(ShmReply::Resized { size: 2 << 20 })),
             ),
         ),
     ]

@@ -86,9 +86,11 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
                 KindDetails::Pipe(d) => format!("anonymous pipe of {} bytes", d.capacity),
                 KindDetails::Fifo(d) if d.buffered => format!("{}, buffered", d.path),
                 KindDetails::Shm(d) => format!("{}, {} bytes", info.kernel_name, d.size),
-                KindDetails::Mq(_) | KindDetails::Fifo(_) | KindDetails::Ring(_) => {
-                    info.kernel_name.clone()
-                }
+                KindDetails::Ring(d) => format!(
+                    "{}, {} slots of {} bytes",
+                    info.kernel_name, d.slots, d.slot_size
+                ),
+                KindDetails::Mq(_) | KindDetails::Fifo(_) => info.kernel_name.clone(),
             };
             format!("{verb} {} ({what})", info.address)
         },

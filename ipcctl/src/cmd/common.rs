@@ -24,7 +24,7 @@ pub fn described(kind: Kind) -> &'static str {
         Kind::Pipe => "a pipe",
         Kind::Fifo => "a FIFO",
         Kind::Shm => "a shared-memory segment",
-        Kind::Ring => "a ring",
+        Kind::Ring => "a shared-memory ring",
     }
 }
 

@@ -61,7 +61,7 @@ pub fn object_table(objects: &[ObjectInfo]) -> String {
     let rows = objects
         .iter()
         .map(|o| {
-            let [queued, capacity, ends] = table_cells(&o.details);
+            let [queued, capacity, ends] = table_cells(o);
             vec![
                 o.address.clone(),
                 queued,
@@ -110,12 +110,12 @@ fn field_rows(o: &ObjectInfo) -> Vec<(&'static str, String)> {
 }
 
 /// The kind's `list` cells of an object: QUEUED, CAPACITY, ENDS.
-fn table_cells(details: &KindDetails) -> [String; 3] {
-    match details {
+fn table_cells(o: &ObjectInfo) -> [String; 3] {
+    match &o.details {
         KindDetails::Mq(d) => mq::table_cells(d),
         KindDetails::Pipe(d) => pipe::table_cells(d),
         KindDetails::Fifo(d) => fifo::table_cells(d),
-        KindDetails::Shm(d) => shm::table_cells(d),
+        KindDetails::Shm(d) => shm::table_cells(o, d),
         KindDetails::Ring(d) => [
             format!("{} msg", d.depth),
             format!("{} × {} B", d.slots, d.slot_size),

@@ -334,11 +334,11 @@ pub fn field_rows(o: &ObjectInfo, d: &ShmDetails) -> Vec<(&'static str, String)>
 }
 
 /// A segment's `list` cells: QUEUED, CAPACITY, ENDS.
-pub fn table_cells(d: &ShmDetails) -> [String; 3] {
+pub fn table_cells(o: &ObjectInfo, d: &ShmDetails) -> [String; 3] {
     [
         "-".to_owned(),
         format!("{} B", d.size),
-        format!("{} opens, {} mapped", d.opens, mapped(d)),
+        format!("{} opens, {} mapped", o.opens, mapped(d)),
     ]
 }
 

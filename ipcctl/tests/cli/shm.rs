@@ -75,7 +75,6 @@ fn info(segment: &str, size: u64) -> ObjectInfo {
         details: KindDetails::Shm(ShmDetails {
             size,
             mapped_by: Some(2),
-            opens: 3,
         }),
     }
 }
@@ -110,7 +109,6 @@ fn answer(peer: &mut FakePeer, id: u64, body: Request, segment: &str) {
                 i.details = KindDetails::Shm(ShmDetails {
                     size: p.size.unwrap_or(0),
                     mapped_by: Some(0),
-                    opens: 0,
                 });
             }
             Outcome::Ok(Reply::Created(i))

@@ -51,6 +51,7 @@ impl KindModule for Module {
         Ok(Held {
             fds: u64::from(buffered),
             mq_bytes: 0,
+            shm_bytes: 0,
         })
     }
 
@@ -246,6 +247,7 @@ impl KindObject for FifoObject {
         Held {
             fds: u64::from(self.hold.is_some()),
             mq_bytes: 0,
+            shm_bytes: 0,
         }
     }
 

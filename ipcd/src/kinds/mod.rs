@@ -8,6 +8,9 @@
 pub mod fifo;
 pub mod mq;
 pub mod pipe;
+pub mod ring;
+mod segment;
+pub mod shm;
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
@@ -28,6 +31,8 @@ pub fn module(kind: Kind) -> &'static dyn KindModule {
         Kind::Mq => &mq::Module,
         Kind::Pipe => &pipe::Module,
         Kind::Fifo => &fifo::Module,
+        Kind::Shm => &shm::Module,
+        Kind::Ring => &ring::Module,
     }
 }
 
@@ -63,6 +68,8 @@ pub struct Held {
     pub fds: u64,
     /// Bytes the kernel charges against the daemon's queue budget (`RLIMIT_MSGQUEUE`).
     pub mq_bytes: u64,
+    /// Bytes of shared memory (`/dev/shm`) its segments take.
+    pub shm_bytes: u64,
 }
 
 /// What reopening a recorded object after a restart found.
@@ -136,6 +143,12 @@ pub trait KindObject: Send + std::fmt::Debug {
 
     /// Performs a kind-specific operation (permission already checked).
     fn operate(&mut self, op: KindOp) -> Result<OpAnswer, RequestError>;
+
+    /// What performing `op` would add to what the object holds, checked
+    /// against the owner's budget first (nothing, for most operations).
+    fn op_cost(&self, _op: &KindOp) -> Held {
+        Held::default()
+    }
 
     /// What the object makes the daemon hold now.
     fn held(&self) -> Held;

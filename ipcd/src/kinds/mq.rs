@@ -90,12 +90,14 @@ impl KindModule for Module {
             return Ok(Held {
                 fds: 1,
                 mq_bytes: 0,
+                shm_bytes: 0,
             });
         }
         let (capacity, msg_size) = checked_sizes(params, args.tunables)?;
         Ok(Held {
             fds: 1,
             mq_bytes: charged_bytes(capacity, msg_size),
+            shm_bytes: 0,
         })
     }
 
@@ -183,6 +185,7 @@ impl KindObject for MqObject {
         Held {
             fds: 1,
             mq_bytes: self.charged,
+            shm_bytes: 0,
         }
     }
 

@@ -35,6 +35,7 @@ impl KindModule for Module {
         Ok(Held {
             fds: 2,
             mq_bytes: 0,
+            shm_bytes: 0,
         })
     }
 
@@ -195,6 +196,7 @@ impl KindObject for PipeObject {
         Held {
             fds: 1 + u64::from(self.write.is_some()),
             mq_bytes: 0,
+            shm_bytes: 0,
         }
     }
 

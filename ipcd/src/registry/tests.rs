@@ -55,17 +55,19 @@ const QUOTA: Quota = Quota {
     shares: Shares {
         fds: 1024,
         mq_bytes: 64 << 20,
+        shm_bytes: 64 << 20,
         waits: 256,
     },
     wait_fds: 0,
     mq_budget: 256 << 20,
+    shm_budget: 1 << 30,
 };
 
 /// Fails unless `$result` is an `Err` matching `$pattern`.
 macro_rules! assert_err {
-    ($result:expr, $pattern:pat) => {
+    ($result:expr, $pattern:pat $(if $guard:expr)?) => {
         match $result {
-            Err($pattern) => {}
+            Err($pattern) $(if $guard)? => {}
             other => panic!("expected {}, got {other:?}", stringify!($pattern)),
         }
     };
@@ -207,6 +209,19 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         for name in &self.queues {
             let _ = mq_unlink(name.as_str());
+        }
+        for entry in std::fs::read_dir("/dev/shm")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&self.ns.prefix)
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
 }
@@ -912,21 +927,25 @@ async fn a_queue_wait_answers_once_a_message_arrives_and_ends_with_the_object() 
         })
     };
     assert_err!(
-        fx.reg.operate(&q, readable(None), &OTHER).map(|_| ()),
+        fx.reg
+            .operate(&q, readable(None), &OTHER, &QUOTA)
+            .map(|_| ()),
         RequestError::PermissionDenied(_)
     );
     assert_err!(
-        fx.reg.operate(&q, readable(Some(0)), &OWNER).map(|_| ()),
+        fx.reg
+            .operate(&q, readable(Some(0)), &OWNER, &QUOTA)
+            .map(|_| ()),
         RequestError::TimedOut(_)
     );
     assert_err!(
         fx.reg
-            .operate(&q, KindOp::Pipe(PipeOp::Close), &OWNER)
+            .operate(&q, KindOp::Pipe(PipeOp::Close), &OWNER, &QUOTA)
             .map(|_| ()),
         RequestError::WrongKind(_)
     );
 
-    let Ok(OpResult::Later(waiter)) = fx.reg.operate(&q, readable(None), &OWNER) else {
+    let Ok(OpResult::Later(waiter)) = fx.reg.operate(&q, readable(None), &OWNER, &QUOTA) else {
         panic!("an empty queue is not readable yet");
     };
     let name = fx.kernel_name("mq:q");
@@ -938,7 +957,7 @@ async fn a_queue_wait_answers_once_a_message_arrives_and_ends_with_the_object() 
     assert_eq!(mq_receive(&queue, &mut buf, &mut priority).unwrap(), 5);
     mq_close(queue).unwrap();
 
-    let Ok(OpResult::Later(mut waiter)) = fx.reg.operate(&q, readable(None), &OWNER) else {
+    let Ok(OpResult::Later(mut waiter)) = fx.reg.operate(&q, readable(None), &OWNER, &QUOTA) else {
         panic!("a drained queue is not readable");
     };
     assert_eq!(waiter.address, q);
@@ -957,10 +976,10 @@ fn closing_a_pipe_refuses_new_writers() {
     let p = addr("pipe:p");
     let close = || KindOp::Pipe(PipeOp::Close);
     assert_err!(
-        fx.reg.operate(&p, close(), &OTHER).map(|_| ()),
+        fx.reg.operate(&p, close(), &OTHER, &QUOTA).map(|_| ()),
         RequestError::PermissionDenied(_)
     );
-    let Ok(OpResult::Now(reply)) = fx.reg.operate(&p, close(), &GROUP) else {
+    let Ok(OpResult::Now(reply)) = fx.reg.operate(&p, close(), &GROUP, &QUOTA) else {
         panic!("close answers at once");
     };
     assert_eq!(reply, KindReply::Pipe(PipeReply::Closed));
@@ -986,4 +1005,195 @@ fn kernel_names_come_from_the_namespace() {
         .unwrap();
     assert!(fifo_path.starts_with(&fx.ns.runtime_dir.join("fifo").display().to_string()));
     assert_eq!(kinds::module(Kind::Pipe).kernel_name(&fx.ns, &name), None);
+}
+
+// ---------------------------------------------------------------- shared memory
+
+fn shm(size: u64) -> KindParams {
+    KindParams::Shm(protocol::ShmParams { size: Some(size) })
+}
+
+fn ring(slots: u32, slot_size: u32) -> KindParams {
+    KindParams::Ring(protocol::RingParams {
+        slots: Some(slots),
+        slot_size: Some(slot_size),
+    })
+}
+
+/// The `/dev/shm` path of a segment's kernel name.
+fn shm_path(kernel_name: &str) -> String {
+    format!("/dev/shm{kernel_name}")
+}
+
+fn resize(size: u64) -> KindOp {
+    KindOp::Shm(protocol::ShmOp::Resize { size })
+}
+
+#[test]
+fn a_segment_is_made_sized_grown_never_shrunk_and_unlinked() {
+    let mut fx = Fixture::new();
+    let info = fx
+        .create("shm:buf", with_mode(0o640, shm(4096)), &OWNER)
+        .unwrap();
+    let path = shm_path(&info.kernel_name);
+    let meta = std::fs::metadata(&path).expect("segment in /dev/shm");
+    assert_eq!(meta.len(), 4096);
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o600,
+        "only 'other' bits are mirrored"
+    );
+    let KindDetails::Shm(d) = info.details else {
+        panic!("{info:?}")
+    };
+    assert_eq!(d.size, 4096);
+    let a = addr("shm:buf");
+    assert_err!(
+        fx.reg.operate(&a, resize(8192), &OTHER, &QUOTA).map(drop),
+        RequestError::PermissionDenied(_)
+    );
+    let Ok(OpResult::Now(KindReply::Shm(r))) = fx.reg.operate(&a, resize(8192), &OWNER, &QUOTA)
+    else {
+        panic!("resize")
+    };
+    assert_eq!(r, protocol::ShmReply::Resized { size: 8192 });
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
+    assert_err!(fx.reg.operate(&a, resize(100), &OWNER, &QUOTA).map(drop), RequestError::InvalidArgument(m) if m.contains("only grow"));
+    let (_, fds) = fx.reg.open(&a, Access::Read, &GROUP).unwrap();
+    let flags = nix::fcntl::fcntl(&fds[0], nix::fcntl::FcntlArg::F_GETFL).unwrap();
+    assert_eq!(
+        flags & libc::O_ACCMODE,
+        libc::O_RDONLY,
+        "read access maps read-only"
+    );
+    fx.reg.delete(&a, &OWNER).unwrap();
+    assert!(std::fs::metadata(&path).is_err(), "delete unlinks");
+}
+
+#[test]
+fn bad_segment_sizes_are_refused_before_anything_is_made() {
+    let mut fx = Fixture::new();
+    let none = KindParams::Shm(protocol::ShmParams { size: None });
+    assert_err!(
+        fx.create("shm:a", spec(none), &OWNER),
+        RequestError::InvalidArgument(_)
+    );
+    assert_err!(
+        fx.create("shm:a", spec(shm(0)), &OWNER),
+        RequestError::InvalidArgument(_)
+    );
+    assert_err!(
+        fx.create("shm:a", spec(shm(protocol::SHM_MAX_SIZE + 1)), &OWNER),
+        RequestError::TooLarge(_)
+    );
+    assert_err!(fx.create("ring:r", spec(ring(3, 64)), &OWNER), RequestError::InvalidArgument(m) if m.contains("power of two"));
+    assert_err!(
+        fx.create("ring:r", spec(ring(4, 0)), &OWNER),
+        RequestError::InvalidArgument(_)
+    );
+    assert!(fx.reg.is_empty());
+}
+
+#[test]
+fn shared_memory_is_charged_to_its_owners_share() {
+    let mut fx = Fixture::new();
+    let small = Quota {
+        shares: Shares {
+            shm_bytes: 64 * 1024,
+            ..QUOTA.shares
+        },
+        ..QUOTA
+    };
+    let t = Tunables::default();
+    fx.create_in("shm:a", spec(shm(60 * 1024)), &OWNER, SESSION, &t, &small)
+        .unwrap();
+    assert_err!(
+        fx.create_in("shm:b", spec(shm(8 * 1024)), &OWNER, SESSION, &t, &small),
+        RequestError::LimitExceeded(m) if m.contains("shm_bytes_per_uid")
+    );
+    assert_err!(
+        fx.reg
+            .operate(&addr("shm:a"), resize(128 * 1024), &OWNER, &small)
+            .map(drop),
+        RequestError::LimitExceeded(_)
+    );
+    fx.create_in("shm:b", spec(shm(8 * 1024)), &OTHER, SESSION, &t, &small)
+        .expect("another uid has its own share");
+    let tight = Quota {
+        shm_budget: 70 * 1024,
+        ..small
+    };
+    assert_err!(
+        fx.create_in("ring:r", spec(ring(2, 64)), &GROUP, SESSION, &t, &tight),
+        RequestError::LimitExceeded(m) if m.contains("shm_budget_bytes")
+    );
+    fx.create_in(
+        "shm:root",
+        spec(shm(1 << 20)),
+        &ROOT,
+        SESSION,
+        &t,
+        &Quota {
+            privileged: true,
+            ..tight
+        },
+    )
+    .expect("root is exempt");
+}
+
+#[test]
+fn segments_and_rings_survive_a_restart_with_their_bytes() {
+    use nix::sys::uio::{pread, pwrite};
+    let mut fx = Fixture::new();
+    fx.create("shm:keep", spec(shm(4096)), &OWNER).unwrap();
+    let info = fx.create("ring:r", spec(ring(4, 100)), &OWNER).unwrap();
+    let KindDetails::Ring(d) = info.details else {
+        panic!("{info:?}")
+    };
+    assert_eq!((d.slots, d.slot_size, d.depth, d.attached), (4, 100, 0, 0));
+    assert_eq!(d.segment_size, 4096 + 4 * 128);
+    let (_, fds) = fx
+        .reg
+        .open(&addr("shm:keep"), Access::ReadWrite, &OWNER)
+        .unwrap();
+    pwrite(&fds[0], b"still here", 100).unwrap();
+    assert_err!(
+        fx.reg.open(&addr("ring:r"), Access::Read, &OWNER),
+        RequestError::InvalidArgument(_)
+    );
+    let (_, ring_fds) = fx
+        .reg
+        .open(&addr("ring:r"), Access::ReadWrite, &OWNER)
+        .unwrap();
+    let mut magic = [0u8; 8];
+    pread(&ring_fds[0], &mut magic, 0).unwrap();
+    assert_eq!(&magic, b"IPCDRING");
+    drop((fds, ring_fds));
+    fx.reload();
+    assert_eq!(listed(&fx.reg, &OWNER), vec!["shm:keep", "ring:r"]);
+    let (_, fds) = fx
+        .reg
+        .open(&addr("shm:keep"), Access::Read, &OWNER)
+        .unwrap();
+    let mut got = [0u8; 10];
+    pread(&fds[0], &mut got, 100).unwrap();
+    assert_eq!(&got, b"still here");
+    fx.delete_all(&["shm:keep", "ring:r"]);
+}
+
+#[test]
+fn a_segment_that_is_not_a_ring_cannot_be_adopted_as_one() {
+    let mut fx = Fixture::new();
+    let info = fx.create("shm:plain", spec(shm(8192)), &OWNER).unwrap();
+    let ring_name = fx.kernel_name("ring:plain");
+    std::fs::copy(shm_path(&info.kernel_name), shm_path(&ring_name)).unwrap();
+    let adopt = CreateSpec {
+        adopt: true,
+        ..spec(ring(2, 8))
+    };
+    let me = Peer {
+        uid: nix::unistd::geteuid().as_raw(),
+        ..OWNER
+    };
+    assert_err!(fx.create("ring:plain", adopt, &me), RequestError::InvalidArgument(m) if m.contains("magic"));
 }

@@ -32,8 +32,6 @@ pub struct RingDetails {
     pub depth: u64,
     /// Processes attached now (live entries of the participant table).
     pub attached: u32,
-    /// Descriptors handed out since the daemon started.
-    pub opens: u64,
 }
 
 /// The ring's shared-memory layout (version [`layout::VERSION`]); PROTOCOL.md

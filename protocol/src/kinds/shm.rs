@@ -27,8 +27,6 @@ pub struct ShmDetails {
     /// Processes that have it mapped now, counted from `/proc/*/maps` where the
     /// daemon may read them; `None` when it could not look.
     pub mapped_by: Option<u32>,
-    /// Descriptors handed out since the daemon started.
-    pub opens: u64,
 }
 
 /// Operations on a segment beyond create/open/stat/delete.
