@@ -1,6 +1,7 @@
 //! The only module with `unsafe`: small safe wrappers over system calls nix lacks.
 
 pub(crate) mod region;
+pub(crate) mod ring_mem;
 
 use std::collections::VecDeque;
 use std::io::IoSliceMut;
