@@ -451,6 +451,38 @@ fn child_role() {
         .open(path)
         .unwrap();
     let ring = Ring::from_fd(file.into()).unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    if let Some(id) = role.strip_prefix("spam:") {
+        let id: u32 = id.parse().unwrap();
+        println!("{READY}");
+        std::io::stdout().flush().unwrap();
+        let mut seq = 0;
+        while Instant::now() < until {
+            // Hold each slot a while, so that the kill often lands mid-message.
+            match ring.loan_timeout(Duration::from_millis(100)) {
+                Ok(mut loan) => {
+                    loan.write_all(&stamp(id, seq)).unwrap();
+                    busy(Duration::from_micros(50));
+                    loan.commit().unwrap();
+                    seq += 1;
+                }
+                Err(Error::TimedOut) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        return;
+    }
+    if role == "eat" {
+        println!("{READY}");
+        std::io::stdout().flush().unwrap();
+        while Instant::now() < until {
+            if let Ok(m) = ring.recv_borrowed_timeout(Duration::from_millis(100)) {
+                busy(Duration::from_micros(50));
+                unstamp(&m.to_vec());
+            }
+        }
+        return;
+    }
     let _held = match role.as_str() {
         "attach" => None,
         "loan" => {
@@ -463,7 +495,34 @@ fn child_role() {
     };
     println!("{READY}");
     std::io::stdout().flush().unwrap();
-    std::thread::sleep(Duration::from_secs(30));
+    std::thread::sleep(until - Instant::now());
+}
+
+/// Spins (keeps the CPU) for `d`.
+fn busy(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// A 16-byte message naming its producer and sequence number, with a check word.
+fn stamp(id: u32, seq: u64) -> [u8; 16] {
+    let mut m = [0u8; 16];
+    m[..4].copy_from_slice(&id.to_le_bytes());
+    m[4..12].copy_from_slice(&seq.to_le_bytes());
+    let check = id ^ (seq as u32) ^ ((seq >> 32) as u32) ^ 0xA5A5_A5A5;
+    m[12..].copy_from_slice(&check.to_le_bytes());
+    m
+}
+
+/// The producer and sequence number of a [`stamp`]ed message, checked whole.
+fn unstamp(m: &[u8]) -> (u32, u64) {
+    assert_eq!(m.len(), 16, "{m:?}");
+    let id = u32::from_le_bytes(m[..4].try_into().unwrap());
+    let seq = u64::from_le_bytes(m[4..12].try_into().unwrap());
+    assert_eq!(m, stamp(id, seq), "torn message");
+    (id, seq)
 }
 
 #[test]
@@ -659,4 +718,47 @@ fn create_and_open_go_through_the_daemon() {
     drop(client);
     daemon.join().unwrap();
     std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn killing_producers_and_consumers_at_random_leaves_a_working_ring() {
+    let fd = segment(8, 16);
+    let rx = attach(&fd);
+    let mut last = std::collections::HashMap::new();
+    let mut check = |m: &[u8]| {
+        let (id, seq) = unstamp(m);
+        if let Some(prev) = last.insert(id, seq) {
+            assert!(seq > prev, "producer {id}: {seq} after {prev}");
+        }
+        id
+    };
+    for round in 0..4u32 {
+        let mut kids = vec![
+            ChildProc::start(&format!("spam:{}", 2 * round), &fd),
+            ChildProc::start(&format!("spam:{}", 2 * round + 1), &fd),
+            ChildProc::start("eat", &fd),
+        ];
+        let t = Instant::now();
+        let mut n = 0;
+        while n < 200 || t.elapsed() < Duration::from_millis(100) {
+            check(&rx.recv_timeout(LONG).unwrap());
+            n += 1;
+        }
+        if round % 2 == 1 {
+            kids.reverse();
+        }
+        for kid in kids {
+            kid.kill();
+        }
+    }
+    // Leftovers of the dead, then the ring works for newcomers, over many laps.
+    while let Ok(m) = rx.recv_timeout(Duration::from_millis(300)) {
+        check(&m);
+    }
+    let tx = attach(&fd);
+    for seq in 0..40 {
+        tx.send_timeout(&stamp(99, seq), LONG).unwrap();
+        assert_eq!(unstamp(&rx.recv_timeout(LONG).unwrap()), (99, seq));
+    }
+    assert_eq!(check(&stamp(99, 40)), 99);
 }
