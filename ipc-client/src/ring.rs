@@ -212,6 +212,9 @@ impl Ring {
     /// Maps a ring segment read-write from its descriptor (as the daemon's
     /// `Open` hands out, or any `O_RDWR` descriptor of a segment holding a ring
     /// header), checks the header and attaches to the participant table.
+    /// [`Error::BadRing`] if the segment holds no valid ring header or is
+    /// shorter than the header says; [`Error::Os`] if it cannot be mapped
+    /// read-write.
     /// [`Error::RingAttachLimit`] if 128 handles are attached already.
     pub fn from_fd(fd: OwnedFd) -> Result<Ring> {
         let address = format!("ring on fd {}", fd.as_raw_fd());

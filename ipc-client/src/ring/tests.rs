@@ -405,12 +405,30 @@ impl ChildProc {
     /// Starts this test binary as a child playing `role` on `fd`'s segment
     /// and waits until it has done its part.
     fn start(role: &str, fd: &OwnedFd) -> ChildProc {
-        let segment = format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd());
-        let child = Command::new(std::env::current_exe().unwrap())
+        ChildProc::start_on(role, &[fd], None)
+    }
+
+    /// Like [`start`](Self::start), with several segments, and pinned to
+    /// `cpu` (through `taskset`) if given.
+    fn start_on(role: &str, fds: &[&OwnedFd], cpu: Option<&str>) -> ChildProc {
+        let segments: Vec<String> = fds
+            .iter()
+            .map(|fd| format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd()))
+            .collect();
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = match cpu {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpu]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let child = cmd
             .args(["--exact", "ring::tests::child_role", "--nocapture"])
             .args(["--test-threads", "1"])
             .env(CHILD_ROLE, role)
-            .env(CHILD_SEGMENT, segment)
+            .env(CHILD_SEGMENT, segments.join(","))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -444,14 +462,40 @@ fn child_role() {
     let Ok(role) = std::env::var(CHILD_ROLE) else {
         return;
     };
-    let path = std::env::var(CHILD_SEGMENT).unwrap();
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let ring = Ring::from_fd(file.into()).unwrap();
+    let paths = std::env::var(CHILD_SEGMENT).unwrap();
+    let mut rings = paths.split(',').map(|path| {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        Ring::from_fd(file.into()).unwrap()
+    });
+    let ring = rings.next().unwrap();
     let until = Instant::now() + Duration::from_secs(30);
+    if let Some(args) = role.strip_prefix("speed:") {
+        // speed:{source|echo}:COUNT:SPIN_NS
+        let args: Vec<&str> = args.split(':').collect();
+        let count: u64 = args[1].parse().unwrap();
+        ring.set_spin(Duration::from_nanos(args[2].parse().unwrap()));
+        let back = rings.next();
+        if let Some(back) = &back {
+            back.set_spin(ring.spin());
+        }
+        println!("{READY}");
+        std::io::stdout().flush().unwrap();
+        let mut buf = [0u8; 64];
+        for _ in 0..count {
+            match &back {
+                None => ring.send(&buf).unwrap(),
+                Some(back) => {
+                    let n = ring.recv_into(&mut buf).unwrap();
+                    back.send(&buf[..n]).unwrap();
+                }
+            }
+        }
+        return;
+    }
     if let Some(id) = role.strip_prefix("spam:") {
         let id: u32 = id.parse().unwrap();
         println!("{READY}");
@@ -593,60 +637,50 @@ fn a_killed_process_entry_is_reclaimed() {
     drop(handles);
 }
 
-/// Rough numbers for a release build (`cargo test --release -p ipc-client
-/// ring::tests::speed -- --ignored --nocapture`); the bench crate measures properly.
+/// Rough numbers between two processes, for a release build; the bench crate
+/// measures properly. Pin with `taskset -c 0 cargo test --release -p
+/// ipc-client ring::tests::speed -- --ignored --nocapture` and
+/// `RING_SPEED_CHILD_CPU=1` (split) or `0` (same CPU).
 #[test]
 #[ignore]
 fn speed() {
     const N: u64 = 2_000_000;
+    const ROUNDS: usize = 200_000;
+    let cpu = std::env::var("RING_SPEED_CHILD_CPU").ok();
     for spin in [Duration::ZERO, Duration::from_micros(50)] {
+        let ns = spin.as_nanos();
         let fd = segment(256, 64);
-        let (tx, rx) = (attach(&fd), attach(&fd));
-        tx.set_spin(spin);
+        let rx = attach(&fd);
         rx.set_spin(spin);
+        let child = ChildProc::start_on(&format!("speed:source:{N}:{ns}"), &[&fd], cpu.as_deref());
         let t = Instant::now();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let msg = [1u8; 64];
-                for _ in 0..N {
-                    tx.send(&msg).unwrap();
-                }
-            });
-            let mut buf = [0u8; 64];
-            for _ in 0..N {
-                rx.recv_into(&mut buf).unwrap();
-            }
-        });
+        let mut buf = [0u8; 64];
+        for _ in 0..N {
+            rx.recv_into(&mut buf).unwrap();
+        }
         let rate = N as f64 / t.elapsed().as_secs_f64();
+        drop(child);
         println!("spin {spin:?}: one-way {:.2} M msgs/s", rate / 1e6);
 
-        let back = segment(256, 64);
-        let (btx, brx) = (attach(&back), attach(&back));
-        btx.set_spin(spin);
+        let (there, back) = (segment(256, 64), segment(256, 64));
+        let (tx, brx) = (attach(&there), attach(&back));
+        tx.set_spin(spin);
         brx.set_spin(spin);
-        let rounds = 200_000;
-        let mut times = Vec::with_capacity(rounds);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let mut buf = [0u8; 64];
-                for _ in 0..rounds {
-                    let n = rx.recv_into(&mut buf).unwrap();
-                    btx.send(&buf[..n]).unwrap();
-                }
-            });
-            let mut buf = [0u8; 64];
-            for _ in 0..rounds {
-                let t = Instant::now();
-                tx.send(&[2u8; 64]).unwrap();
-                brx.recv_into(&mut buf).unwrap();
-                times.push(t.elapsed());
-            }
-        });
+        let role = format!("speed:echo:{ROUNDS}:{ns}");
+        let child = ChildProc::start_on(&role, &[&there, &back], cpu.as_deref());
+        let mut times = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
+            let t = Instant::now();
+            tx.send(&[2u8; 64]).unwrap();
+            brx.recv_into(&mut buf).unwrap();
+            times.push(t.elapsed());
+        }
+        drop(child);
         times.sort();
         println!(
             "spin {spin:?}: round trip p50 {:?} p99 {:?}",
-            times[rounds / 2],
-            times[rounds * 99 / 100]
+            times[ROUNDS / 2],
+            times[ROUNDS * 99 / 100]
         );
     }
 }

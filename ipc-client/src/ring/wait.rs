@@ -47,7 +47,10 @@ pub(crate) struct Waiter {
 }
 
 /// Spin rounds between two looks at the clock.
-const SPINS_PER_CLOCK: u32 = 32;
+const SPINS_PER_CLOCK: u32 = 8;
+
+/// A spin round pauses at most `1 << MAX_BACKOFF` times.
+const MAX_BACKOFF: u32 = 6;
 
 impl Waiter {
     pub(crate) fn new(timeout: Timeout, spin: Duration) -> Waiter {
@@ -89,7 +92,11 @@ impl Waiter {
         let Some(until) = self.spin_until else {
             return false;
         };
-        std::hint::spin_loop();
+        // Back off (1, 2, 4 … 64 pauses): a poll pulls the slot's cache line
+        // away from the peer working on it, so polling flat out slows it.
+        for _ in 0..1u32 << self.spins.min(MAX_BACKOFF) {
+            std::hint::spin_loop();
+        }
         self.spins = self.spins.wrapping_add(1);
         if !self.spins.is_multiple_of(SPINS_PER_CLOCK) {
             return true;
