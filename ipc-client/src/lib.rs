@@ -106,6 +106,7 @@ mod fifo;
 mod mq;
 mod path;
 mod pipe;
+mod ring;
 mod shm;
 mod stream;
 #[allow(unsafe_code)]
@@ -120,6 +121,7 @@ pub use fifo::{FifoOptions, FifoReader, FifoWriter, fifo_address};
 pub use mq::{MQ_PRIO_MAX, Message, MessageQueue, MqAttributes, MqOptions, mq_address};
 pub use path::{SOCKET_ENV, SYSTEM_SOCKET, default_socket_path, resolve_socket_path};
 pub use pipe::{PipeOptions, PipeReader, PipeWriter, pipe_address};
+pub use ring::{Ring, RingMessage, RingOptions, SlotLoan, ring_address};
 pub use shm::{SharedMemory, ShmOptions, shm_address};
 pub use stream::{MAX_MSG_LEN, MSG_HEADER_LEN, PIPE_BUF};
 
@@ -145,6 +147,7 @@ mod tests {
         shareable::<crate::FifoReader>();
         shareable::<crate::FifoWriter>();
         shareable::<crate::SharedMemory>();
+        shareable::<crate::Ring>();
         shareable::<crate::Error>();
     }
 }

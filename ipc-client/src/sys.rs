@@ -1,7 +1,7 @@
 //! The only module with `unsafe`: small safe wrappers over system calls nix lacks.
 
-#[allow(dead_code, reason = "its futex waits are for the ring client")]
 pub(crate) mod region;
+pub(crate) mod ring_mem;
 mod shm_ptr;
 
 use std::collections::VecDeque;

@@ -70,11 +70,6 @@ impl Region {
         self.map.len()
     }
 
-    /// Whether the mapping may be written.
-    pub(crate) fn writable(&self) -> bool {
-        self.writable
-    }
-
     /// The first mapped byte (valid for [`len`](Self::len) bytes while `self` lives).
     pub(crate) fn as_ptr(&self) -> *mut u8 {
         self.map.as_mut_ptr()

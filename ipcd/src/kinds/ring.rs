@@ -62,9 +62,17 @@ fn u64_at(header: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Whether the process a participant entry names still runs.
+/// Whether the process a participant entry names still runs (a zombie,
+/// killed but not yet reaped, does not).
 fn pid_alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state is the first field after the command name's closing ')'.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
 }
 
 impl KindModule for Module {
