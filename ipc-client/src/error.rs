@@ -80,8 +80,35 @@ pub enum Error {
     AccessDenied {
         /// The object's address.
         address: String,
-        /// `"sending"` or `"receiving"`.
+        /// `"sending"`, `"receiving"` or `"writing"`.
         needed: &'static str,
+    },
+
+    /// A range of a shared-memory segment runs past its end (as mapped).
+    #[error("{len} bytes at offset {offset} run past the end of {address} ({size} bytes mapped)")]
+    OutOfBounds {
+        /// The segment's address.
+        address: String,
+        /// Where the range starts.
+        offset: u64,
+        /// How many bytes it covers.
+        len: u64,
+        /// The bytes mapped (the segment's size when it was last mapped).
+        size: u64,
+    },
+
+    /// An atomic word of a shared-memory segment asked for at an offset that
+    /// is not a multiple of its size.
+    #[error(
+        "offset {offset} in {address} is not a multiple of {align}, as a {align}-byte atomic word needs"
+    )]
+    Misaligned {
+        /// The segment's address.
+        address: String,
+        /// The offset asked for.
+        offset: u64,
+        /// The word's size and alignment in bytes.
+        align: u64,
     },
 
     /// An argument was rejected locally (for example a priority out of range).
@@ -163,9 +190,10 @@ impl Error {
             Error::MessageTooLarge { .. } | Error::ExceedsPipeBuf { .. } => {
                 Some(ErrorCode::TooLarge)
             }
-            Error::BufferTooSmall { .. } | Error::InvalidArgument(_) => {
-                Some(ErrorCode::InvalidArgument)
-            }
+            Error::BufferTooSmall { .. }
+            | Error::InvalidArgument(_)
+            | Error::OutOfBounds { .. }
+            | Error::Misaligned { .. } => Some(ErrorCode::InvalidArgument),
             Error::AccessDenied { .. } => Some(ErrorCode::PermissionDenied),
             Error::Os { .. } => Some(ErrorCode::Os),
             Error::Connect { .. }

@@ -72,6 +72,28 @@
 //! - **Writing with no reader left** (the object was deleted, a FIFO's reader
 //!   went away) is [`Error::ReaderGone`], not a `SIGPIPE`.
 //!
+//! # Shared memory
+//!
+//! A `shm:` segment is a POSIX shared-memory object the daemon creates and
+//! sizes ([`Client::create_shm`]); [`Client::open_shm`] maps all of it, and
+//! processes then share its bytes directly — nothing passes through the
+//! daemon. A [`SharedMemory`] copies bytes in and out with bounds checks and
+//! hands out atomics for shared words, never a slice over memory another
+//! process may be writing. Segments only grow ([`Client::resize_shm`]); a
+//! mapping sees the new bytes after [`SharedMemory::refresh`].
+//!
+//! ```no_run
+//! use std::sync::atomic::Ordering;
+//! use ipc_client::{Access, Client, ShmOptions};
+//!
+//! let mut client = Client::connect()?;
+//! client.create_shm("state", &ShmOptions::new().size(4096))?;
+//! let shm = client.open_shm("state", Access::ReadWrite)?;
+//! shm.write_at(8, b"ready")?;
+//! shm.atomic_u64(0)?.store(1, Ordering::Release); // other processes load it with Acquire
+//! # Ok::<(), ipc_client::Error>(())
+//! ```
+//!
 //! Errors are [`Error`]; those the daemon reports keep their stable
 //! [`ErrorCode`] ([`Error::code`]).
 
@@ -84,6 +106,7 @@ mod fifo;
 mod mq;
 mod path;
 mod pipe;
+mod shm;
 mod stream;
 #[allow(unsafe_code)]
 mod sys;
@@ -97,6 +120,7 @@ pub use fifo::{FifoOptions, FifoReader, FifoWriter, fifo_address};
 pub use mq::{MQ_PRIO_MAX, Message, MessageQueue, MqAttributes, MqOptions, mq_address};
 pub use path::{SOCKET_ENV, SYSTEM_SOCKET, default_socket_path, resolve_socket_path};
 pub use pipe::{PipeOptions, PipeReader, PipeWriter, pipe_address};
+pub use shm::{SharedMemory, ShmOptions, shm_address};
 pub use stream::{MAX_MSG_LEN, MSG_HEADER_LEN, PIPE_BUF};
 
 /// The wire protocol crate, for the types requests and answers are made of.
@@ -104,7 +128,8 @@ pub use protocol;
 pub use protocol::{
     Access, CreateSpec, ErrorCode, Event, FifoDetails, FifoParams, Kind, KindDetails, KindOp,
     KindParams, KindReply, Lifetime, MqDetails, MqParams, ObjectInfo, PipeDetails, PipeParams,
-    Readiness, Reply, Request, StatusInfo, UsageInfo, Welcome, WireError,
+    Readiness, Reply, Request, SHM_MAX_SIZE, ShmDetails, ShmOp, ShmParams, ShmReply, StatusInfo,
+    UsageInfo, Welcome, WireError,
 };
 
 #[cfg(test)]
@@ -119,6 +144,7 @@ mod tests {
         shareable::<crate::PipeWriter>();
         shareable::<crate::FifoReader>();
         shareable::<crate::FifoWriter>();
+        shareable::<crate::SharedMemory>();
         shareable::<crate::Error>();
     }
 }

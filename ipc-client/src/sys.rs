@@ -1,6 +1,8 @@
 //! The only module with `unsafe`: small safe wrappers over system calls nix lacks.
 
+#[allow(dead_code, reason = "its futex waits are for the ring client")]
 pub(crate) mod region;
+mod shm_ptr;
 
 use std::collections::VecDeque;
 use std::io::IoSliceMut;

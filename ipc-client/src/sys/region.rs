@@ -93,7 +93,7 @@ impl Region {
 
     fn check_word(&self, offset: usize, size: usize) -> Result<(), RegionError> {
         self.check(offset, size)?;
-        if offset % size != 0 {
+        if !offset.is_multiple_of(size) {
             return Err(RegionError::Misaligned {
                 offset: offset as u64,
                 align: size as u64,
