@@ -6,7 +6,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::parse::{parse_count, parse_duration, parse_mode, parse_priority, parse_size};
+use crate::parse::{
+    parse_bytes, parse_count, parse_duration, parse_mode, parse_priority, parse_size,
+};
+
+mod exec;
+mod shm;
+pub use exec::{ExecArgs, ExecChildArgs};
+pub use shm::{ReadArgs, ResizeArgs, WriteArgs};
 
 const LONG_ABOUT: &str = "\
 Control ipcd and use the IPC objects it hosts.
@@ -19,6 +26,8 @@ daemon. Kinds, addressed as KIND:NAME:
   pipe:NAME  an anonymous pipe shared by unrelated processes: a byte stream;
              send/recv move lines (or --raw bytes), exec joins a command to it
   fifo:NAME  a named pipe (mkfifo) with a path any shell tool can open
+  shm:NAME   a POSIX shared-memory segment many processes map at once; write
+             and read copy bytes in and out, resize grows it
 
 ipcctl creates, lists, inspects, closes and deletes them, sends and receives, and
 runs commands with their standard input/output joined to pipes and FIFOs.";
@@ -65,6 +74,9 @@ Examples:
   echo hi > \"$(ipcctl path fifo:events)\"
   ipcctl exec --stdin pipe:a --stdout pipe:b -- tr a-z A-Z
   ipcctl wait-for mq:jobs --readable --timeout 30s
+  ipcctl create shm:buf --size 1MiB
+  ipcctl write shm:buf 'hello' --offset 64
+  ipcctl read shm:buf --offset 64 --len 5 --hex
   ipcctl list --json";
 
 /// `ipcctl [--socket PATH] [--json] COMMAND`
@@ -143,9 +155,10 @@ Exit status: 0 success, 2 error, 64 usage error.")]
     /// List objects, of one kind or all
     #[command(after_help = "\
 Columns: QUEUED is what waits to be read (mq: messages; pipe and buffered fifo:
-bytes), CAPACITY is mq: messages × message size, pipe: buffer bytes; ENDS counts
-read/write ends handed out since ipcd started, and says closed (pipe) or buffered
-(fifo).
+bytes), CAPACITY is mq: messages × message size, pipe: buffer bytes, shm: size;
+ENDS counts read/write ends handed out since ipcd started, and says closed (pipe)
+or buffered (fifo); for shm: the opens since ipcd started and the processes that
+have it mapped now.
 
 Examples:
   ipcctl list
@@ -153,14 +166,16 @@ Examples:
 
 Exit status: 0 success, 2 error (an unknown KIND too), 64 usage error.")]
     List {
-        /// Only objects of this kind (mq, pipe, fifo)
+        /// Only objects of this kind (mq, pipe, fifo, shm)
         kind: Option<String>,
     },
 
     /// Show one object's details: what waits in it, sizes, ends, owner, mode, lifetime
     #[command(after_help = "\
 What waits to be read is depth (mq: messages) or buffered_bytes (pipe and fifo:
-bytes). A pipe has no kernel name (\"kernel_name\": null).
+bytes). A pipe has no kernel name (\"kernel_name\": null). A shm: segment shows
+its size and how many processes have it mapped now (\"mapped_by\", null when
+ipcd cannot tell).
 
 Examples:
   ipcctl stat mq:jobs
@@ -172,7 +187,7 @@ Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error."
         address: String,
     },
 
-    /// Create an object: a message queue, a pipe or a FIFO
+    /// Create an object: a message queue, a pipe, a FIFO or a shared-memory segment
     #[command(after_help = "\
 --capacity means different things per kind: messages for mq:, bytes for pipe:.
 The kernel caps an mq: capacity at fs.mqueue.msg_max (10 by default) and its
@@ -186,11 +201,19 @@ a reader has it open, and a reader sees end of file when its writers have gone.
 With --buffered, ipcd holds the FIFO open itself: writers get in at once and their
 bytes wait in the kernel buffer until a reader comes (lost if ipcd stops).
 
+A shm: segment needs --size (at most 1TiB and your byte share). It is the POSIX
+object /ipcd.NAME (with ipcd's default prefix; stat shows the kernel name), the
+file /dev/shm/ipcd.NAME, so a program allowed to open that file can map it by
+name, e.g. Python's multiprocessing.shared_memory.SharedMemory(name=\"ipcd.NAME\").
+Its bytes never pass through ipcd: write/read, or map it from your program.
+--adopt registers an existing segment of that name that you own (keeping its size).
+
 Examples:
   ipcctl create mq:jobs --capacity 10 --msg-size 1024 --mode 0660
   ipcctl create mq:scratch --session     # removed when ipcctl is interrupted
   ipcctl create pipe:logs --capacity 1MiB
   ipcctl create fifo:events --buffered --mode 0660
+  ipcctl create shm:frames --size 64MiB --mode 0640
 
 Exit status: 0 success, 2 error (a bad ADDRESS too; with --session: ipcd went
 away), 64 usage error.")]
@@ -242,7 +265,7 @@ fifo: wrong-kind), 64 usage error.")]
         address: String,
     },
 
-    /// Send a message to a queue, or a line or bytes to a pipe or FIFO
+    /// Send a message to a queue, or a line or bytes to a pipe or FIFO (shm: see write)
     #[command(after_help = "\
 mq: MESSAGE is one message. Without MESSAGE, all of standard input is one
 message, less one trailing newline (as the shell's $(...) drops it), so
@@ -279,7 +302,7 @@ Exit status: 0 sent, 1 no room in time (--timeout, --nonblock) or no FIFO reader
 2 error (a bad ADDRESS, a message too large), 64 usage error.")]
     Send(SendArgs),
 
-    /// Receive messages or lines and print them, one per line
+    /// Receive messages or lines and print them, one per line (shm: see read)
     #[command(after_help = "\
 Text output is each message followed by a newline; a message that holds
 newlines itself is printed as it is, so use --raw (exact bytes, nothing added) or
@@ -334,6 +357,18 @@ Exit status: 0 ready, 1 not ready within --timeout (timed-out), 2 error (the
 queue deleted while waiting: not-found; not a queue: wrong-kind), 64 usage error.")]
     WaitFor(WaitForArgs),
 
+    /// Write bytes into a shared-memory segment at an offset
+    #[command(after_help = shm::WRITE_HELP)]
+    Write(WriteArgs),
+
+    /// Print bytes of a shared-memory segment, raw or as a hex listing
+    #[command(after_help = shm::READ_HELP)]
+    Read(ReadArgs),
+
+    /// Grow a shared-memory segment (segments never shrink)
+    #[command(after_help = shm::RESIZE_HELP)]
+    Resize(ResizeArgs),
+
     /// Run a command with its standard input/output joined to pipes or FIFOs
     #[command(after_help = "\
 The command's standard input reads from --stdin, its standard output writes to
@@ -386,8 +421,13 @@ Exit status: 0 success, 64 unknown command.")]
 /// `ipcctl create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Address of the new object, KIND:NAME (e.g. mq:jobs, pipe:logs, fifo:events)
+    /// Address of the new object, KIND:NAME (e.g. mq:jobs, pipe:logs, shm:buf)
     pub address: String,
+
+    /// shm only, and required for it: the segment's size in bytes, e.g. 4096,
+    /// 64KiB, 1MiB, 2GiB
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub size: Option<u64>,
 
     /// mq: maximum number of messages [default: the kernel's, usually 10; more
     /// than fs.mqueue.msg_max (10 by default) needs CAP_SYS_RESOURCE].
@@ -418,7 +458,8 @@ pub struct CreateArgs {
     pub session: bool,
 
     /// Register an existing kernel object of this name instead of creating one
-    /// (mq, fifo; an adopted queue keeps its capacity and message size)
+    /// (mq, fifo, shm; an adopted queue keeps its capacity and message size, a
+    /// segment its size)
     #[arg(long)]
     pub adopt: bool,
 }
@@ -527,51 +568,6 @@ pub struct WaitForArgs {
     /// Wait at most this long (e.g. 500ms, 2s), then exit 1 [default: no limit]
     #[arg(long, short, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-}
-
-/// `ipcctl exec`.
-#[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("joined").args(["stdin", "stdout"]).multiple(true).required(true))]
-pub struct ExecArgs {
-    /// The pipe or FIFO the command reads as its standard input (pipe:NAME, fifo:NAME)
-    #[arg(long, value_name = "ADDR")]
-    pub stdin: Option<String>,
-
-    /// The pipe or FIFO the command writes as its standard output (pipe:NAME, fifo:NAME)
-    #[arg(long, value_name = "ADDR")]
-    pub stdout: Option<String>,
-
-    /// Wait at most this long for the other side, then exit 1 without running
-    /// the command: --stdin fifo: a writer, --stdin pipe: bytes or end of file,
-    /// --stdout fifo: a reader, --stdout pipe: room in it
-    #[arg(long, short, value_name = "DUR", value_parser = parse_duration)]
-    pub timeout: Option<Duration>,
-
-    /// The command and its arguments (put them after --)
-    #[arg(
-        value_name = "CMD",
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
-    pub command: Vec<OsString>,
-}
-
-/// `ipcctl exec-child` (internal): what `exec` runs in its child process.
-#[derive(Debug, Args)]
-pub struct ExecChildArgs {
-    /// The pid of the `ipcctl exec` that started this process
-    #[arg(long, value_name = "PID")]
-    pub parent_pid: i32,
-
-    /// The command and its arguments
-    #[arg(
-        value_name = "CMD",
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
-    pub command: Vec<OsString>,
 }
 
 #[cfg(test)]

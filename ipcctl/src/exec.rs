@@ -130,7 +130,10 @@ fn join_ends(
     let stdin = match &args.stdin {
         Some(address) => Some(match check_kind(address, "exec --stdin", STREAMS)? {
             Kind::Fifo => Input::Fifo(client.open_fifo_reader(address)?),
-            Kind::Pipe | Kind::Mq => Input::Pipe(client.open_pipe_reader(address)?),
+            // check_kind let only pipes and FIFOs through.
+            Kind::Pipe | Kind::Mq | Kind::Shm | Kind::Ring => {
+                Input::Pipe(client.open_pipe_reader(address)?)
+            }
         }),
         None => None,
     };

@@ -17,7 +17,7 @@ use clap::{CommandFactory as _, Parser as _};
 use ipc_client::Kind;
 
 use cli::{Cli, Command, DeleteArgs};
-use cmd::{ANY_KIND, STREAMS, admin, fifo, mq, pipe, status};
+use cmd::{ANY_KIND, CREATABLE, MESSAGING, SEGMENTS, STREAMS, admin, fifo, mq, pipe, shm, status};
 use errors::{report, report_clap, usage};
 
 fn main() -> ExitCode {
@@ -71,6 +71,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Send(args) => cmd::send(&mut connect()?, args, json),
         Command::Recv(args) => cmd::recv(&mut connect()?, args, json),
         Command::WaitFor(args) => mq::wait_for(&mut connect()?, args, json),
+        Command::Write(args) => shm::write(&mut connect()?, args, json),
+        Command::Read(args) => shm::read(&mut connect()?, args, json),
+        Command::Resize(args) => shm::resize(&mut connect()?, args, json),
         Command::Exec(args) => return exec::exec(connect()?, args),
         Command::ExecChild(args) => return exec::exec_child(args),
         // Only an explicit --socket: bench passes it on to the processes it starts.
@@ -93,9 +96,12 @@ fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
             .collect(),
         Command::Close { address } => vec![(address, "close", &[Kind::Pipe])],
         Command::Path { address } => vec![(address, "path", &[Kind::Fifo])],
-        Command::Create(args) => vec![(&args.address, "create", ANY_KIND)],
-        Command::Send(args) => vec![(&args.address, "send", ANY_KIND)],
-        Command::Recv(args) => vec![(&args.address, "recv", ANY_KIND)],
+        Command::Create(args) => vec![(&args.address, "create", CREATABLE)],
+        Command::Send(args) => vec![(&args.address, "send", MESSAGING)],
+        Command::Recv(args) => vec![(&args.address, "recv", MESSAGING)],
+        Command::Write(args) => vec![(&args.address, "write", SEGMENTS)],
+        Command::Read(args) => vec![(&args.address, "read", SEGMENTS)],
+        Command::Resize(args) => vec![(&args.address, "resize", SEGMENTS)],
         Command::WaitFor(args) => vec![(&args.address, "wait-for", &[Kind::Mq])],
         Command::Exec(args) => {
             let stdin = args

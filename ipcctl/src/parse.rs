@@ -24,16 +24,24 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
 }
 
 /// Parses a count or a size in bytes: `65536`, `64K`, `64KiB`, `1M`, `1MiB`, `1GiB`
-/// (K, M and G are powers of 1024, as for pipe buffers).
+/// (K, M and G are powers of 1024, as for pipe buffers), at most `u32::MAX`.
 pub fn parse_size(s: &str) -> Result<u32, String> {
+    let n = parse_bytes(s)?;
+    u32::try_from(n).map_err(|_| format!("'{s}' is too large (at most {})", u32::MAX))
+}
+
+/// Parses a size or an offset in bytes, as [`parse_size`] does but up to
+/// `u64::MAX` and with `T`/`TiB` too: `4096`, `4KiB`, `1MiB`, `2GiB`, `1TiB`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     let factor: u64 = match unit.trim() {
         "" | "B" => 1,
-        "K" | "k" | "KiB" | "kiB" | "KB" | "kB" => 1024,
-        "M" | "MiB" | "MB" => 1024 * 1024,
-        "G" | "GiB" | "GB" => 1024 * 1024 * 1024,
+        "K" | "k" | "KiB" | "kiB" | "KB" | "kB" => 1 << 10,
+        "M" | "MiB" | "MB" => 1 << 20,
+        "G" | "GiB" | "GB" => 1 << 30,
+        "T" | "TiB" | "TB" => 1 << 40,
         _ => {
             return Err(format!(
                 "'{s}' is not a number or a size (examples: 100, 65536, 64KiB, 1MiB)"
@@ -44,8 +52,7 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a number or a size (examples: 100, 64KiB, 1MiB)"))?;
     n.checked_mul(factor)
-        .and_then(|v| u32::try_from(v).ok())
-        .ok_or_else(|| format!("'{s}' is too large (at most {})", u32::MAX))
+        .ok_or_else(|| format!("'{s}' is too large (at most {})", u64::MAX))
 }
 
 /// The highest message priority (POSIX guarantees at least 32 levels; Linux has 32768).
@@ -106,6 +113,20 @@ mod tests {
         assert!(parse_size("1.5M").is_err());
         assert!(parse_size("").is_err());
         assert!(parse_size("lots").unwrap_err().contains("examples"));
+    }
+
+    #[test]
+    fn byte_counts_go_past_four_gib() {
+        assert_eq!(parse_bytes("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_bytes("5000M"), Ok(5000 << 20));
+        assert_eq!(parse_bytes("1TiB"), Ok(1 << 40));
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert!(
+            parse_bytes("99999999999T")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(parse_bytes("-1").is_err());
     }
 
     #[test]

@@ -14,6 +14,9 @@ use protocol::{
     Access, ErrorCode, Lifetime, ObjectInfo, Outcome, Reply, Request, ServerFrame, WireError,
 };
 
+#[path = "cli/shm.rs"]
+mod shm;
+
 fn ipcctl(socket: &Path, args: &[&str], stdin: &[u8]) -> Output {
     ipcctl_env(args, stdin, &[("IPCD_SOCKET", socket.as_os_str())])
 }
@@ -397,7 +400,7 @@ fn addresses_and_kinds_are_checked_before_connecting() {
         (&["create", "foo:bar"], "unknown kind 'foo'"),
         (
             &["list", "foo"],
-            "unknown kind 'foo' (known kinds: mq, pipe, fifo) (unknown-kind)",
+            "unknown kind 'foo' (known kinds: mq, pipe, fifo, shm, ring) (unknown-kind)",
         ),
         (
             &["send", "jobs", "hi"],

@@ -62,7 +62,6 @@ fn info(address: &str) -> ObjectInfo {
         details: KindDetails::Shm(ShmDetails {
             size: 4096,
             mapped_by: None,
-            opens: 0,
         }),
     }
 }

@@ -17,7 +17,7 @@ pub fn kind_of(address: &str) -> anyhow::Result<Kind> {
         .map_err(|e| ipc_client::Error::Server(e).into())
 }
 
-/// A kind in words: `a message queue`, `a pipe`, `a FIFO`.
+/// A kind in words: `a message queue`, `a pipe`, `a FIFO`, …
 pub fn described(kind: Kind) -> &'static str {
     match kind {
         Kind::Mq => "a message queue",

@@ -21,6 +21,9 @@ pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
     if args.msg_size.is_some() {
         return Err(not_for(args, "--msg-size", "for mq: only"));
     }
+    if args.size.is_some() {
+        return Err(not_for(args, "--size", "for shm: only"));
+    }
     Ok(KindParams::Fifo(FifoParams {
         buffered: args.buffered,
     }))

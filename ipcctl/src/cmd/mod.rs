@@ -1,5 +1,5 @@
-//! The commands, one module per kind (`mq`, `pipe`, `fifo`, with `stream` for
-//! what pipes and FIFOs share) plus the kind-generic `admin` and `objects`
+//! The commands, one module per kind (`mq`, `pipe`, `fifo`, `shm`, with
+//! `stream` for what pipes and FIFOs share) plus the kind-generic `admin` and `objects`
 //! (an object's output in any kind). This file is where a command picks the
 //! module of its object's kind; what the kind modules share is in `common`, so
 //! imports go one way: `mod.rs` → kind modules → `common` → `output`, `errors`.
@@ -10,6 +10,7 @@ pub mod fifo;
 pub mod mq;
 pub mod objects;
 pub mod pipe;
+pub mod shm;
 pub mod status;
 pub mod stream;
 
@@ -21,8 +22,14 @@ use crate::cli::{Command, CreateArgs, RecvArgs, SendArgs};
 use crate::errors::{fail, usage};
 use crate::output;
 
-/// Every kind: what most commands take.
-pub const ANY_KIND: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo];
+/// Every kind: what stat and delete take.
+pub const ANY_KIND: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo, Kind::Shm, Kind::Ring];
+/// The kinds ipcctl creates (rings are not yet among them).
+pub const CREATABLE: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo, Kind::Shm];
+/// What carries messages or lines: what send and recv take.
+pub const MESSAGING: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo];
+/// Shared-memory segments: what write, read and resize take.
+pub const SEGMENTS: &[Kind] = &[Kind::Shm];
 /// The byte streams: what `exec` joins a command to.
 pub const STREAMS: &[Kind] = &[Kind::Pipe, Kind::Fifo];
 
@@ -34,15 +41,26 @@ pub fn check_kind(address: &str, verb: &str, takes: &[Kind]) -> anyhow::Result<K
     if takes.contains(&kind) {
         return Ok(kind);
     }
+    Err(wrong_kind(address, kind, verb, takes))
+}
+
+/// `verb` does not take `address`, of `kind`: `wrong-kind`, with the verb to
+/// use instead where there is one.
+fn wrong_kind(address: &str, kind: Kind, verb: &str, takes: &[Kind]) -> anyhow::Error {
     let takes: Vec<String> = takes.iter().map(|k| format!("{k}:")).collect();
-    Err(fail(
+    let instead = match (kind, verb) {
+        (Kind::Shm, "send") => " (ipcctl write puts bytes into it)",
+        (Kind::Shm, "recv") => " (ipcctl read prints its bytes)",
+        _ => "",
+    };
+    fail(
         ErrorCode::WrongKind,
         format!(
-            "{verb} takes {} only; {address} is {}",
+            "{verb} takes {} only; {address} is {}{instead}",
             takes.join(" or "),
             described(kind)
         ),
-    ))
+    )
 }
 
 /// Flags that do not apply to the kind of object a command names (or to the
@@ -54,11 +72,21 @@ pub fn check_flags(command: &Command, json: bool) -> anyhow::Result<()> {
         Command::Send(args) => match kind_of(&args.address)? {
             Kind::Mq => Ok(()),
             kind @ (Kind::Pipe | Kind::Fifo) => stream::check_send_flags(args, kind),
+            kind @ (Kind::Shm | Kind::Ring) => {
+                Err(wrong_kind(&args.address, kind, "send", MESSAGING))
+            }
         },
         Command::Recv(args) => match kind_of(&args.address)? {
             Kind::Mq => Ok(()),
             Kind::Pipe | Kind::Fifo => stream::check_recv_flags(args),
+            kind @ (Kind::Shm | Kind::Ring) => {
+                Err(wrong_kind(&args.address, kind, "recv", MESSAGING))
+            }
         },
+        Command::Read(args) if json && args.hex => Err(usage(
+            "--hex and --json do not go together: --json prints the bytes as \"data\" \
+             (or \"data_base64\")",
+        )),
         Command::Exec(_) if json => Err(usage(
             "--json does not apply to exec: the command's output is its own, and exec \
              exits with its status",
@@ -74,6 +102,8 @@ pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
         Kind::Mq => mq::create_params(args),
         Kind::Pipe => pipe::create_params(args),
         Kind::Fifo => fifo::create_params(args),
+        Kind::Shm => shm::create_params(args),
+        kind @ Kind::Ring => Err(wrong_kind(&args.address, kind, "create", CREATABLE)),
     }
 }
 
@@ -82,6 +112,9 @@ pub fn send(client: &mut Client, args: &SendArgs, json: bool) -> anyhow::Result<
     let sent = match kind_of(&args.address)? {
         Kind::Mq => mq::send(client, args)?,
         kind @ (Kind::Pipe | Kind::Fifo) => stream::send(client, args, kind)?,
+        kind @ (Kind::Shm | Kind::Ring) => {
+            return Err(wrong_kind(&args.address, kind, "send", MESSAGING));
+        }
     };
     output::print_json_only(json, || {
         output::sent_json(&args.address, sent.messages, sent.bytes)
@@ -93,5 +126,6 @@ pub fn recv(client: &mut Client, args: &RecvArgs, json: bool) -> anyhow::Result<
     match kind_of(&args.address)? {
         Kind::Mq => mq::recv(client, args, json),
         kind @ (Kind::Pipe | Kind::Fifo) => stream::recv(client, args, json, kind),
+        kind @ (Kind::Shm | Kind::Ring) => Err(wrong_kind(&args.address, kind, "recv", MESSAGING)),
     }
 }

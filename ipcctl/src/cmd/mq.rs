@@ -41,6 +41,9 @@ pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
              above any fs.mqueue.msgsize_max)"
         )));
     }
+    if args.size.is_some() {
+        return Err(not_for(args, "--size", "for shm: only"));
+    }
     if args.buffered {
         return Err(not_for(args, "--buffered", "for fifo: only"));
     }

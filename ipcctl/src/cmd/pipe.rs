@@ -25,6 +25,9 @@ pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
             "for fifo: only (a pipe always buffers)",
         ));
     }
+    if args.size.is_some() {
+        return Err(not_for(args, "--size", "for shm: only"));
+    }
     if args.adopt {
         return Err(not_for(
             args,

@@ -13,4 +13,5 @@ mod mq_client;
 mod permissions;
 mod pipe;
 mod protocol_v3;
+mod protocol_v4;
 mod waits;
