@@ -151,6 +151,68 @@ pub enum Error {
         detail: String,
     },
 
+    /// A message is longer than a ring's slot size (ring messages are at most
+    /// one slot).
+    #[error("message of {len} bytes exceeds the slot size of {address}, {slot_size} bytes")]
+    ExceedsSlotSize {
+        /// The ring's address.
+        address: String,
+        /// The message length.
+        len: usize,
+        /// The ring's slot size: the largest message it carries.
+        slot_size: usize,
+    },
+
+    /// The next message of a ring is longer than the receive buffer; it stays
+    /// in the ring (a buffer of the slot size always fits).
+    #[error("the next message on {address} is {needed} bytes; the receive buffer holds {len}")]
+    RingBufferTooSmall {
+        /// The ring's address.
+        address: String,
+        /// The buffer length.
+        len: usize,
+        /// The message length.
+        needed: usize,
+    },
+
+    /// A ring's participant table is full: that many handles are attached.
+    #[error("cannot attach to {address}: all {max} participant entries are taken by live handles")]
+    RingAttachLimit {
+        /// The ring's address.
+        address: String,
+        /// Entries in the table.
+        max: u32,
+    },
+
+    /// A descriptor's segment is not a usable ring (bad header or size).
+    #[error("{address} is not a usable ring: {detail}")]
+    BadRing {
+        /// The ring's address.
+        address: String,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// A ring's shared state is impossible under the protocol (a peer that
+    /// does not follow it, or memory scribbled over).
+    #[error("ring corrupted: {address}: {detail}")]
+    RingCorrupted {
+        /// The ring's address.
+        address: String,
+        /// The impossible state.
+        detail: String,
+    },
+
+    /// Another process judged this participant dead and reclaimed the slot it
+    /// was writing or reading: that message is lost.
+    #[error("message lost on {address}: {detail}")]
+    RingMessageLost {
+        /// The ring's address.
+        address: String,
+        /// What happened.
+        detail: &'static str,
+    },
+
     /// A system call on an object's descriptor failed.
     #[error("{op} on {address} failed: {errno}")]
     Os {
@@ -187,13 +249,16 @@ impl Error {
             Error::Server(e) | Error::Fatal(e) => Some(e.code),
             Error::TimedOut => Some(ErrorCode::TimedOut),
             Error::WouldBlock => Some(ErrorCode::WouldBlock),
-            Error::MessageTooLarge { .. } | Error::ExceedsPipeBuf { .. } => {
-                Some(ErrorCode::TooLarge)
-            }
+            Error::MessageTooLarge { .. }
+            | Error::ExceedsPipeBuf { .. }
+            | Error::ExceedsSlotSize { .. } => Some(ErrorCode::TooLarge),
             Error::BufferTooSmall { .. }
+            | Error::RingBufferTooSmall { .. }
+            | Error::BadRing { .. }
             | Error::InvalidArgument(_)
             | Error::OutOfBounds { .. }
             | Error::Misaligned { .. } => Some(ErrorCode::InvalidArgument),
+            Error::RingAttachLimit { .. } => Some(ErrorCode::LimitExceeded),
             Error::AccessDenied { .. } => Some(ErrorCode::PermissionDenied),
             Error::Os { .. } => Some(ErrorCode::Os),
             Error::Connect { .. }
@@ -201,7 +266,9 @@ impl Error {
             | Error::Protocol(_)
             | Error::Closed
             | Error::ReaderGone { .. }
-            | Error::BadMessage { .. } => None,
+            | Error::BadMessage { .. }
+            | Error::RingCorrupted { .. }
+            | Error::RingMessageLost { .. } => None,
         }
     }
 

@@ -107,6 +107,7 @@ mod mq;
 mod path;
 mod pipe;
 mod shm;
+mod ring;
 mod stream;
 #[allow(unsafe_code)]
 mod sys;
@@ -121,6 +122,7 @@ pub use mq::{MQ_PRIO_MAX, Message, MessageQueue, MqAttributes, MqOptions, mq_add
 pub use path::{SOCKET_ENV, SYSTEM_SOCKET, default_socket_path, resolve_socket_path};
 pub use pipe::{PipeOptions, PipeReader, PipeWriter, pipe_address};
 pub use shm::{SharedMemory, ShmOptions, shm_address};
+pub use ring::{Ring, RingMessage, RingOptions, SlotLoan, ring_address};
 pub use stream::{MAX_MSG_LEN, MSG_HEADER_LEN, PIPE_BUF};
 
 /// The wire protocol crate, for the types requests and answers are made of.
@@ -145,6 +147,7 @@ mod tests {
         shareable::<crate::FifoReader>();
         shareable::<crate::FifoWriter>();
         shareable::<crate::SharedMemory>();
+        shareable::<crate::Ring>();
         shareable::<crate::Error>();
     }
 }

@@ -3,6 +3,7 @@
 #[allow(dead_code, reason = "its futex waits are for the ring client")]
 pub(crate) mod region;
 mod shm_ptr;
+pub(crate) mod ring_mem;
 
 use std::collections::VecDeque;
 use std::io::IoSliceMut;

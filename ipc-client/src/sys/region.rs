@@ -52,6 +52,8 @@ pub(crate) enum Woken {
     TimedOut,
 }
 
+// Rings use part of this; the rest is for the `shm:` handle.
+#[allow(dead_code)]
 impl Region {
     /// Maps the first `len` bytes of `fd` (read-write if `writable`).
     pub(crate) fn map(fd: BorrowedFd<'_>, len: usize, writable: bool) -> std::io::Result<Region> {

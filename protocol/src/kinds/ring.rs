@@ -64,15 +64,17 @@ pub mod layout {
     pub const OFF_ENQUEUE_POS: usize = 64;
     /// `u64` next position a consumer claims (own cache line).
     pub const OFF_DEQUEUE_POS: usize = 128;
-    /// `u32` futex word consumers sleep on; bumped after a commit when
-    /// [`OFF_CONSUMERS_WAITING`] is non-zero.
+    /// `u32` futex word consumers sleep on; bumped after a commit that
+    /// swapped a non-zero [`OFF_CONSUMERS_WAITING`] to 0.
     pub const OFF_NOT_EMPTY: usize = 192;
-    /// `u32` consumers asleep or about to sleep.
+    /// `u32` consumers that announced a sleep since the last wake-up; a
+    /// waker swaps it to 0 (waiters never decrement it).
     pub const OFF_CONSUMERS_WAITING: usize = 196;
-    /// `u32` futex word producers sleep on; bumped after a release when
-    /// [`OFF_PRODUCERS_WAITING`] is non-zero.
+    /// `u32` futex word producers sleep on; bumped after a release that
+    /// swapped a non-zero [`OFF_PRODUCERS_WAITING`] to 0.
     pub const OFF_NOT_FULL: usize = 256;
-    /// `u32` producers asleep or about to sleep.
+    /// `u32` producers that announced a sleep since the last wake-up; a
+    /// waker swaps it to 0 (waiters never decrement it).
     pub const OFF_PRODUCERS_WAITING: usize = 260;
 
     /// Offset of the participant table.
