@@ -17,7 +17,11 @@
 //! agree on a protocol (an atomic flag or counter) for anything bigger than a word.
 //!
 //! Segments only grow ([`Client::resize_shm`]); a mapping keeps the size it was
-//! made with until [`SharedMemory::refresh`] maps the segment again.
+//! made with until [`SharedMemory::refresh`] maps the segment again. ipcd
+//! refuses to shrink a segment, but a process holding a writable descriptor
+//! can still `ftruncate` it behind ipcd's back; touching mapped bytes past
+//! the new end then raises `SIGBUS` in every process that does. Share write
+//! access only with programs you trust that far.
 //!
 //! ```no_run
 //! use std::sync::atomic::Ordering;

@@ -479,7 +479,7 @@ pub struct DeleteArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// With --all: only objects of this kind (mq, pipe, fifo)
+    /// With --all: only objects of this kind (mq, pipe, fifo, shm)
     #[arg(long, value_name = "KIND", requires = "all")]
     pub kind: Option<String>,
 }

@@ -75,7 +75,7 @@ pub fn parse_count(s: &str) -> Result<u64, String> {
     }
 }
 
-/// Parses an object kind (`mq`, `pipe`, `fifo`) as the daemon would: an unknown
+/// Parses an object kind (`mq`, `pipe`, `fifo`, `shm`, …) as the daemon would: an unknown
 /// one is the daemon's `unknown-kind` error.
 pub fn parse_kind(s: &str) -> Result<Kind, ipc_client::Error> {
     s.parse::<Kind>().map_err(ipc_client::Error::Server)

@@ -241,6 +241,17 @@ impl TestDaemon {
         format!("/{}{name}", self.prefix)
     }
 
+    /// The POSIX name of a segment `shm:NAME` hosted by this daemon
+    /// (`/<prefix>NAME`, what `shm_open` takes).
+    pub fn shm_kernel_name(&self, name: &str) -> String {
+        format!("/{}{name}", self.prefix)
+    }
+
+    /// The file of a segment `shm:NAME` hosted by this daemon (`/dev/shm/<prefix>NAME`).
+    pub fn shm_path(&self, name: &str) -> PathBuf {
+        Path::new("/dev/shm").join(format!("{}{name}", self.prefix))
+    }
+
     /// The path of a FIFO `fifo:NAME` hosted by this daemon.
     pub fn fifo_path(&self, name: &str) -> PathBuf {
         self.dir
@@ -326,6 +337,8 @@ impl TestDaemon {
             };
             if address.starts_with("mq:") {
                 let _ = nix::mqueue::mq_unlink(kernel);
+            } else if address.starts_with("shm:") || address.starts_with("ring:") {
+                let _ = nix::sys::mman::shm_unlink(kernel);
             } else {
                 let _ = std::fs::remove_file(kernel);
             }

@@ -44,10 +44,12 @@ use std::time::{Duration, Instant};
 
 use ipc_client::protocol::{
     self, ClientFrame, CreateSpec, ErrorCode, FifoParams, Hello, Kind, KindOp, KindParams,
-    Lifetime, MqOp, MqParams, PipeOp, PipeParams, Readiness, Request, ServerFrame,
+    Lifetime, MqOp, MqParams, PipeOp, PipeParams, Readiness, Request, SHM_MAX_SIZE, ServerFrame,
+    ShmOp, ShmParams,
 };
 use ipc_client::{
     Access, Client, Error, FifoReader, FifoWriter, MessageQueue, PipeReader, PipeWriter,
+    SharedMemory,
 };
 
 /// How long a client keeps trying to reach a daemon that went away.
@@ -157,6 +159,26 @@ const KINDS: &[KindOps] = &[
         ],
         protocol_op: None,
     },
+    KindOps {
+        kind: Kind::Shm,
+        params: |rng| {
+            KindParams::Shm(ShmParams {
+                size: Some(64 + 64 * rng.below(16)),
+            })
+        },
+        ops: &[
+            ("shm-write", shm_write),
+            ("shm-read", shm_read),
+            ("shm-count", shm_count),
+            ("shm-resize", shm_resize),
+            ("shm-hold", |d, k, n| hold(d, k, n, Access::ReadWrite)),
+        ],
+        protocol_op: Some(|rng| {
+            KindOp::Shm(ShmOp::Resize {
+                size: 4096 + rng.below(4096),
+            })
+        }),
+    },
 ];
 
 /// Valid operations on an object of any kind.
@@ -187,6 +209,9 @@ const INVALID: &[Op] = &[
     ("bad-mode", bad_mode),
     ("mq-zero-capacity", mq_zero_capacity),
     ("mq-too-large", mq_too_large),
+    ("shm-zero-size", shm_zero_size),
+    ("shm-too-large", shm_too_large),
+    ("shm-shrink", shm_shrink),
     ("foreign", foreign),
     ("raw-garbage", raw_garbage),
     ("raw-bad-version", raw_bad_version),
@@ -238,6 +263,7 @@ enum Handle {
     PipeWriter(PipeWriter),
     FifoReader(FifoReader),
     FifoWriter(FifoWriter),
+    Shm(SharedMemory),
 }
 
 #[derive(Default)]
@@ -673,6 +699,8 @@ fn hold(d: &mut Driver, kind: Kind, name: &str, access: Access) -> Res {
             Err(Error::TimedOut | Error::WouldBlock) => return Err(Fail::Refused),
             Err(e) => return Err(e.into()),
         },
+        (Kind::Shm, _) => Handle::Shm(client.open_shm(&address, access)?),
+        (Kind::Ring, _) => return Err(Fail::Wrong("rings are not in the chaos table".into())),
     };
     d.hold(address, handle);
     Ok(())
@@ -762,6 +790,92 @@ fn stream_recv(d: &mut Driver, kind: Kind, name: &str) -> Res {
         }
         Err(e) => kernel(Err(e)),
     }
+}
+
+/// A held read-write mapping of the segment (mapping one if none is held).
+fn shm_held(d: &mut Driver, kind: Kind, name: &str) -> Result<usize, Fail> {
+    let address = format!("{kind}:{name}");
+    let writable = |h: &Handle| matches!(h, Handle::Shm(s) if s.writable());
+    match d.held_index(&address, writable) {
+        Some(i) => Ok(i),
+        None => {
+            hold(d, kind, name, Access::ReadWrite)?;
+            Ok(d.held.len() - 1)
+        }
+    }
+}
+
+/// Writes a payload at a random place of a held mapping (past the counter).
+fn shm_write(d: &mut Driver, kind: Kind, name: &str) -> Res {
+    let i = shm_held(d, kind, name)?;
+    let msg = d.payload();
+    let Handle::Shm(shm) = &d.held[i].1 else {
+        unreachable!()
+    };
+    let Some(room) = shm.len().checked_sub(8 + msg.len()) else {
+        return Err(Fail::Wrong(format!("a segment of {} bytes", shm.len())));
+    };
+    let offset = 8 + d.rng.below(room as u64 + 1) as usize;
+    let Handle::Shm(shm) = &d.held[i].1 else {
+        unreachable!()
+    };
+    shm.write_at(offset, &msg).map_err(Fail::from)
+}
+
+/// Maps the segment read-only and reads its start.
+fn shm_read(d: &mut Driver, kind: Kind, name: &str) -> Res {
+    let shm = d
+        .client()?
+        .open_shm(&format!("{kind}:{name}"), Access::Read)?;
+    shm.read_vec(0, shm.len().min(64))?;
+    match shm.write_at(0, b"x") {
+        Err(Error::AccessDenied { .. }) => Ok(()),
+        other => Err(Fail::Wrong(format!(
+            "a read-only mapping took a write: {other:?}"
+        ))),
+    }
+}
+
+/// Adds 1 to the counter at offset 0 of a held mapping.
+fn shm_count(d: &mut Driver, kind: Kind, name: &str) -> Res {
+    let i = shm_held(d, kind, name)?;
+    let Handle::Shm(shm) = &d.held[i].1 else {
+        unreachable!()
+    };
+    shm.atomic_u64(0)?
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    Ok(())
+}
+
+/// Grows the segment a little, then refreshes the mappings held of it.
+fn shm_resize(d: &mut Driver, kind: Kind, name: &str) -> Res {
+    let address = format!("{kind}:{name}");
+    let grow = 64 * (1 + d.rng.below(4));
+    let client = d.client()?;
+    let size = match client.stat(&address)?.details {
+        protocol::KindDetails::Shm(s) => s.size,
+        other => return Err(Fail::Wrong(format!("stat {address} answered {other:?}"))),
+    };
+    match client.resize_shm(&address, size + grow) {
+        Ok(now) if now == size + grow => {}
+        Ok(now) => {
+            return Err(Fail::Wrong(format!(
+                "resized to {} but answered {now}",
+                size + grow
+            )));
+        }
+        // Another client grew it past our size meanwhile, or replaced it.
+        Err(Error::Server(w)) if w.code == ErrorCode::InvalidArgument => {
+            return Err(Fail::Refused);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    for (a, h) in &mut d.held {
+        if let (true, Handle::Shm(shm)) = (*a == address, h) {
+            shm.refresh()?;
+        }
+    }
+    Ok(())
 }
 
 fn pipe_close(d: &mut Driver, _kind: Kind, name: &str) -> Res {
@@ -925,6 +1039,39 @@ fn mq_too_large(d: &mut Driver, _kind: Kind, name: &str) -> Res {
         };
     }
     mq_create_with(d, name, params, ErrorCode::TooLarge)
+}
+
+fn shm_create_with(d: &mut Driver, name: &str, size: u64, code: ErrorCode) -> Res {
+    let mut spec = d.random_spec(Kind::Shm);
+    spec.params = KindParams::Shm(ShmParams { size: Some(size) });
+    match d.client()?.create(&format!("shm:{name}"), spec) {
+        Err(Error::Server(w)) if w.code == ErrorCode::AlreadyExists => Err(Fail::Refused),
+        r => expect_code(r, code),
+    }
+}
+
+fn shm_zero_size(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    shm_create_with(d, name, 0, ErrorCode::InvalidArgument)
+}
+
+fn shm_too_large(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let size = SHM_MAX_SIZE + 1 + d.rng.below(1 << 20);
+    shm_create_with(d, name, size, ErrorCode::TooLarge)
+}
+
+/// Shrinking a segment is refused; a missing one or another user's is the
+/// usual refusal.
+fn shm_shrink(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let root = d.root;
+    match d.client()?.resize_shm(&format!("shm:{name}"), 1) {
+        Err(Error::Server(w))
+            if w.code == ErrorCode::NotFound
+                || (w.code == ErrorCode::PermissionDenied && !root) =>
+        {
+            Err(Fail::Refused)
+        }
+        r => expect_code(r, ErrorCode::InvalidArgument),
+    }
 }
 
 /// Another user's object (`--foreign`, the test's ledger: root's, others may

@@ -14,4 +14,5 @@ mod permissions;
 mod pipe;
 mod protocol_v3;
 mod protocol_v4;
+mod shm;
 mod waits;

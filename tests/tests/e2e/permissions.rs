@@ -7,7 +7,7 @@ use ipcd_tests::TestDaemon;
 
 const NOBODY: u32 = 65534;
 
-fn as_nobody(d: &TestDaemon, args: &[&str]) -> std::process::Output {
+pub(crate) fn as_nobody(d: &TestDaemon, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(ipcd_tests::ipcctl_bin());
     cmd.arg("--socket")
         .arg(&d.socket)
@@ -20,7 +20,7 @@ fn as_nobody(d: &TestDaemon, args: &[&str]) -> std::process::Output {
 
 use std::os::unix::process::CommandExt;
 
-fn assert_denied(out: &std::process::Output, what: &str) {
+pub(crate) fn assert_denied(out: &std::process::Output, what: &str) {
     assert_eq!(out.status.code(), Some(2), "{what}: {out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("permission denied"),
