@@ -172,9 +172,9 @@ mod tests {
         assert!(parse(&["--size", "0"]).is_err());
         assert!(parse(&["--repeat", "0"]).is_err());
         assert!(parse(&["--placement", "far"]).is_err());
-        assert!(parse(&["shm"]).is_err());
-        let a = parse(&["pipe", "fifo", "memory"]).unwrap();
-        assert_eq!(a.targets, ["pipe", "fifo", "memory"]);
+        assert!(parse(&["sem"]).is_err());
+        let a = parse(&["pipe", "fifo", "memory", "shm"]).unwrap();
+        assert_eq!(a.targets, ["pipe", "fifo", "memory", "shm"]);
         assert_eq!(a.options().connections, 1000);
     }
 }
