@@ -164,8 +164,9 @@ impl KindBench for RingKind {
 fn hold_to_targets(ctx: &Ctx<'_>, v: &Variant, rows: &mut [Row], memcpy_mb: Option<f64>) {
     if v.split_only && ctx.placement.name != "split" {
         ctx.note(format!(
-            "{}: its targets hold across two CPUs (`split`) only; on one CPU (`{}`) a \
-             spinning side holds the CPU its peer needs, so those rows have no target",
+            "{}: its targets are for two CPUs (`split`); under `{}` both processes may \
+             share one, where a spinning side holds the CPU its peer needs, so those rows \
+             have no target",
             v.name, ctx.placement.name
         ));
         return;
