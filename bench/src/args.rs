@@ -22,6 +22,7 @@ use super::placement::PlacementArg;
 Examples:
   ipcctl bench                          # mq, control and spawn: about 30 s
   ipcctl bench pipe fifo                # pipes and FIFOs, about 30 s each
+  ipcctl bench ring ring-spin shm       # shared memory: about 30 s in all
   ipcctl bench control --repeat 5
   ipcctl bench mq --placement split     # both processes pinned, on two CPUs
   ipcctl bench memory --connections 500
@@ -29,9 +30,11 @@ Examples:
   ipcctl bench --check                  # exit 2 if a target is missed
 
 Figures: p50/p99 from per-operation timings; msgs/s and MB/s (10^6 bytes) one way;
-`vs raw`: the raw mechanism (mq_send/mq_receive, pipe2, mkfifo) and ipc-client
+`vs raw`: the raw mechanism (mq_send/mq_receive, pipe2, mkfifo, a hand-written
+futex ring in a memfd, copies through the bench's own mapping) and ipc-client
 alternate in blocks inside each run; it is the median, over adjacent pairs of
-blocks, of ipc-client / raw. Pipes and FIFOs add `bulk`: 1 MiB writes and reads.
+blocks, of ipc-client / raw. Pipes, FIFOs and rings add `bulk`: 1 MiB messages
+(rings: against one thread's memcpy bandwidth, measured in the same run).
 `setup` rows: connect + hello, and the open call (a descriptor over SCM_RIGHTS).
 
 Placement: every measurement runs with both processes pinned to one CPU (`same`)
@@ -62,8 +65,8 @@ pub struct BenchArgs {
     /// counting: a run stops at whichever limit comes first. E.g. `300ms`.
     #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-    /// Message sizes in bytes, comma-separated or repeated (pipe and fifo
-    /// add a 1 MiB bulk run).
+    /// Message sizes in bytes, comma-separated or repeated (pipe, fifo and
+    /// the rings add a 1 MiB bulk run; shm always copies 64 B, 4 KiB and 1 MiB).
     #[arg(long = "size", value_name = "BYTES", value_delimiter = ',',
           default_values_t = [64usize, 4096],
           value_parser = clap::value_parser!(u64).range(1..=(1 << 20)).map(|v| v as usize))]
@@ -172,9 +175,9 @@ mod tests {
         assert!(parse(&["--size", "0"]).is_err());
         assert!(parse(&["--repeat", "0"]).is_err());
         assert!(parse(&["--placement", "far"]).is_err());
-        assert!(parse(&["shm"]).is_err());
-        let a = parse(&["pipe", "fifo", "memory"]).unwrap();
-        assert_eq!(a.targets, ["pipe", "fifo", "memory"]);
+        assert!(parse(&["sem"]).is_err());
+        let a = parse(&["pipe", "fifo", "memory", "shm"]).unwrap();
+        assert_eq!(a.targets, ["pipe", "fifo", "memory", "shm"]);
         assert_eq!(a.options().connections, 1000);
     }
 }

@@ -19,8 +19,9 @@
 //! runs. Adjacent blocks share CPU placement, cache state and the VM's drift,
 //! which is what makes the ratio stable.
 //!
-//! Targets: ipc-client round-trip p50 ≤ 1.1× raw, throughput (one-way and
-//! bulk) ≥ 0.9× raw.
+//! Targets, unless a kind's [`Shape`] says otherwise ([`RatioTargets`]):
+//! ipc-client round-trip p50 ≤ 1.1× raw, throughput (one-way and bulk)
+//! ≥ 0.9× raw.
 
 use std::time::Duration;
 
@@ -33,10 +34,23 @@ use super::peer_process::PeerProcess;
 use super::report::{Row, Target};
 use super::stats::{PairRatios, Rate, Samples, median};
 
-/// Highest ipc-client / raw round-trip p50 ratio that meets the target.
-const MAX_ROUND_TRIP_RATIO: f64 = 1.1;
-/// Lowest ipc-client / raw throughput ratio that meets the target.
-const MIN_THROUGHPUT_RATIO: f64 = 0.9;
+/// The goals the ipc-client rows of a kind are held to, relative to raw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatioTargets {
+    /// Highest ipc-client / raw round-trip p50 ratio that meets the target.
+    pub max_round_trip: f64,
+    /// Lowest ipc-client / raw throughput ratio that meets the target.
+    pub min_throughput: f64,
+}
+
+impl RatioTargets {
+    /// The targets of the kernel-object kinds (`mq`, `pipe`, `fifo`):
+    /// round trip ≤ 1.1× raw, throughput ≥ 0.9× raw.
+    pub const KERNEL_OBJECTS: RatioTargets = RatioTargets {
+        max_round_trip: 1.1,
+        min_throughput: 0.9,
+    };
+}
 
 /// The message size of the bulk rows: 1 MiB writes and reads.
 pub const BULK_SIZE: usize = 1 << 20;
@@ -57,6 +71,8 @@ pub struct Shape {
     pub max_run_bytes: Option<u64>,
     /// Whether to add the bulk rows (1 MiB messages).
     pub bulk: bool,
+    /// The ratio targets of the ipc-client rows (`None`: shown, not held to one).
+    pub targets: Option<RatioTargets>,
 }
 
 /// One run: the peer, and this process's ends of both mechanisms (indexed
@@ -111,8 +127,8 @@ pub fn measure(ctx: &Ctx<'_>, kind: &mut dyn Channels) -> anyhow::Result<Vec<Row
             tp.add_rates(rates, pairs);
             ctx.done();
         }
-        latency.extend(rt.latency_rows(name, size));
-        throughput.extend(tp.rate_rows(name, "one-way", size));
+        latency.extend(rt.latency_rows(name, size, shape.targets));
+        throughput.extend(tp.rate_rows(name, "one-way", size, shape.targets));
     }
     let mut bulk = Collected::default();
     for round in 1..=bulk_runs {
@@ -123,7 +139,7 @@ pub fn measure(ctx: &Ctx<'_>, kind: &mut dyn Channels) -> anyhow::Result<Vec<Row
     }
     latency.extend(throughput);
     if shape.bulk {
-        latency.extend(bulk.rate_rows(name, "bulk", BULK_SIZE));
+        latency.extend(bulk.rate_rows(name, "bulk", BULK_SIZE, shape.targets));
     }
     Ok(latency)
 }
@@ -180,7 +196,7 @@ impl Collected {
     }
 
     /// The raw and ipc-client rows of round-trip runs.
-    fn latency_rows(&self, kind: &str, size: usize) -> Vec<Row> {
+    fn latency_rows(&self, kind: &str, size: usize, targets: Option<RatioTargets>) -> Vec<Row> {
         MECHANISMS
             .map(|m| {
                 let runs = &self.samples[m.index()];
@@ -193,9 +209,9 @@ impl Collected {
                 Row {
                     p50_us: median(&us(Samples::p50)),
                     p99_us: median(&us(Samples::p99)),
-                    target: row.vs_raw.map(|r| {
-                        let goal = format!("≤ {MAX_ROUND_TRIP_RATIO:.2}× raw");
-                        Target::at_most(goal, "vs_raw", MAX_ROUND_TRIP_RATIO, r)
+                    target: row.vs_raw.zip(targets).map(|(r, t)| {
+                        let goal = format!("≤ {:.2}× raw", t.max_round_trip);
+                        Target::at_most(goal, "vs_raw", t.max_round_trip, r)
                     }),
                     runs: runs.len(),
                     operations: median_u64(runs.iter().map(|s| s.len() as u64)),
@@ -207,7 +223,13 @@ impl Collected {
     }
 
     /// The raw and ipc-client rows of throughput runs.
-    fn rate_rows(&self, kind: &str, measure: &str, size: usize) -> Vec<Row> {
+    fn rate_rows(
+        &self,
+        kind: &str,
+        measure: &str,
+        size: usize,
+        targets: Option<RatioTargets>,
+    ) -> Vec<Row> {
         MECHANISMS
             .map(|m| {
                 let runs = &self.rates[m.index()];
@@ -216,9 +238,9 @@ impl Collected {
                 Row {
                     per_second: of(Rate::per_second),
                     mb_per_second: of(Rate::mb_per_second),
-                    target: row.vs_raw.map(|r| {
-                        let goal = format!("≥ {MIN_THROUGHPUT_RATIO:.2}× raw");
-                        Target::at_least(goal, "vs_raw", MIN_THROUGHPUT_RATIO, r)
+                    target: row.vs_raw.zip(targets).map(|(r, t)| {
+                        let goal = format!("≥ {:.2}× raw", t.min_throughput);
+                        Target::at_least(goal, "vs_raw", t.min_throughput, r)
                     }),
                     runs: runs.len(),
                     operations: median_u64(runs.iter().map(|r| r.messages)),
@@ -343,7 +365,7 @@ mod tests {
     fn rows_pair_raw_with_client_and_hold_the_targets() {
         let mut c = Collected::default();
         c.add_latency([vec![10_000; 9], vec![12_000; 9]], vec![1.2, 1.2]);
-        let rows = c.latency_rows("shm", 64);
+        let rows = c.latency_rows("shm", 64, Some(RatioTargets::KERNEL_OBJECTS));
         assert_eq!(rows[0].mechanism, "shm raw");
         assert_eq!((rows[0].vs_raw, rows[0].target.as_ref()), (None, None));
         assert_eq!(rows[1].p50_us, Some(12.0));
@@ -355,9 +377,14 @@ mod tests {
             elapsed: Duration::from_secs(1),
         };
         t.add_rates([rate(100), rate(95)], vec![0.95]);
-        let rows = t.rate_rows("shm", "one-way", 64);
+        let rows = t.rate_rows("shm", "one-way", 64, Some(RatioTargets::KERNEL_OBJECTS));
         assert_eq!(rows[1].per_second, Some(95.0));
         assert!(rows[1].target.as_ref().unwrap().met);
         assert_eq!(rows[1].per_run_vs_raw, [0.95]);
+        let untargeted = t.rate_rows("ring", "one-way", 64, None);
+        assert_eq!(
+            (untargeted[1].vs_raw, untargeted[1].target.as_ref()),
+            (Some(0.95), None)
+        );
     }
 }

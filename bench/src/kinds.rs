@@ -2,15 +2,21 @@
 //!
 //! Each kind is one module under `kinds/` with one [`KindBench`] value; the
 //! machinery (runs, ABBA blocks, the peer protocol, statistics, the report)
-//! reaches kinds only through [`KINDS`]. A new kind, say `shm`, is one file,
-//! `kinds/shm.rs` (its [`crate::datapath::Channels`] for the bench's side and
+//! reaches kinds only through [`KINDS`]. A new kind, say `sem`, is one file,
+//! `kinds/sem.rs` (its [`crate::datapath::Channels`] for the bench's side and
 //! [`KindBench::open_peer`] for the peer's), its `mod` line and one row here.
+//! `ring` and `ring-spin` share their machinery (`kinds/ring.rs`, with the raw
+//! futex ring and the memcpy yardstick under `kinds/ring/`); `ring_spin.rs`
+//! only says how `ring-spin` differs.
 
 mod control;
 mod fifo;
 mod memory;
 mod mq;
 mod pipe;
+mod ring;
+mod ring_spin;
+mod shm;
 mod spawn;
 
 use crate::kind::KindBench;
@@ -23,6 +29,9 @@ pub const KINDS: &[&dyn KindBench] = &[
     &control::Control,
     &spawn::Spawn,
     &memory::Memory,
+    &shm::Shm,
+    &ring::RING,
+    &ring_spin::RING_SPIN,
 ];
 
 #[cfg(test)]
@@ -44,5 +53,20 @@ mod tests {
         let mq = crate::kind::expand(KINDS, &["mq".to_owned()]).unwrap();
         let names: Vec<&str> = mq.iter().map(|k| k.name()).collect();
         assert_eq!(names, ["mq", "control", "spawn"]);
+    }
+
+    #[test]
+    fn shared_memory_kinds_are_listed() {
+        for name in ["shm", "ring", "ring-spin"] {
+            let kind = crate::kind::find(KINDS, name).unwrap();
+            assert!(kind.with().is_empty(), "{name}");
+        }
+        // The rings run per placement with a peer; shm runs once, in-process.
+        assert!(crate::kind::find(KINDS, "ring").unwrap().placed());
+        assert!(!crate::kind::find(KINDS, "shm").unwrap().placed());
+        let mut client = crate::peer::PeerClient::unconnected(None);
+        let args = crate::peer::PeerArgs::new("shm", crate::channel::Role::Echo, 64);
+        let shm = crate::kind::find(KINDS, "shm").unwrap();
+        assert!(shm.open_peer(&args, &mut client).is_err());
     }
 }

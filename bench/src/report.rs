@@ -36,6 +36,10 @@ pub struct Row {
     pub vs_raw: Option<f64>,
     /// The goal this row is held to, if any.
     pub target: Option<Target>,
+    /// Further goals the same figures are held to (an absolute rate besides
+    /// a ratio, say), shown after `target`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<Target>,
     /// Repeated runs the figures are the median of.
     pub runs: usize,
     /// Timed operations in one run (median over the runs).
@@ -47,6 +51,22 @@ pub struct Row {
     pub per_run_vs_raw: Vec<f64>,
     /// What else the machine was doing while the row's runs ran.
     pub load: Option<Load>,
+}
+
+impl Row {
+    /// Every goal the row is held to: `target`, then `also`.
+    pub fn targets(&self) -> impl Iterator<Item = &Target> {
+        self.target.iter().chain(&self.also)
+    }
+
+    /// Adds a goal: as `target` if the row has none yet, else to `also`.
+    pub fn hold_to(&mut self, target: Target) {
+        if self.target.is_none() {
+            self.target = Some(target);
+        } else {
+            self.also.push(target);
+        }
+    }
 }
 
 /// A goal a figure is held to.
@@ -102,9 +122,11 @@ impl Target {
     }
 }
 
-/// A latency in microseconds, as `52.3 µs` or `3.21 ms`.
+/// A latency in microseconds, as `420 ns`, `52.3 µs` or `3.21 ms`.
 pub fn fmt_time(us: f64) -> String {
-    if us < 1000.0 {
+    if us < 1.0 {
+        format!("{:.0} ns", us * 1000.0)
+    } else if us < 1000.0 {
         format!("{us:.1} µs")
     } else {
         format!("{:.2} ms", us / 1000.0)
@@ -164,13 +186,18 @@ fn cells(row: &Row) -> [String; 12] {
         or_dash(row.mb_per_second.map(|v| format!("{v:.1}"))),
         or_dash(row.kib.map(|v| format!("{v:.1}"))),
         or_dash(row.vs_raw.map(|v| format!("{v:.2}×"))),
-        or_dash(row.target.as_ref().map(|t| t.goal.clone())),
-        or_dash(
-            row.target
-                .as_ref()
-                .map(|t| if t.met { "pass" } else { "FAIL" }.to_owned()),
-        ),
+        or_dash(join(row.targets().map(|t| t.goal.as_str()), "; ")),
+        or_dash(join(
+            row.targets().map(|t| if t.met { "pass" } else { "FAIL" }),
+            " ",
+        )),
     ]
+}
+
+/// The parts joined by `sep`; `None` if there are none.
+fn join<'a>(parts: impl Iterator<Item = &'a str>, sep: &str) -> Option<String> {
+    let parts: Vec<&str> = parts.collect();
+    (!parts.is_empty()).then(|| parts.join(sep))
 }
 
 /// The rows as an aligned plain-text table, with a header line. A column
@@ -215,6 +242,7 @@ mod tests {
     fn formats() {
         assert_eq!(fmt_time(52.34), "52.3 µs");
         assert_eq!(fmt_time(3210.0), "3.21 ms");
+        assert_eq!(fmt_time(0.42), "420 ns");
         assert_eq!(fmt_rate(812.4), "812");
         assert_eq!(fmt_rate(41_234.0), "41.2 k");
         assert_eq!(fmt_rate(1_234_000.0), "1.23 M");
@@ -270,6 +298,14 @@ mod tests {
         let end = |l: &str, pat: &str| l.find(pat).map(|i| l[..i + pat.len()].chars().count());
         assert_eq!(end(lines[1], "52.0 µs"), end(lines[2], "60.0 µs"));
         assert!(lines[1].ends_with('-'), "{t}");
+        let mut both = rows[1].clone();
+        both.hold_to(Target::at_least("≥ 5 M msgs/s", "per_second", 5e6, 6e6));
+        assert_eq!(both.targets().count(), 2);
+        let t = table(&[both]);
+        assert!(
+            t.contains("≤ 1.10× raw; ≥ 5 M msgs/s") && t.contains("FAIL pass"),
+            "{t}"
+        );
         let placed = [Row {
             placement: "same".into(),
             kib: Some(12.25),

@@ -20,7 +20,7 @@ use anyhow::{Context as _, bail};
 
 use super::abba::Budget;
 use super::channel::{Blocks, Ends, PeerReport, Role};
-use super::datapath::Shape;
+use super::datapath::{RatioTargets, Shape};
 use super::stats::{Rate, nanos};
 
 /// Bytes per throughput block, within [`MIN_BLOCK`]..=[`MAX_BLOCK`] messages:
@@ -47,6 +47,7 @@ pub fn byte_blocks() -> Shape {
         block: block_len,
         max_run_bytes: Some(MAX_RUN_BYTES),
         bulk: true,
+        targets: Some(RatioTargets::KERNEL_OBJECTS),
     }
 }
 

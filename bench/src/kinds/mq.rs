@@ -25,7 +25,7 @@ use nix::sys::stat::Mode;
 
 use crate::channel::{Role, Sides};
 use crate::ctx::Ctx;
-use crate::datapath::{self, Channels, Run, Shape};
+use crate::datapath::{self, Channels, RatioTargets, Run, Shape};
 use crate::kind::KindBench;
 use crate::loops::{Endpoint, MessageSide, Messages};
 use crate::peer::{PeerArgs, PeerClient};
@@ -155,6 +155,7 @@ impl Channels for MqChannels {
             block: |_| THROUGHPUT_BLOCK,
             max_run_bytes: None,
             bulk: false,
+            targets: Some(RatioTargets::KERNEL_OBJECTS),
         }
     }
 

@@ -59,7 +59,7 @@ impl KindBench for Pipe {
             let fd = n
                 .parse()
                 .with_context(|| format!("{n:?} is not a descriptor number"))?;
-            fds::take_inherited(fd)
+            fds::take_inherited(fd, fds::Inherited::Pipe)
         };
         let raw = match &args.raw_rx {
             Some(rx) => Some(Box::new(StreamSide {
