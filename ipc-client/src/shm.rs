@@ -289,11 +289,13 @@ impl SharedMemory {
     }
 
     /// Bytes mapped: the segment's size when it was last mapped.
+    #[inline]
     pub fn len(&self) -> usize {
         self.region.as_ref().map_or(0, Region::len)
     }
 
     /// Whether nothing is mapped (the segment was empty when last mapped).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -304,6 +306,7 @@ impl SharedMemory {
     }
 
     /// Copies `buf.len()` bytes from `offset` into `buf`.
+    #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         match &self.region {
             Some(r) => r.read(offset, buf).map_err(|e| self.error(e)),
@@ -313,6 +316,7 @@ impl SharedMemory {
 
     /// Copies `data` into the segment at `offset`; all of it or, past the end,
     /// none of it.
+    #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         match &self.region {
             Some(r) => r.write(offset, data).map_err(|e| self.error(e)),
@@ -397,6 +401,7 @@ impl SharedMemory {
     }
 
     /// Checks that `offset..offset + len` lies within the mapping.
+    #[inline]
     fn check(&self, offset: usize, len: usize) -> Result<()> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len() => Ok(()),

@@ -66,14 +66,18 @@ impl Region {
     }
 
     /// Bytes mapped.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
     /// The first mapped byte (valid for [`len`](Self::len) bytes while `self` lives).
+    #[inline]
     pub(crate) fn as_ptr(&self) -> *mut u8 {
         self.map.as_mut_ptr()
     }
+
+    #[inline]
 
     fn check(&self, offset: usize, len: usize) -> Result<(), RegionError> {
         match offset.checked_add(len) {
@@ -98,6 +102,7 @@ impl Region {
     }
 
     /// Copies `buf.len()` bytes from `offset` into `buf`.
+    #[inline]
     pub(crate) fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), RegionError> {
         self.check(offset, buf.len())?;
         // SAFETY: `check` proved offset..offset+len lies inside the live mapping;
@@ -111,6 +116,7 @@ impl Region {
     }
 
     /// Copies `data` into the region at `offset`.
+    #[inline]
     pub(crate) fn write(&self, offset: usize, data: &[u8]) -> Result<(), RegionError> {
         if !self.writable {
             return Err(RegionError::ReadOnly);
