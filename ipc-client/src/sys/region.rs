@@ -78,7 +78,6 @@ impl Region {
     }
 
     #[inline]
-
     fn check(&self, offset: usize, len: usize) -> Result<(), RegionError> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len() => Ok(()),
