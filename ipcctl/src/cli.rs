@@ -1,18 +1,17 @@
 //! The command line: clap definitions, help text and value parsers.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::parse::{
-    parse_bytes, parse_count, parse_duration, parse_mode, parse_priority, parse_size,
-};
+use crate::parse::{parse_bytes, parse_duration, parse_mode, parse_size};
 
 mod exec;
+mod messages;
 mod shm;
 pub use exec::{ExecArgs, ExecChildArgs};
+pub use messages::{RecvArgs, SendArgs};
 pub use shm::{ReadArgs, ResizeArgs, WriteArgs};
 
 const LONG_ABOUT: &str = "\
@@ -28,6 +27,9 @@ daemon. Kinds, addressed as KIND:NAME:
   fifo:NAME  a named pipe (mkfifo) with a path any shell tool can open
   shm:NAME   a POSIX shared-memory segment many processes map at once; write
              and read copy bytes in and out, resize grows it
+  ring:NAME  a queue of messages in shared memory, for many senders and
+             receivers at once; send/recv copy messages straight into and out
+             of its slots, never through ipcd
 
 ipcctl creates, lists, inspects, closes and deletes them, sends and receives, and
 runs commands with their standard input/output joined to pipes and FIFOs.";
@@ -77,6 +79,9 @@ Examples:
   ipcctl create shm:buf --size 1MiB
   ipcctl write shm:buf 'hello' --offset 64
   ipcctl read shm:buf --offset 64 --len 5 --hex
+  ipcctl create ring:frames --slots 1024 --slot-size 4KiB
+  seq 1000 | ipcctl send ring:frames --lines
+  ipcctl recv ring:frames --count 1000
   ipcctl list --json";
 
 /// `ipcctl [--socket PATH] [--json] COMMAND`
@@ -154,11 +159,12 @@ Exit status: 0 success, 2 error, 64 usage error.")]
 
     /// List objects, of one kind or all
     #[command(after_help = "\
-Columns: QUEUED is what waits to be read (mq: messages; pipe and buffered fifo:
-bytes), CAPACITY is mq: messages × message size, pipe: buffer bytes, shm: size;
-ENDS counts read/write ends handed out since ipcd started, and says closed (pipe)
-or buffered (fifo); for shm: the opens since ipcd started and the processes that
-have it mapped now.
+Columns: QUEUED is what waits to be read (mq: and ring: messages; pipe and
+buffered fifo: bytes), CAPACITY is mq: messages × message size, pipe: buffer
+bytes, shm: size, ring: slots × slot size; ENDS counts read/write ends handed
+out since ipcd started, and says closed (pipe) or buffered (fifo); for shm: the
+opens since ipcd started and the processes that have it mapped now; for ring:
+the handles attached to it now.
 
 Examples:
   ipcctl list
@@ -166,20 +172,23 @@ Examples:
 
 Exit status: 0 success, 2 error (an unknown KIND too), 64 usage error.")]
     List {
-        /// Only objects of this kind (mq, pipe, fifo, shm)
+        /// Only objects of this kind (mq, pipe, fifo, shm, ring)
         kind: Option<String>,
     },
 
     /// Show one object's details: what waits in it, sizes, ends, owner, mode, lifetime
     #[command(after_help = "\
-What waits to be read is depth (mq: messages) or buffered_bytes (pipe and fifo:
-bytes). A pipe has no kernel name (\"kernel_name\": null). A shm: segment shows
-its size and how many processes have it mapped now (\"mapped_by\", null when
-ipcd cannot tell).
+What waits to be read is depth (mq: and ring: messages) or buffered_bytes (pipe
+and fifo: bytes). A pipe has no kernel name (\"kernel_name\": null). A shm:
+segment shows its size and how many processes have it mapped now (\"mapped_by\",
+null when ipcd cannot tell). A ring: shows its slots, slot size (the largest
+message), segment size, and the handles attached now (\"attached\": processes
+such as a running ipcctl send or recv; a killed one stops counting).
 
 Examples:
   ipcctl stat mq:jobs
   ipcctl stat pipe:logs --json
+  ipcctl stat ring:frames
 
 Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error.")]
     Stat {
@@ -187,7 +196,7 @@ Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error."
         address: String,
     },
 
-    /// Create an object: a message queue, a pipe, a FIFO or a shared-memory segment
+    /// Create an object: a message queue, a pipe, a FIFO, a shared-memory segment or ring
     #[command(after_help = "\
 --capacity means different things per kind: messages for mq:, bytes for pipe:.
 The kernel caps an mq: capacity at fs.mqueue.msg_max (10 by default) and its
@@ -208,12 +217,26 @@ name, e.g. Python's multiprocessing.shared_memory.SharedMemory(name=\"ipcd.NAME\
 Its bytes never pass through ipcd: write/read, or map it from your program.
 --adopt registers an existing segment of that name that you own (keeping its size).
 
+A ring: is a queue of messages in shared memory for any number of senders and
+receivers at once (MPMC): each message goes to exactly one receiver, first in
+first out. --slots is how many messages wait at most (a power of two, 2 to
+1048576; default 256), --slot-size the largest message (1 byte to 64MiB; default
+1KiB); the segment, /ipcd.ring:NAME, takes about slots × slot size (stat shows
+it) of your byte share. Messages never pass through ipcd: it makes the segment
+and hands it out; ipcctl send/recv and ipc-client's Ring copy messages into and
+out of its slots. Using a ring takes both the read and the write permission
+bits (receivers update slot states too). A receiver killed while holding a
+message loses it (at most once); a sender killed while writing loses its
+message; neither blocks the others. --adopt registers an existing ring segment
+of that name (keeping its slots).
+
 Examples:
   ipcctl create mq:jobs --capacity 10 --msg-size 1024 --mode 0660
   ipcctl create mq:scratch --session     # removed when ipcctl is interrupted
   ipcctl create pipe:logs --capacity 1MiB
   ipcctl create fifo:events --buffered --mode 0660
   ipcctl create shm:frames --size 64MiB --mode 0640
+  ipcctl create ring:jobs --slots 1024 --slot-size 512 --mode 0660
 
 Exit status: 0 success, 2 error (a bad ADDRESS too; with --session: ipcd went
 away), 64 usage error.")]
@@ -265,79 +288,12 @@ fifo: wrong-kind), 64 usage error.")]
         address: String,
     },
 
-    /// Send a message to a queue, or a line or bytes to a pipe or FIFO (shm: see write)
-    #[command(after_help = "\
-mq: MESSAGE is one message. Without MESSAGE, all of standard input is one
-message, less one trailing newline (as the shell's $(...) drops it), so
-`echo hi | ipcctl send mq:jobs` sends \"hi\"; --raw sends standard input exactly as
-it is (binary data); --lines sends one message per line, without the newline.
-
-pipe: and fifo: carry lines: MESSAGE is written with a newline added (unless it
-ends with one) in a single write; without MESSAGE, all of standard input is sent
-the same way, in one write; --lines writes each line of standard input with its
-own write. Every such write is at most PIPE_BUF (4096) bytes including the
-newline, which the kernel keeps whole, so lines from concurrent senders never
-interleave; longer ones are refused (too-large) rather than split. --raw streams
-standard input (or MESSAGE) as it is, with no newline and no size limit (and no
-atomicity beyond 4096 bytes). A fifo: sender waits for a reader unless the FIFO
-is --buffered; --timeout bounds that wait too.
-
-With --lines, a line that cannot be sent (too large, or no room in time) stops
-send; the error says which line, and how many were sent before it.
-
-send prints nothing; with --json it prints what it sent:
-{\"sent\":ADDRESS,\"messages\":N,\"bytes\":B} (messages: lines for pipe: and
-fifo:, null for --raw to them; bytes include the newlines added).
-
-Examples:
-  ipcctl send mq:jobs 'build #42' --priority 5
-  ipcctl send mq:jobs --raw < request.bin    # all of stdin, byte for byte
-  seq 10 | ipcctl send mq:jobs --lines       # one message per line
-  ipcctl send mq:jobs hello --timeout 500ms  # exit 1 if still full after 500ms
-  ipcctl send pipe:logs 'disk 93% full'
-  tail -f app.log | ipcctl send --raw pipe:logs
-  ipcctl send fifo:events hi --timeout 2s    # exit 1 if no reader came in 2s
-
-Exit status: 0 sent, 1 no room in time (--timeout, --nonblock) or no FIFO reader,
-2 error (a bad ADDRESS, a message too large), 64 usage error.")]
+    /// Send a message to a queue or ring, or a line or bytes to a pipe or FIFO (shm: see write)
+    #[command(after_help = messages::SEND_HELP)]
     Send(SendArgs),
 
     /// Receive messages or lines and print them, one per line (shm: see read)
-    #[command(after_help = "\
-Text output is each message followed by a newline; a message that holds
-newlines itself is printed as it is, so use --raw (exact bytes, nothing added) or
---json to tell messages apart. --json prints {\"message\":TEXT} (mq: plus
-\"priority\") when the bytes are valid UTF-8, else {\"message_base64\":BASE64}
-(standard alphabet, with padding).
-
-pipe: and fifo: are read a line at a time, byte by byte, so a receiver takes
-exactly the lines it prints and leaves the rest to the next one; --follow reads in
-bulk (it takes everything anyway). A pipe at end of file (closed or deleted, and
-drained) ends recv; a fifo: whose writers left is waited on for the next writer,
-except with --raw, which copies bytes as they come until end of file, like cat.
-If ipcd stops meanwhile (it holds ends of pipes and buffered FIFOs, so readers see
-end of file too), recv says so and exits 2 (daemon-gone), whatever the kind.
-
---timeout 0s, like --nonblock, takes what is there now (and exits 1 if nothing is).
-
-recv stops when its output is closed (`| head -1`): it checks before taking each
-message and while waiting, so a --follow that waits for messages ends without
-taking the next one. What it has already written into the pipe but the reader
-left unread is lost, though: with five messages waiting, `--count 5 | head -1`
-takes all five. Ask --count for what will be read.
-
-Examples:
-  ipcctl recv mq:jobs                    # wait for one message
-  ipcctl recv mq:jobs --nonblock         # exit 1 at once if the queue is empty
-  ipcctl recv mq:jobs --follow --json    # every message as a JSON line, until interrupted
-  ipcctl recv mq:jobs --count 10 --timeout 2s
-  ipcctl recv mq:blobs --raw > blob.bin
-  ipcctl recv pipe:logs --follow | grep ERROR
-  ipcctl recv --raw pipe:logs > all.log  # until the pipe is closed and drained
-  ipcctl recv fifo:events --count 3
-
-Exit status: 0 received something, 1 nothing in time (--timeout, --nonblock) or a
-pipe at end of file, 2 error (a bad ADDRESS, ipcd stopped: daemon-gone), 64 usage error.")]
+    #[command(after_help = messages::RECV_HELP)]
     Recv(RecvArgs),
 
     /// Wait until a queue has a message (--readable) or room for one (--writable)
@@ -347,7 +303,9 @@ or when the queue is deleted. Nothing is received or sent: a message seen
 waiting may be taken by another receiver before yours (the depth printed is
 the daemon's count when it answered). --timeout 0s asks how it is now.
 With --json: {\"address\":ADDRESS,\"ready\":\"readable\"|\"writable\",\"depth\":N}.
---connect-timeout bounds only connecting, never this wait.
+--connect-timeout bounds only connecting, never this wait. Only message queues:
+a ring: is waited on in its shared memory, which ipcd never watches (recv
+--timeout waits for a message and takes it).
 
 Examples:
   ipcctl wait-for mq:jobs --readable && ipcctl recv mq:jobs --nonblock
@@ -421,7 +379,7 @@ Exit status: 0 success, 64 unknown command.")]
 /// `ipcctl create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Address of the new object, KIND:NAME (e.g. mq:jobs, pipe:logs, shm:buf)
+    /// Address of the new object, KIND:NAME (e.g. mq:jobs, pipe:logs, shm:buf, ring:r)
     pub address: String,
 
     /// shm only, and required for it: the segment's size in bytes, e.g. 4096,
@@ -447,8 +405,18 @@ pub struct CreateArgs {
     #[arg(long)]
     pub buffered: bool,
 
+    /// ring only: how many messages can wait at once, a power of two from 2 to
+    /// 1048576 [default: 256]
+    #[arg(long, value_name = "N", value_parser = parse_size)]
+    pub slots: Option<u32>,
+
+    /// ring only: the largest message in bytes, 1 to 64MiB (e.g. 512, 4KiB)
+    /// [default: 1KiB]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub slot_size: Option<u32>,
+
     /// Permission bits in octal, e.g. 0660: read lets a user or group receive,
-    /// write lets them send [default: 0600]
+    /// write lets them send (a ring needs both) [default: 0600]
     #[arg(long, value_name = "MODE", value_parser = parse_mode)]
     pub mode: Option<u32>,
 
@@ -458,8 +426,8 @@ pub struct CreateArgs {
     pub session: bool,
 
     /// Register an existing kernel object of this name instead of creating one
-    /// (mq, fifo, shm; an adopted queue keeps its capacity and message size, a
-    /// segment its size)
+    /// (mq, fifo, shm, ring; an adopted queue keeps its capacity and message
+    /// size, a segment its size, a ring its slots)
     #[arg(long)]
     pub adopt: bool,
 }
@@ -479,75 +447,9 @@ pub struct DeleteArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// With --all: only objects of this kind (mq, pipe, fifo, shm)
+    /// With --all: only objects of this kind (mq, pipe, fifo, shm, ring)
     #[arg(long, value_name = "KIND", requires = "all")]
     pub kind: Option<String>,
-}
-
-/// `ipcctl send`.
-#[derive(Debug, Args)]
-pub struct SendArgs {
-    /// Object address, KIND:NAME (e.g. mq:jobs, pipe:logs, fifo:events)
-    pub address: String,
-
-    /// The message (pipe, fifo: a line; a newline is added); without it, all of
-    /// standard input is sent as one message, less one trailing newline
-    #[arg(conflicts_with = "lines")]
-    pub message: Option<OsString>,
-
-    /// Send each line of standard input as a message of its own (mq: without
-    /// the newline; pipe, fifo: one write per line)
-    #[arg(long)]
-    pub lines: bool,
-
-    /// Send MESSAGE or standard input exactly as it is (mq: one message, keeping
-    /// a trailing newline; pipe, fifo: streaming, adding no newline, no size limit)
-    #[arg(long, conflicts_with = "lines")]
-    pub raw: bool,
-
-    /// mq only: priority, 0-32767; higher-priority messages are received first
-    /// [default: 0]
-    #[arg(long, short, value_name = "P", value_parser = parse_priority)]
-    pub priority: Option<u32>,
-
-    /// Wait at most this long for room in a full queue or pipe, or for a FIFO
-    /// reader, then exit 1 (e.g. 500ms, 2s)
-    #[arg(long, short, value_name = "DUR", value_parser = parse_duration, conflicts_with = "nonblock")]
-    pub timeout: Option<Duration>,
-
-    /// Don't wait: exit 1 at once if the queue or pipe is full, or a FIFO has no reader
-    #[arg(long, short)]
-    pub nonblock: bool,
-}
-
-/// `ipcctl recv`.
-#[derive(Debug, Args)]
-pub struct RecvArgs {
-    /// Object address, KIND:NAME (e.g. mq:jobs, pipe:logs, fifo:events)
-    pub address: String,
-
-    /// Wait at most this long for each message or line (e.g. 500ms, 2s); exit 1
-    /// if none came
-    #[arg(long, short, value_name = "DUR", value_parser = parse_duration, conflicts_with = "nonblock")]
-    pub timeout: Option<Duration>,
-
-    /// Don't wait: take what is there now; exit 1 if there is nothing
-    #[arg(long, short)]
-    pub nonblock: bool,
-
-    /// Receive up to N messages or lines [default: 1]
-    #[arg(long, short, value_name = "N", conflicts_with = "follow", value_parser = parse_count)]
-    pub count: Option<u64>,
-
-    /// Keep receiving until interrupted (with --timeout: until idle that long;
-    /// with --nonblock: until nothing is left; a pipe: until end of file)
-    #[arg(long, short)]
-    pub follow: bool,
-
-    /// Write the bytes exactly as received, adding nothing (mq: each message;
-    /// pipe, fifo: the stream, until end of file)
-    #[arg(long, conflicts_with = "json")]
-    pub raw: bool,
 }
 
 /// `ipcctl wait-for`.

@@ -75,6 +75,19 @@ pub fn parse_count(s: &str) -> Result<u64, String> {
     }
 }
 
+/// The longest `--spin-us` a ring wait may spin before sleeping: 1 s.
+pub const MAX_SPIN_US: u64 = 1_000_000;
+
+/// Parses `--spin-us`: whole microseconds, 0 (no spinning) to [`MAX_SPIN_US`].
+pub fn parse_spin(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(us) if us <= MAX_SPIN_US => Ok(us),
+        _ => Err(format!(
+            "the spin must be whole microseconds, 0-{MAX_SPIN_US} (e.g. 50)"
+        )),
+    }
+}
+
 /// Parses an object kind (`mq`, `pipe`, `fifo`, `shm`, …) as the daemon would: an unknown
 /// one is the daemon's `unknown-kind` error.
 pub fn parse_kind(s: &str) -> Result<Kind, ipc_client::Error> {
@@ -84,6 +97,15 @@ pub fn parse_kind(s: &str) -> Result<Kind, ipc_client::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spins_are_bounded_microseconds() {
+        assert_eq!(parse_spin("0"), Ok(0));
+        assert_eq!(parse_spin("50"), Ok(50));
+        assert_eq!(parse_spin("1000000"), Ok(MAX_SPIN_US));
+        assert!(parse_spin("1000001").is_err());
+        assert!(parse_spin("5ms").is_err());
+    }
 
     #[test]
     fn modes_are_octal() {

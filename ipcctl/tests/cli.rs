@@ -14,6 +14,8 @@ use protocol::{
     Access, ErrorCode, Lifetime, ObjectInfo, Outcome, Reply, Request, ServerFrame, WireError,
 };
 
+#[path = "cli/ring.rs"]
+mod ring;
 #[path = "cli/shm.rs"]
 mod shm;
 

@@ -288,7 +288,8 @@ impl TestDaemon {
     }
 
     /// Kernel objects with this daemon's prefix that exist now, as names
-    /// (`mq:` entries from `/dev/mqueue` when it is mounted).
+    /// (`mq:` entries from `/dev/mqueue` when it is mounted; in `/dev/shm`,
+    /// `ring:<prefix>ring:NAME` for a ring's segment, `shm:<prefix>NAME` else).
     pub fn kernel_leftovers(&self) -> Vec<String> {
         let mut found = Vec::new();
         let fifo_dir = self.dir.path().join("fifo");
@@ -302,7 +303,12 @@ impl TestDaemon {
                 for e in entries.flatten() {
                     let name = e.file_name().to_string_lossy().into_owned();
                     let bare = name.strip_prefix("sem.").unwrap_or(&name);
-                    if bare.starts_with(&self.prefix) {
+                    if let Some(rest) = bare.strip_prefix(&self.prefix) {
+                        let tag = if tag == "shm" && rest.starts_with("ring:") {
+                            "ring"
+                        } else {
+                            tag
+                        };
                         found.push(format!("{tag}:{name}"));
                     }
                 }

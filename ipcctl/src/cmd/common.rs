@@ -91,6 +91,18 @@ pub fn not_for(args: &CreateArgs, flag: &str, what: &str) -> anyhow::Error {
     usage(format!("{flag} is {what}; {} is {kind}", args.address))
 }
 
+/// `--slots` and `--slot-size` given to create an object that is no ring: a
+/// usage error.
+pub fn no_ring_flags(args: &CreateArgs) -> anyhow::Result<()> {
+    if args.slots.is_some() {
+        return Err(not_for(args, "--slots", "for ring: only"));
+    }
+    if args.slot_size.is_some() {
+        return Err(not_for(args, "--slot-size", "for ring: only"));
+    }
+    Ok(())
+}
+
 /// Context for a `--lines` send that failed: which line, and what went before it.
 pub fn stopped_at(sent: usize) -> String {
     format!(

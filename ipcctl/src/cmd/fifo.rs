@@ -7,7 +7,7 @@ use ipc_client::{
 };
 use serde_json::{Value, json};
 
-use super::common::{described, not_for};
+use super::common::{described, no_ring_flags, not_for};
 use crate::cli::CreateArgs;
 use crate::errors::fail;
 use crate::output;
@@ -15,6 +15,7 @@ use crate::watch::{Wait, show};
 
 /// The FIFO's parameters from `create`'s flags.
 pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
+    no_ring_flags(args)?;
     if args.capacity.is_some() {
         return Err(not_for(args, "--capacity", "for mq: and pipe: only"));
     }

@@ -1,4 +1,4 @@
-//! The commands, one module per kind (`mq`, `pipe`, `fifo`, `shm`, with
+//! The commands, one module per kind (`mq`, `pipe`, `fifo`, `shm`, `ring`, with
 //! `stream` for what pipes and FIFOs share) plus the kind-generic `admin` and `objects`
 //! (an object's output in any kind). This file is where a command picks the
 //! module of its object's kind; what the kind modules share is in `common`, so
@@ -10,6 +10,7 @@ pub mod fifo;
 pub mod mq;
 pub mod objects;
 pub mod pipe;
+pub mod ring;
 pub mod shm;
 pub mod status;
 pub mod stream;
@@ -24,10 +25,10 @@ use crate::output;
 
 /// Every kind: what stat and delete take.
 pub const ANY_KIND: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo, Kind::Shm, Kind::Ring];
-/// The kinds ipcctl creates (rings are not yet among them).
-pub const CREATABLE: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo, Kind::Shm];
+/// The kinds ipcctl creates: all of them.
+pub const CREATABLE: &[Kind] = ANY_KIND;
 /// What carries messages or lines: what send and recv take.
-pub const MESSAGING: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo];
+pub const MESSAGING: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo, Kind::Ring];
 /// Shared-memory segments: what write, read and resize take.
 pub const SEGMENTS: &[Kind] = &[Kind::Shm];
 /// The byte streams: what `exec` joins a command to.
@@ -51,6 +52,11 @@ fn wrong_kind(address: &str, kind: Kind, verb: &str, takes: &[Kind]) -> anyhow::
     let instead = match (kind, verb) {
         (Kind::Shm, "send") => " (ipcctl write puts bytes into it)",
         (Kind::Shm, "recv") => " (ipcctl read prints its bytes)",
+        (Kind::Ring, "write" | "read" | "resize") => " (ipcctl send and recv move its messages)",
+        (Kind::Ring, "wait-for") => {
+            " (its waits happen in shared memory, which ipcd does not watch: ipcctl recv \
+             --timeout waits for a message and takes it)"
+        }
         _ => "",
     };
     fail(
@@ -70,18 +76,18 @@ pub fn check_flags(command: &Command, json: bool) -> anyhow::Result<()> {
     match command {
         Command::Create(args) => create_params(args).map(drop),
         Command::Send(args) => match kind_of(&args.address)? {
-            Kind::Mq => Ok(()),
-            kind @ (Kind::Pipe | Kind::Fifo) => stream::check_send_flags(args, kind),
-            kind @ (Kind::Shm | Kind::Ring) => {
-                Err(wrong_kind(&args.address, kind, "send", MESSAGING))
-            }
+            Kind::Mq => ring::refuse_spin(&args.address, args.spin_us),
+            kind @ (Kind::Pipe | Kind::Fifo) => stream::check_send_flags(args, kind)
+                .and_then(|()| ring::refuse_spin(&args.address, args.spin_us)),
+            Kind::Ring => ring::check_send_flags(args),
+            kind @ Kind::Shm => Err(wrong_kind(&args.address, kind, "send", MESSAGING)),
         },
         Command::Recv(args) => match kind_of(&args.address)? {
-            Kind::Mq => Ok(()),
-            Kind::Pipe | Kind::Fifo => stream::check_recv_flags(args),
-            kind @ (Kind::Shm | Kind::Ring) => {
-                Err(wrong_kind(&args.address, kind, "recv", MESSAGING))
-            }
+            Kind::Mq => ring::refuse_spin(&args.address, args.spin_us),
+            Kind::Pipe | Kind::Fifo => stream::check_recv_flags(args)
+                .and_then(|()| ring::refuse_spin(&args.address, args.spin_us)),
+            Kind::Ring => Ok(()),
+            kind @ Kind::Shm => Err(wrong_kind(&args.address, kind, "recv", MESSAGING)),
         },
         Command::Read(args) if json && args.hex => Err(usage(
             "--hex and --json do not go together: --json prints the bytes as \"data\" \
@@ -103,7 +109,7 @@ pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
         Kind::Pipe => pipe::create_params(args),
         Kind::Fifo => fifo::create_params(args),
         Kind::Shm => shm::create_params(args),
-        kind @ Kind::Ring => Err(wrong_kind(&args.address, kind, "create", CREATABLE)),
+        Kind::Ring => ring::create_params(args),
     }
 }
 
@@ -112,7 +118,8 @@ pub fn send(client: &mut Client, args: &SendArgs, json: bool) -> anyhow::Result<
     let sent = match kind_of(&args.address)? {
         Kind::Mq => mq::send(client, args)?,
         kind @ (Kind::Pipe | Kind::Fifo) => stream::send(client, args, kind)?,
-        kind @ (Kind::Shm | Kind::Ring) => {
+        Kind::Ring => ring::send(client, args)?,
+        kind @ Kind::Shm => {
             return Err(wrong_kind(&args.address, kind, "send", MESSAGING));
         }
     };
@@ -126,6 +133,7 @@ pub fn recv(client: &mut Client, args: &RecvArgs, json: bool) -> anyhow::Result<
     match kind_of(&args.address)? {
         Kind::Mq => mq::recv(client, args, json),
         kind @ (Kind::Pipe | Kind::Fifo) => stream::recv(client, args, json, kind),
-        kind @ (Kind::Shm | Kind::Ring) => Err(wrong_kind(&args.address, kind, "recv", MESSAGING)),
+        Kind::Ring => ring::recv(client, args, json),
+        kind @ Kind::Shm => Err(wrong_kind(&args.address, kind, "recv", MESSAGING)),
     }
 }

@@ -13,7 +13,7 @@ use ipc_client::{
 };
 use serde_json::{Value, json};
 
-use super::common::{Sent, not_for, stopped_at};
+use super::common::{Sent, no_ring_flags, not_for, stopped_at};
 use crate::cli::{CreateArgs, RecvArgs, SendArgs, WaitForArgs};
 use crate::errors::{Code, fail, usage};
 use crate::output::{self, Out, message_json};
@@ -28,6 +28,7 @@ const HARD_MSGSIZEMAX: u32 = 16 << 20;
 
 /// The queue's parameters from `create`'s flags.
 pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
+    no_ring_flags(args)?;
     // No sysctl raises these: refuse them here rather than have a hint suggest one.
     if args.capacity.is_some_and(|c| c > HARD_MSGMAX) {
         return Err(usage(format!(

@@ -1,12 +1,11 @@
 //! An object's output, whatever its kind: JSON, `stat`'s fields and `list`'s
 //! table, with the kind's own part from its module (`mq`, `pipe`, `fifo`,
-//! `shm`; rings' few fields are here until rings get a module).
+//! `shm`, `ring`).
 
-use ipc_client::protocol::RingDetails;
 use ipc_client::{KindDetails, ObjectInfo};
 use serde_json::{Value, json};
 
-use super::{fifo, mq, pipe, shm};
+use super::{fifo, mq, pipe, ring, shm};
 use crate::output::{fields, kernel_name, lifetime, mode, table, timestamp};
 
 /// An object as JSON: the common fields plus the kind's details, flattened.
@@ -88,13 +87,7 @@ fn json_details(details: &KindDetails, v: &mut Value) {
         KindDetails::Pipe(d) => pipe::json_details(d, v),
         KindDetails::Fifo(d) => fifo::json_details(d, v),
         KindDetails::Shm(d) => shm::json_details(d, v),
-        KindDetails::Ring(d) => {
-            v["slots"] = d.slots.into();
-            v["slot_size"] = d.slot_size.into();
-            v["segment_size"] = d.segment_size.into();
-            v["depth"] = d.depth.into();
-            v["attached"] = d.attached.into();
-        }
+        KindDetails::Ring(d) => ring::json_details(d, v),
     }
 }
 
@@ -105,7 +98,7 @@ fn field_rows(o: &ObjectInfo) -> Vec<(&'static str, String)> {
         KindDetails::Pipe(d) => pipe::field_rows(o, d),
         KindDetails::Fifo(d) => fifo::field_rows(o, d),
         KindDetails::Shm(d) => shm::field_rows(o, d),
-        KindDetails::Ring(d) => ring_rows(o, d),
+        KindDetails::Ring(d) => ring::field_rows(o, d),
     }
 }
 
@@ -116,23 +109,8 @@ fn table_cells(o: &ObjectInfo) -> [String; 3] {
         KindDetails::Pipe(d) => pipe::table_cells(d),
         KindDetails::Fifo(d) => fifo::table_cells(d),
         KindDetails::Shm(d) => shm::table_cells(o, d),
-        KindDetails::Ring(d) => [
-            format!("{} msg", d.depth),
-            format!("{} × {} B", d.slots, d.slot_size),
-            format!("{} attached", d.attached),
-        ],
+        KindDetails::Ring(d) => ring::table_cells(d),
     }
-}
-
-/// A ring's own `stat` rows.
-fn ring_rows(o: &ObjectInfo, d: &RingDetails) -> Vec<(&'static str, String)> {
-    vec![
-        ("kernel name", o.kernel_name.clone()),
-        ("depth", d.depth.to_string()),
-        ("slots", format!("{} × {} bytes", d.slots, d.slot_size)),
-        ("segment size", format!("{} bytes", d.segment_size)),
-        ("attached", d.attached.to_string()),
-    ]
 }
 
 #[cfg(test)]

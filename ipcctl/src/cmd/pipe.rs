@@ -4,12 +4,13 @@
 use ipc_client::{Client, KindParams, ObjectInfo, PipeDetails, PipeParams, PipeReader, PipeWriter};
 use serde_json::{Value, json};
 
-use super::common::not_for;
+use super::common::{no_ring_flags, not_for};
 use crate::cli::CreateArgs;
 use crate::output::{self, kernel_name};
 
 /// The pipe's parameters from `create`'s flags.
 pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
+    no_ring_flags(args)?;
     if args.msg_size.is_some() {
         return Err(not_for(
             args,

@@ -10,7 +10,7 @@ use ipc_client::{Access, Client, ErrorCode, KindParams, ObjectInfo, SharedMemory
 use ipc_client::{ShmParams, shm_address};
 use serde_json::{Value, json};
 
-use super::common::not_for;
+use super::common::{no_ring_flags, not_for};
 use crate::cli::{CreateArgs, ReadArgs, ResizeArgs, WriteArgs};
 use crate::errors::{fail, usage};
 use crate::output::{self, Out, base64};
@@ -20,6 +20,7 @@ const CHUNK: usize = 64 * 1024;
 
 /// The segment's parameters from `create`'s flags.
 pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
+    no_ring_flags(args)?;
     if args.capacity.is_some() {
         return Err(not_for(
             args,

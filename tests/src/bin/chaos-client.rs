@@ -44,11 +44,11 @@ use std::time::{Duration, Instant};
 
 use ipc_client::protocol::{
     self, ClientFrame, CreateSpec, ErrorCode, FifoParams, Hello, Kind, KindOp, KindParams,
-    Lifetime, MqOp, MqParams, PipeOp, PipeParams, Readiness, Request, SHM_MAX_SIZE, ServerFrame,
-    ShmOp, ShmParams,
+    Lifetime, MqOp, MqParams, PipeOp, PipeParams, Readiness, Request, RingParams, SHM_MAX_SIZE,
+    ServerFrame, ShmOp, ShmParams,
 };
 use ipc_client::{
-    Access, Client, Error, FifoReader, FifoWriter, MessageQueue, PipeReader, PipeWriter,
+    Access, Client, Error, FifoReader, FifoWriter, MessageQueue, PipeReader, PipeWriter, Ring,
     SharedMemory,
 };
 
@@ -179,6 +179,24 @@ const KINDS: &[KindOps] = &[
             })
         }),
     },
+    KindOps {
+        kind: Kind::Ring,
+        params: |rng| {
+            KindParams::Ring(RingParams {
+                slots: Some(2 << rng.below(2)),
+                slot_size: Some(32 + 32 * rng.below(2) as u32),
+            })
+        },
+        ops: &[
+            ("ring-send", ring_send),
+            ("ring-recv", ring_recv),
+            ("ring-loan", ring_loan),
+            ("ring-borrow", ring_borrow),
+            ("ring-hold", |d, k, n| hold(d, k, n, Access::ReadWrite)),
+        ],
+        // A ring has no operations through the daemon.
+        protocol_op: None,
+    },
 ];
 
 /// Valid operations on an object of any kind.
@@ -212,6 +230,7 @@ const INVALID: &[Op] = &[
     ("shm-zero-size", shm_zero_size),
     ("shm-too-large", shm_too_large),
     ("shm-shrink", shm_shrink),
+    ("ring-bad-geometry", ring_bad_geometry),
     ("foreign", foreign),
     ("raw-garbage", raw_garbage),
     ("raw-bad-version", raw_bad_version),
@@ -264,6 +283,7 @@ enum Handle {
     FifoReader(FifoReader),
     FifoWriter(FifoWriter),
     Shm(SharedMemory),
+    Ring(Ring),
 }
 
 #[derive(Default)]
@@ -586,6 +606,21 @@ fn open(d: &mut Driver, kind: Kind, name: &str) -> Res {
     } else {
         Access::Write
     };
+    // A ring is opened read-write (and refuses either alone) half the time.
+    let access = match kind {
+        Kind::Ring if d.rng.chance(50) => Access::ReadWrite,
+        _ => access,
+    };
+    if kind == Kind::Ring && access != Access::ReadWrite {
+        // A ring is opened read-write or not at all.
+        return match d.client()?.open(&format!("{kind}:{name}"), access) {
+            Err(Error::Server(w)) if w.code == ErrorCode::InvalidArgument => Ok(()),
+            Err(e) => Err(e.into()),
+            Ok((info, _)) => Err(Fail::Wrong(format!(
+                "a ring opened for {access:?} alone: {info:?}"
+            ))),
+        };
+    }
     let (info, fds) = match d.client()?.open(&format!("{kind}:{name}"), access) {
         // A FIFO writer with no reader yet: the contract's "try again".
         Err(Error::Server(w)) if w.code == ErrorCode::WouldBlock && kind == Kind::Fifo => {
@@ -700,7 +735,7 @@ fn hold(d: &mut Driver, kind: Kind, name: &str, access: Access) -> Res {
             Err(e) => return Err(e.into()),
         },
         (Kind::Shm, _) => Handle::Shm(client.open_shm(&address, access)?),
-        (Kind::Ring, _) => return Err(Fail::Wrong("rings are not in the chaos table".into())),
+        (Kind::Ring, _) => Handle::Ring(client.open_ring(&address)?),
     };
     d.hold(address, handle);
     Ok(())
@@ -876,6 +911,91 @@ fn shm_resize(d: &mut Driver, kind: Kind, name: &str) -> Res {
         }
     }
     Ok(())
+}
+
+/// A held handle on the ring (attaching one if none is held).
+fn ring_held(d: &mut Driver, kind: Kind, name: &str) -> Result<usize, Fail> {
+    let address = format!("{kind}:{name}");
+    match d.held_index(&address, |h| matches!(h, Handle::Ring(_))) {
+        Some(i) => Ok(i),
+        None => {
+            hold(d, kind, name, Access::ReadWrite)?;
+            Ok(d.held.len() - 1)
+        }
+    }
+}
+
+/// The ring of held handle `i`.
+fn ring_at(d: &Driver, i: usize) -> &Ring {
+    match &d.held[i].1 {
+        Handle::Ring(r) => r,
+        _ => unreachable!("ring_held finds rings"),
+    }
+}
+
+/// Sends a payload through a held ring, waiting at most 10 ms for room.
+fn ring_send(d: &mut Driver, kind: Kind, name: &str) -> Res {
+    let i = ring_held(d, kind, name)?;
+    let msg = d.payload();
+    let wait = d.rng.chance(50).then(|| Duration::from_millis(10));
+    let ring = ring_at(d, i);
+    kernel(match wait {
+        Some(t) => ring.send_timeout(&msg, t),
+        None => ring.try_send(&msg),
+    })
+}
+
+/// Receives a message from a held ring if one is there (a payload, or a
+/// loan's), waiting at most 10 ms.
+fn ring_recv(d: &mut Driver, kind: Kind, name: &str) -> Res {
+    let i = ring_held(d, kind, name)?;
+    let ring = ring_at(d, i);
+    let msg = match ring.recv_timeout(Duration::from_millis(10)) {
+        Ok(m) => m,
+        Err(e) => return kernel(Err(e)),
+    };
+    check_ring_message(&msg)
+}
+
+/// Whether `msg` is what some chaos client sends: a payload (`m…`) or a loan (`loan…`).
+fn check_ring_message(msg: &[u8]) -> Res {
+    if msg.starts_with(b"m") || msg.starts_with(b"loan") {
+        Ok(())
+    } else {
+        Err(Fail::Wrong(format!(
+            "a ring message no client sent: {:?}",
+            String::from_utf8_lossy(msg)
+        )))
+    }
+}
+
+/// Writes a message in place through a loan, then commits it or (one time in
+/// four) drops the loan, which receivers skip.
+fn ring_loan(d: &mut Driver, kind: Kind, name: &str) -> Res {
+    let i = ring_held(d, kind, name)?;
+    let commit = !d.rng.chance(25);
+    let text = format!("loan{}", d.args.seed);
+    let ring = ring_at(d, i);
+    let mut loan = match ring.try_loan() {
+        Ok(l) => l,
+        Err(e) => return kernel(Err(e)),
+    };
+    std::io::Write::write_all(&mut loan, text.as_bytes())
+        .map_err(|e| Fail::Wrong(format!("writing {} bytes into a loan: {e}", text.len())))?;
+    if commit {
+        loan.commit()?;
+    }
+    Ok(())
+}
+
+/// Receives a message in place, if one is there, and looks at it.
+fn ring_borrow(d: &mut Driver, kind: Kind, name: &str) -> Res {
+    let i = ring_held(d, kind, name)?;
+    let ring = ring_at(d, i);
+    match ring.try_recv_borrowed() {
+        Ok(msg) => check_ring_message(&msg.to_vec()),
+        Err(e) => kernel(Err(e)),
+    }
 }
 
 fn pipe_close(d: &mut Driver, _kind: Kind, name: &str) -> Res {
@@ -1070,6 +1190,21 @@ fn shm_shrink(d: &mut Driver, _kind: Kind, name: &str) -> Res {
         {
             Err(Fail::Refused)
         }
+        r => expect_code(r, ErrorCode::InvalidArgument),
+    }
+}
+
+/// A ring whose slots are not a power of two, or whose slots hold nothing, is
+/// refused.
+fn ring_bad_geometry(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let (slots, slot_size) = *d.rng.pick(&[(3, 32), (0, 32), (1, 32), (4, 0), (6, 64)]);
+    let mut spec = d.random_spec(Kind::Ring);
+    spec.params = KindParams::Ring(RingParams {
+        slots: Some(slots),
+        slot_size: Some(slot_size),
+    });
+    match d.client()?.create(&format!("ring:{name}"), spec) {
+        Err(Error::Server(w)) if w.code == ErrorCode::AlreadyExists => Err(Fail::Refused),
         r => expect_code(r, ErrorCode::InvalidArgument),
     }
 }

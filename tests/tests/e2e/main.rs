@@ -14,5 +14,6 @@ mod permissions;
 mod pipe;
 mod protocol_v3;
 mod protocol_v4;
+mod ring;
 mod shm;
 mod waits;
