@@ -2,13 +2,17 @@
 //! words, a `send`'s tally, refusing a flag for another kind, and telling a
 //! stream's end of file from ipcd stopping.
 
+use std::io::{self, BufRead as _, Read as _};
+use std::os::unix::ffi::OsStrExt as _;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use ipc_client::protocol::Address;
-use ipc_client::{Client, Kind, KindDetails, ObjectInfo};
+use ipc_client::{Client, ErrorCode, Kind, KindDetails, ObjectInfo};
 
-use crate::cli::CreateArgs;
+use crate::cli::{CreateArgs, SendArgs};
 use crate::errors::{Code, fail, usage};
+use crate::watch::show;
 
 /// The kind named by `address`, checked as the daemon would check it.
 pub fn kind_of(address: &str) -> anyhow::Result<Kind> {
@@ -110,4 +114,62 @@ pub fn stopped_at(sent: usize) -> String {
         sent + 1,
         if sent == 1 { "" } else { "s" }
     )
+}
+
+/// Hands `send`'s messages to `send_one`: the MESSAGE argument, each line of
+/// standard input (`--lines`), or all of standard input as one message
+/// (`whole_stdin`), for the message kinds (mq, ring).
+pub fn send_each(
+    args: &SendArgs,
+    whole_stdin: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+    mut send_one: impl FnMut(&[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if let Some(message) = &args.message {
+        send_one(message.as_bytes())
+    } else if args.lines {
+        for (n, line) in io::stdin().lock().split(b'\n').enumerate() {
+            send_one(&line.context("cannot read standard input")?)
+                .with_context(|| stopped_at(n))?;
+        }
+        Ok(())
+    } else {
+        send_one(&whole_stdin()?)
+    }
+}
+
+/// A send to `address` that did not go through: full now (`--nonblock`),
+/// full for the whole `timeout`, or another failure.
+pub fn send_failed(
+    address: &str,
+    e: ipc_client::Error,
+    timeout: Option<Duration>,
+) -> anyhow::Error {
+    match e {
+        ipc_client::Error::WouldBlock => fail(ErrorCode::WouldBlock, format!("{address} is full")),
+        ipc_client::Error::TimedOut => fail(
+            ErrorCode::TimedOut,
+            format!(
+                "{address} stayed full for {}",
+                show(timeout.unwrap_or_default())
+            ),
+        ),
+        e => anyhow::Error::new(e).context(format!("cannot send to {address}")),
+    }
+}
+
+/// All of standard input as one message of at most `max` bytes, less one
+/// trailing newline unless `raw` (`echo text | ipcctl send` means "text", as
+/// `$(echo text)` would); `None` if it holds more.
+pub fn read_stdin_message(max: usize, raw: bool) -> anyhow::Result<Option<Vec<u8>>> {
+    // One byte more than fits, and one for a trailing newline to drop.
+    let mut message = Vec::new();
+    io::stdin()
+        .lock()
+        .take(max as u64 + 2)
+        .read_to_end(&mut message)
+        .context("cannot read standard input")?;
+    if !raw && message.ends_with(b"\n") {
+        message.pop();
+    }
+    Ok((message.len() <= max).then_some(message))
 }

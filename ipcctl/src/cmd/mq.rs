@@ -1,19 +1,16 @@
 //! `mq:` — POSIX message queues: create flags, send, recv, wait-for, and their
 //! output rows.
 
-use std::io::{self, BufRead as _, Read as _};
 use std::os::fd::AsFd as _;
-use std::os::unix::ffi::OsStrExt as _;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use ipc_client::{
     Access, Client, ErrorCode, KindParams, MessageQueue, MqDetails, MqParams, ObjectInfo,
     Readiness, Reply, Request,
 };
 use serde_json::{Value, json};
 
-use super::common::{Sent, no_ring_flags, not_for, stopped_at};
+use super::common::{Sent, no_ring_flags, not_for, read_stdin_message, send_each, send_failed};
 use crate::cli::{CreateArgs, RecvArgs, SendArgs, WaitForArgs};
 use crate::errors::{Code, fail, usage};
 use crate::output::{self, Out, message_json};
@@ -84,67 +81,33 @@ pub fn send(client: &mut Client, args: &SendArgs) -> anyhow::Result<Sent> {
     let wait = Wait::from_flags(args.timeout, args.nonblock);
     let priority = args.priority.unwrap_or(0);
     let mut sent = Sent::default();
-    let mut send_one = |msg: &[u8]| -> anyhow::Result<()> {
+    let send_one = |msg: &[u8]| -> anyhow::Result<()> {
         let result = match wait {
             Wait::Forever => q.send(msg, priority),
             Wait::Timeout(t) => q.send_timeout(msg, priority, t),
             Wait::Never => q.try_send(msg, priority),
         };
-        result.map_err(|e| match e {
-            ipc_client::Error::WouldBlock => {
-                fail(ErrorCode::WouldBlock, format!("{} is full", q.address()))
-            }
-            ipc_client::Error::TimedOut => fail(
-                ErrorCode::TimedOut,
-                format!(
-                    "{} stayed full for {}",
-                    q.address(),
-                    show(args.timeout.unwrap_or_default())
-                ),
-            ),
-            e => anyhow::Error::new(e).context(format!("cannot send to {}", q.address())),
-        })?;
+        result.map_err(|e| send_failed(q.address(), e, args.timeout))?;
         sent.message(msg.len());
         Ok(())
     };
-    if let Some(message) = &args.message {
-        send_one(message.as_bytes())?;
-    } else if args.lines {
-        for (n, line) in io::stdin().lock().split(b'\n').enumerate() {
-            send_one(&line.context("cannot read standard input")?)
-                .with_context(|| stopped_at(n))?;
-        }
-    } else {
-        send_one(&read_stdin_message(&q, args.raw)?)?;
-    }
+    send_each(args, || read_whole_stdin(&q, args.raw), send_one)?;
     Ok(sent)
 }
 
-/// All of standard input as one message: less one trailing newline unless
-/// `raw`, and at most the queue's message size.
-fn read_stdin_message(q: &MessageQueue, raw: bool) -> anyhow::Result<Vec<u8>> {
-    // One byte more than fits, and one for a trailing newline to drop.
-    let mut message = Vec::new();
-    io::stdin()
-        .lock()
-        .take(q.msg_size() as u64 + 2)
-        .read_to_end(&mut message)
-        .context("cannot read standard input")?;
-    // `echo text | ipcctl send` means "text", as `$(echo text)` would.
-    if !raw && message.ends_with(b"\n") {
-        message.pop();
-    }
-    if message.len() > q.msg_size() {
-        return Err(fail(
+/// All of standard input as one message (see [`read_stdin_message`]), at
+/// most the queue's message size.
+fn read_whole_stdin(q: &MessageQueue, raw: bool) -> anyhow::Result<Vec<u8>> {
+    read_stdin_message(q.msg_size(), raw)?.ok_or_else(|| {
+        fail(
             ErrorCode::TooLarge,
             format!(
                 "cannot send to {}: standard input holds more than the queue's message size of {} bytes",
                 q.address(),
                 q.msg_size()
             ),
-        ));
-    }
-    Ok(message)
+        )
+    })
 }
 
 /// What one wait for a message ended with.

@@ -3,8 +3,6 @@
 //! out of a slot itself; the daemon only makes the segment and hands out its
 //! descriptor.
 
-use std::io::{self, BufRead as _, Read as _};
-use std::os::unix::ffi::OsStrExt as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -12,7 +10,9 @@ use ipc_client::protocol::{RingDetails, RingParams};
 use ipc_client::{Client, ErrorCode, KindParams, ObjectInfo, Ring};
 use serde_json::Value;
 
-use super::common::{Sent, described, kind_of, not_for, stopped_at};
+use super::common::{
+    Sent, described, kind_of, not_for, read_stdin_message, send_each, send_failed,
+};
 use crate::cli::{CreateArgs, RecvArgs, SendArgs};
 use crate::errors::{fail, usage};
 use crate::output::{Out, message_json};
@@ -91,7 +91,7 @@ pub fn send(client: &mut Client, args: &SendArgs) -> anyhow::Result<Sent> {
     let ring = open(client, &args.address, args.spin_us)?;
     let wait = Wait::from_flags(args.timeout, args.nonblock);
     let mut sent = Sent::default();
-    let mut send_one = |msg: &[u8]| -> anyhow::Result<()> {
+    let send_one = |msg: &[u8]| -> anyhow::Result<()> {
         if msg.len() > ring.slot_size() {
             return Err(too_large(
                 &ring,
@@ -103,34 +103,11 @@ pub fn send(client: &mut Client, args: &SendArgs) -> anyhow::Result<Sent> {
             Wait::Timeout(t) => ring.send_timeout(msg, t),
             Wait::Never => ring.try_send(msg),
         };
-        result.map_err(|e| match e {
-            ipc_client::Error::WouldBlock => {
-                fail(ErrorCode::WouldBlock, format!("{} is full", ring.address()))
-            }
-            ipc_client::Error::TimedOut => fail(
-                ErrorCode::TimedOut,
-                format!(
-                    "{} stayed full for {}",
-                    ring.address(),
-                    show(args.timeout.unwrap_or_default())
-                ),
-            ),
-            e => anyhow::Error::new(e).context(format!("cannot send to {}", ring.address())),
-        })?;
+        result.map_err(|e| send_failed(ring.address(), e, args.timeout))?;
         sent.message(msg.len());
         Ok(())
     };
-    if let Some(message) = &args.message {
-        send_one(message.as_bytes())?;
-    } else if args.lines {
-        for (n, line) in io::stdin().lock().split(b'\n').enumerate() {
-            send_one(&line.context("cannot read standard input")?)
-                .with_context(|| stopped_at(n))?;
-        }
-    } else {
-        let message = read_stdin_message(&ring, args.raw)?;
-        send_one(&message)?;
-    }
+    send_each(args, || read_whole_stdin(&ring, args.raw), send_one)?;
     Ok(sent)
 }
 
@@ -147,23 +124,11 @@ fn too_large(ring: &Ring, what: &str) -> anyhow::Error {
     )
 }
 
-/// All of standard input as one message: less one trailing newline unless
-/// `raw`, and at most the ring's slot size.
-fn read_stdin_message(ring: &Ring, raw: bool) -> anyhow::Result<Vec<u8>> {
-    // One byte more than fits, and one for a trailing newline to drop.
-    let mut message = Vec::new();
-    io::stdin()
-        .lock()
-        .take(ring.slot_size() as u64 + 2)
-        .read_to_end(&mut message)
-        .context("cannot read standard input")?;
-    if !raw && message.ends_with(b"\n") {
-        message.pop();
-    }
-    if message.len() > ring.slot_size() {
-        return Err(too_large(ring, "standard input holds more"));
-    }
-    Ok(message)
+/// All of standard input as one message (see [`read_stdin_message`]), at
+/// most the ring's slot size.
+fn read_whole_stdin(ring: &Ring, raw: bool) -> anyhow::Result<Vec<u8>> {
+    read_stdin_message(ring.slot_size(), raw)?
+        .ok_or_else(|| too_large(ring, "standard input holds more"))
 }
 
 /// What one wait for a message ended with.
