@@ -521,5 +521,14 @@ fn unexpected(expected: &str, got: &Reply) -> Error {
     Error::Protocol(format!("expected a {expected} reply, got {got:?}"))
 }
 
+/// `KIND:NAME` for a bare `NAME`; an address that already starts with
+/// `KIND:` is kept as it is.
+pub(crate) fn kind_address(kind: protocol::Kind, name: &str) -> std::borrow::Cow<'_, str> {
+    match name.strip_prefix(kind.as_str()) {
+        Some(rest) if rest.starts_with(':') => std::borrow::Cow::Borrowed(name),
+        _ => std::borrow::Cow::Owned(format!("{kind}:{name}")),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -141,11 +141,7 @@ impl FifoOptions {
 /// assert_eq!(ipc_client::fifo_address("events"), "fifo:events");
 /// ```
 pub fn fifo_address(name: &str) -> Cow<'_, str> {
-    if name.starts_with("fifo:") {
-        Cow::Borrowed(name)
-    } else {
-        Cow::Owned(format!("fifo:{name}"))
-    }
+    crate::client::kind_address(protocol::Kind::Fifo, name)
 }
 
 /// The FIFO's path as the daemon reports it in an object's details.

@@ -115,11 +115,7 @@ impl MqOptions {
 
 /// `mq:NAME` for a bare `NAME`; an address that already says `mq:` is kept.
 pub fn mq_address(name: &str) -> Cow<'_, str> {
-    if name.starts_with("mq:") {
-        Cow::Borrowed(name)
-    } else {
-        Cow::Owned(format!("mq:{name}"))
-    }
+    crate::client::kind_address(protocol::Kind::Mq, name)
 }
 
 impl Client {

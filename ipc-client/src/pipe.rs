@@ -125,11 +125,7 @@ impl PipeOptions {
 /// assert_eq!(ipc_client::pipe_address("pipe:logs"), "pipe:logs");
 /// ```
 pub fn pipe_address(name: &str) -> Cow<'_, str> {
-    if name.starts_with("pipe:") {
-        Cow::Borrowed(name)
-    } else {
-        Cow::Owned(format!("pipe:{name}"))
-    }
+    crate::client::kind_address(protocol::Kind::Pipe, name)
 }
 
 impl Client {

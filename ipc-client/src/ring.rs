@@ -107,11 +107,7 @@ impl RingOptions {
 
 /// `ring:NAME` for a bare `NAME`; an address that already says `ring:` is kept.
 pub fn ring_address(name: &str) -> Cow<'_, str> {
-    if name.starts_with("ring:") {
-        Cow::Borrowed(name)
-    } else {
-        Cow::Owned(format!("ring:{name}"))
-    }
+    crate::client::kind_address(protocol::Kind::Ring, name)
 }
 
 impl Client {

@@ -134,11 +134,7 @@ impl ShmOptions {
 /// assert_eq!(ipc_client::shm_address("shm:frames"), "shm:frames");
 /// ```
 pub fn shm_address(name: &str) -> Cow<'_, str> {
-    if name.starts_with("shm:") {
-        Cow::Borrowed(name)
-    } else {
-        Cow::Owned(format!("shm:{name}"))
-    }
+    crate::client::kind_address(protocol::Kind::Shm, name)
 }
 
 impl Client {
