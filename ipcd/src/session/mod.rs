@@ -105,10 +105,26 @@ pub async fn run(
     }
     drop(session);
     let _ = writer.await;
-    let removed = shared.registry().end_session(id);
+    let removed = if shared.store().session_has_objects(id) {
+        off_worker(|| shared.store().end_session(id))
+    } else {
+        0
+    };
     AtomicCounters::bump(&shared.counters.deleted, removed as u64);
     shared.sessions.fetch_sub(1, Ordering::Relaxed);
     debug!(session = id, removed, "disconnected");
+}
+
+/// Runs `f`, which may wait on the disk, without holding up the other tasks
+/// of this worker thread: on a multi-threaded runtime the worker hands them
+/// to another thread first (`block_in_place`). The session still waits for
+/// the answer, so one connection's requests keep their order.
+fn off_worker<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 fn encode(frame: &ServerFrame, max: u32) -> Vec<u8> {
@@ -251,7 +267,12 @@ impl Session<'_> {
             ));
             return self.answer(id, Err(e), Vec::new()).await;
         }
-        match dispatch::handle(self.shared, &self.caller, body) {
+        let answer = if dispatch::may_block(&body) {
+            off_worker(|| dispatch::handle(self.shared, &self.caller, body))
+        } else {
+            dispatch::handle(self.shared, &self.caller, body)
+        };
+        match answer {
             Ok(Answer::Now(reply, fds)) => self.answer(id, Ok(reply), fds).await,
             Ok(Answer::Later(waiter)) => {
                 if self.waits.len() >= MAX_WAITS_PER_SESSION {
