@@ -10,7 +10,10 @@
 //! the file has [`SLOTS`] slots of 512 bytes: a change takes a free slot (the
 //! lowest; it waits if all are busy), writes and syncs only that slot, and
 //! blanks it when done. The file grows only as far as changes ever ran at once;
-//! a file of one slot (the format before slots) is slot 0. A record holds the
+//! a file of one slot (the format before slots) is slot 0. Syncs are shared
+//! (group commit): a writer whose record an earlier sync did not cover syncs
+//! the file for every record written so far, so the writers queued behind it
+//! find theirs durable and return without a sync of their own. A record holds the
 //! address and the caller's uid, never a kernel name: that is recomputed from
 //! the daemon's namespace.
 
@@ -21,6 +24,10 @@ use std::path::Path;
 use std::sync::{Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// File name of the journal inside the state directory.
 pub const INTENT_FILE: &str = "intent";
@@ -51,6 +58,10 @@ pub struct Journal {
     busy: Mutex<u128>,
     /// Signalled when a slot is freed.
     freed: Condvar,
+    /// Records written so far (each counted once its write returned).
+    written: Mutex<u64>,
+    /// The sync lock, holding how many records the last sync covered.
+    synced: Mutex<u64>,
 }
 
 /// A slot holding one durable intent; blanked and freed when dropped (but
@@ -82,6 +93,8 @@ impl Journal {
             file,
             busy: Mutex::new(0),
             freed: Condvar::new(),
+            written: Mutex::new(0),
+            synced: Mutex::new(0),
         })
     }
 
@@ -118,13 +131,24 @@ impl Journal {
         // On failure the slot is dropped: blanked and freed.
         self.file
             .write_all_at(&record, (slot.index * SLOT) as u64)?;
-        self.file.sync_data()?;
+        let mine = {
+            let mut written = lock(&self.written);
+            *written += 1;
+            *written
+        };
+        let mut synced = lock(&self.synced);
+        if *synced < mine {
+            // Every record counted by now was written before this sync starts.
+            let covers = *lock(&self.written);
+            self.file.sync_data()?;
+            *synced = covers;
+        }
         Ok(slot)
     }
 
     /// Takes the lowest free slot, waiting for one if need be.
     fn take(&self) -> Slot<'_> {
-        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let mut busy = lock(&self.busy);
         while *busy == u128::MAX {
             busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
         }
@@ -156,7 +180,7 @@ impl Drop for Slot<'_> {
         let _ = j
             .file
             .write_all_at(&[b' '; SLOT], (self.index * SLOT) as u64);
-        let mut busy = j.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let mut busy = lock(&j.busy);
         *busy &= !(1 << self.index);
         j.freed.notify_one();
     }
@@ -241,6 +265,39 @@ mod tests {
         two.resize(3 * SLOT, 0);
         std::fs::write(dir.path().join(INTENT_FILE), &two).unwrap();
         assert_eq!(Journal::pending(dir.path()).len(), 1);
+    }
+
+    #[test]
+    fn writers_at_once_each_get_a_slot_and_a_durable_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let n = 32;
+        let barrier = std::sync::Barrier::new(n);
+        let slots: Vec<Slot<'_>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n)
+                .map(|i| {
+                    let (j, barrier) = (&j, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        j.begin(&intent("create", &i.to_string(), i as u32))
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut indexes: Vec<usize> = slots.iter().map(|s| s.index).collect();
+        indexes.sort_unstable();
+        assert_eq!(indexes, (0..n).collect::<Vec<_>>(), "one slot each");
+        let mut uids: Vec<u32> = Journal::pending(dir.path()).iter().map(|i| i.uid).collect();
+        uids.sort_unstable();
+        assert_eq!(uids, (0..n as u32).collect::<Vec<_>>());
+        assert!(
+            *lock(&j.synced) >= n as u64,
+            "the last sync covered every record"
+        );
+        drop(slots);
+        assert_eq!(Journal::pending(dir.path()), []);
     }
 
     #[test]

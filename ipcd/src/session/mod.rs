@@ -106,7 +106,9 @@ pub async fn run(
     drop(session);
     let _ = writer.await;
     let removed = if shared.store().session_has_objects(id) {
-        off_worker(|| shared.store().end_session(id))
+        off_worker(&shared, move |shared| shared.store().end_session(id))
+            .await
+            .unwrap_or(0)
     } else {
         0
     };
@@ -115,15 +117,26 @@ pub async fn run(
     debug!(session = id, removed, "disconnected");
 }
 
-/// Runs `f`, which may wait on the disk, without holding up the other tasks
-/// of this worker thread: on a multi-threaded runtime the worker hands them
-/// to another thread first (`block_in_place`). The session still waits for
-/// the answer, so one connection's requests keep their order.
-fn off_worker<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
+/// Runs `f`, a change that waits on the disk, on a blocking thread once the
+/// store lets one more change in (`changes::Store::permit`); the session's task
+/// awaits it, so its worker thread serves other sessions meanwhile, and the
+/// session still answers its requests in order. `None` if the runtime shut
+/// down before `f` ran; a panic in `f` is resumed here.
+async fn off_worker<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&Shared) -> T + Send + 'static,
+) -> Option<T> {
+    let permit = shared.store().permit().await;
+    let shared = shared.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        f(&shared)
+    })
+    .await;
+    match done {
+        Ok(value) => Some(value),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
     }
 }
 
@@ -173,7 +186,7 @@ async fn drive(id: u64, waiter: Waiter) -> Done {
 }
 
 struct Session<'a> {
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     tx: mpsc::Sender<Outgoing>,
     caller: Caller,
     greeted: bool,
@@ -268,7 +281,12 @@ impl Session<'_> {
             return self.answer(id, Err(e), Vec::new()).await;
         }
         let answer = if dispatch::may_block(&body) {
-            off_worker(|| dispatch::handle(self.shared, &self.caller, body))
+            let caller = self.caller;
+            off_worker(self.shared, move |shared| {
+                dispatch::handle(shared, &caller, body)
+            })
+            .await
+            .unwrap_or(Err(RequestError::ShuttingDown))
         } else {
             dispatch::handle(self.shared, &self.caller, body)
         };
