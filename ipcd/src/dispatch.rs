@@ -57,6 +57,13 @@ impl Caller {
     }
 }
 
+/// Whether answering `request` may wait on the disk (a create or delete
+/// syncs the intent journal and the registry): the session then runs it off
+/// the async workers.
+pub fn may_block(request: &Request) -> bool {
+    matches!(request, Request::Create { .. } | Request::Delete { .. })
+}
+
 /// Handles one request.
 pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answer, RequestError> {
     let peer = &caller.peer;
@@ -80,14 +87,10 @@ pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answ
             let address = caller.parse(&address)?;
             let tunables = shared.tunables();
             let quota = shared.quota(peer);
-            let info = shared.registry().create(
-                address,
-                &spec,
-                peer,
-                caller.session,
-                &tunables,
-                &quota,
-            )?;
+            let info =
+                shared
+                    .store()
+                    .create(address, &spec, peer, caller.session, &tunables, &quota)?;
             AtomicCounters::bump(&shared.counters.created, 1);
             Reply::Created(info)
         }
@@ -121,7 +124,7 @@ pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answ
             );
         }
         Request::Delete { address } => {
-            shared.registry().delete(&caller.parse(&address)?, peer)?;
+            shared.store().delete(&caller.parse(&address)?, peer)?;
             AtomicCounters::bump(&shared.counters.deleted, 1);
             Reply::Deleted
         }

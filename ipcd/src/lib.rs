@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod budget;
+pub mod changes;
 pub mod config;
 pub mod dispatch;
 pub mod error;
@@ -70,14 +71,13 @@ impl Daemon {
             prefix: config.prefix.clone(),
             runtime_dir: config.runtime_dir.clone(),
         };
-        let registry =
-            registry::Registry::load(config.state_dir.clone(), namespace).map_err(state_err)?;
+        let store = changes::Store::load(config.state_dir.clone(), namespace).map_err(state_err)?;
         let listener =
             tokio::net::UnixListener::from_std(listener).map_err(|error| DaemonError::Io {
                 context: "registering the listener".into(),
                 error,
             })?;
-        let shared = Arc::new(shared::Shared::new(config, registry, granted));
+        let shared = Arc::new(shared::Shared::new(config, store, granted));
         Ok(Daemon {
             listener,
             shared,

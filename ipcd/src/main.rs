@@ -141,6 +141,9 @@ fn run(args: Args) -> Result<()> {
         prefix: args.prefix.clone(),
         tunables,
     };
+    // One malloc arena per CPU, not eight: see `limit_arenas`.
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    ipcd::sys::mem::limit_arenas(cpus);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

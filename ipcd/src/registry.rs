@@ -3,7 +3,10 @@
 //! through `kinds::module(kind)` and the object's `KindObject`.
 //!
 //! Invariant: every change to the set of objects is saved to the state file
-//! before the request that made it is answered.
+//! before the request that made it is answered. The registry itself never
+//! touches the disk during a change: `changes::Store` runs creates and deletes
+//! in phases around it (`registry::change` holds the phases' steps), so the
+//! registry's lock is never held across a sync.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -11,20 +14,22 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use protocol::{Access, Address, CreateSpec, KindOp, Lifetime, ObjectInfo};
+use protocol::{Access, Address, KindOp, Lifetime, ObjectInfo};
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::warn;
 
 use crate::access::{Need, Permissions};
 use crate::budget::Quota;
-use crate::config::Tunables;
 use crate::error::RequestError;
-use crate::intent::{Intent, Journal};
-use crate::kinds::{self, CreateArgs, Held, KindObject, Namespace, OpAnswer};
+use crate::kinds::{self, Held, KindObject, Namespace, OpAnswer};
 use crate::peer::{Peer, SessionId};
-use crate::persist::{self, StoredObject};
+use crate::persist::StoredObject;
 
+mod change;
 mod load;
+
+use change::Flight;
+pub use change::{Planned, Snapshot};
 
 /// One registered object.
 #[derive(Debug)]
@@ -104,7 +109,8 @@ impl Object {
         }
     }
 
-    fn remove(self) -> Result<(), RequestError> {
+    /// Removes the kernel object (the registry has forgotten it).
+    pub fn remove(self) -> Result<(), RequestError> {
         self.handle.remove()
     }
 }
@@ -122,15 +128,28 @@ pub struct UidHolds {
     pub shm_bytes: u64,
 }
 
+impl UidHolds {
+    /// Both holdings together.
+    fn plus(self, other: UidHolds) -> UidHolds {
+        UidHolds {
+            objects: self.objects + other.objects,
+            fds: self.fds + other.fds,
+            mq_bytes: self.mq_bytes + other.mq_bytes,
+            shm_bytes: self.shm_bytes + other.shm_bytes,
+        }
+    }
+}
+
 /// All registered objects, keyed by address.
 #[derive(Debug)]
 pub struct Registry {
     objects: BTreeMap<Address, Object>,
     state_dir: PathBuf,
     ns: Namespace,
-    /// The intent journal; `None` when it cannot be written (a full or
-    /// read-only disk): changes are then refused, reads still served.
-    journal: Option<Journal>,
+    /// Changes in progress, by address: creates reserve what they will hold.
+    in_flight: BTreeMap<Address, Flight>,
+    /// Bumped by every change to `objects`; a snapshot carries it.
+    generation: u64,
     /// The daemon's effective uid: kernel objects it made belong to it.
     daemon_uid: u32,
 }
@@ -143,7 +162,7 @@ fn now_ms() -> u64 {
 }
 
 /// A failed write to the state directory, naming it (and the disk, when full).
-fn disk_error(what: &str, e: &std::io::Error) -> RequestError {
+pub fn disk_error(what: &str, e: &std::io::Error) -> RequestError {
     let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
     let hint = if errno == nix::errno::Errno::ENOSPC {
         " (the disk is full; nothing was changed)"
@@ -166,62 +185,25 @@ fn denied(peer: &Peer, address: &Address, need: Need, perms: &Permissions) -> Re
 impl Registry {
     /// An empty registry saving to `state_dir` (nothing is loaded).
     pub fn empty(state_dir: PathBuf, ns: Namespace) -> Self {
-        let journal = Journal::open(&state_dir)
-            .inspect_err(|e| {
-                error!(
-                    "cannot open the intent journal in {}: {e}; serving read-only \
-                     (creates and deletes are refused until ipcd restarts with room on the disk)",
-                    state_dir.display()
-                )
-            })
-            .ok();
         Registry {
             objects: BTreeMap::new(),
             state_dir,
             ns,
-            journal,
+            in_flight: BTreeMap::new(),
+            generation: 0,
             daemon_uid: nix::unistd::geteuid().as_raw(),
-        }
-    }
-
-    /// Records `op` on `address` in the journal before the kernel is touched;
-    /// refuses the change if that cannot be made durable.
-    /// `owner` is the uid the kernel object may belong to besides the daemon
-    /// (a FIFO a root daemon made belongs to its object's owner).
-    fn begin(&mut self, op: &str, address: &Address, owner: u32) -> Result<(), RequestError> {
-        let intent = Intent {
-            op: op.to_owned(),
-            address: address.to_string(),
-            uid: owner,
-        };
-        let dir = self.state_dir.display().to_string();
-        let journal = self.journal.as_mut().ok_or_else(|| {
-            RequestError::os(
-                format!(
-                    "ipcd is read-only: its state directory {dir} could not be written at start"
-                ),
-                nix::errno::Errno::EROFS,
-            )
-        })?;
-        journal
-            .begin(&intent)
-            .map_err(|e| disk_error(&format!("writing the intent journal in {dir}"), &e))
-    }
-
-    fn end(&mut self) {
-        if let Some(j) = &mut self.journal {
-            j.clear();
         }
     }
 
     /// Writes the registry to the state file (persistent objects and session ones,
     /// so a crash lets the next start clean the latter up).
     pub fn save(&self) -> std::io::Result<()> {
-        persist::save(
-            &self.state_dir,
-            &self.ns.prefix,
-            self.objects.values().map(Object::stored).collect(),
-        )
+        self.snapshot().save()
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.state_dir
     }
 
     /// Number of registered objects.
@@ -247,16 +229,25 @@ impl Registry {
         h
     }
 
-    /// Shared-memory bytes all unprivileged owners' objects take.
-    fn shm_bytes_unprivileged(&self) -> u64 {
-        self.objects
-            .values()
-            .filter(|o| o.perms.owner_uid != 0 && o.perms.owner_uid != self.daemon_uid)
-            .map(|o| o.handle.held().shm_bytes)
-            .sum()
+    /// Whether `uid` is subject to the shared budgets (neither root nor the daemon).
+    fn unprivileged(&self, uid: u32) -> bool {
+        uid != 0 && uid != self.daemon_uid
     }
 
-    /// Refuses a creation that would take `uid` past its shares.
+    /// Shared-memory bytes all unprivileged owners' objects, and the creates
+    /// in flight for them, take.
+    fn shm_bytes_unprivileged(&self) -> u64 {
+        let held: u64 = self
+            .objects
+            .values()
+            .filter(|o| self.unprivileged(o.perms.owner_uid))
+            .map(|o| o.handle.held().shm_bytes)
+            .sum();
+        held + self.reserved(|uid| self.unprivileged(uid)).shm_bytes
+    }
+
+    /// Refuses a creation that would take `uid` past its shares, counting
+    /// what its creates in flight reserve.
     fn check_shares(
         &self,
         uid: u32,
@@ -267,7 +258,7 @@ impl Registry {
         if quota.privileged {
             return Ok(());
         }
-        let held = self.held_by(uid);
+        let held = self.held_by(uid).plus(self.reserved(|u| u == uid));
         let fds = held.fds + quota.wait_fds;
         if fds + cost.fds > quota.shares.fds {
             return Err(RequestError::LimitExceeded(format!(
@@ -321,94 +312,6 @@ impl Registry {
             return Err(denied(peer, address, need, &obj.perms));
         }
         Ok(obj)
-    }
-
-    /// Creates (or adopts) an object owned by the caller.
-    pub fn create(
-        &mut self,
-        address: Address,
-        spec: &CreateSpec,
-        peer: &Peer,
-        session: SessionId,
-        tunables: &Tunables,
-        quota: &Quota,
-    ) -> Result<ObjectInfo, RequestError> {
-        let limits = &tunables.limits;
-        if spec.params.kind() != address.kind {
-            return Err(kinds::wrong_params(&spec.params, address.kind));
-        }
-        if self.objects.contains_key(&address) {
-            return Err(RequestError::AlreadyExists(address.to_string()));
-        }
-        let mode = spec.mode.unwrap_or(0o600);
-        if mode > 0o777 {
-            return Err(RequestError::InvalidArgument(format!(
-                "mode {mode:04o} has bits outside 0777"
-            )));
-        }
-        let owned = self
-            .objects
-            .values()
-            .filter(|o| o.perms.owner_uid == peer.uid)
-            .count();
-        if owned >= limits.max_objects_per_uid as usize {
-            return Err(RequestError::LimitExceeded(format!(
-                "uid {} owns {owned} objects, the maximum (max_objects_per_uid)",
-                peer.uid
-            )));
-        }
-        let module = kinds::module(address.kind);
-        let kernel_name = module.kernel_name(&self.ns, &address.name);
-        let args = CreateArgs {
-            kernel_name: kernel_name.as_deref(),
-            params: &spec.params,
-            mode,
-            adopt: spec.adopt,
-            peer,
-            tunables,
-        };
-        self.check_shares(peer.uid, &address, module.cost(&args)?, quota)?;
-        // An adopted object is the caller's: undoing or recovering an adopt
-        // forgets it, never removes it.
-        let op = if spec.adopt { "adopt" } else { "create" };
-        self.begin(op, &address, peer.uid)?;
-        let handle = match module.create(&args) {
-            Ok(h) => h,
-            Err(e) => {
-                self.end();
-                return Err(e);
-            }
-        };
-        let obj = Object {
-            address: address.clone(),
-            kernel_name,
-            perms: Permissions {
-                owner_uid: peer.uid,
-                owner_gid: peer.gid,
-                mode,
-            },
-            creator_pid: peer.pid,
-            created_at_ms: now_ms(),
-            session: (spec.lifetime == Lifetime::Session).then_some(session),
-            opens: 0,
-            handle,
-            gone: watch::Sender::new(()),
-        };
-        let info = obj.info();
-        self.objects.insert(address.clone(), obj);
-        if let Err(e) = self.save() {
-            if let Some(obj) = self.objects.remove(&address)
-                && !spec.adopt
-            {
-                let _ = obj.remove();
-            }
-            self.end();
-            let what = format!("saving the registry in {}", self.state_dir.display());
-            return Err(disk_error(&what, &e));
-        }
-        self.end();
-        info!(%address, uid = peer.uid, pid = peer.pid, "created");
-        info
     }
 
     /// Hands out descriptors for `access` to an object the caller may use that way.
@@ -508,56 +411,6 @@ impl Registry {
             page.push(info);
         }
         (page, false)
-    }
-
-    /// Removes an object the caller owns, and its kernel object.
-    ///
-    /// Success means the registry without it is on disk; if that cannot be
-    /// made durable the object stays, untouched, and the error names the disk.
-    pub fn delete(&mut self, address: &Address, peer: &Peer) -> Result<(), RequestError> {
-        let owner = self.get_mut(address, peer, Need::Owner)?.perms.owner_uid;
-        self.begin("delete", address, owner)?;
-        let obj = self.objects.remove(address).expect("checked above");
-        if let Err(e) = self.save() {
-            self.objects.insert(address.clone(), obj);
-            self.end();
-            let what = format!("saving the registry in {}", self.state_dir.display());
-            return Err(disk_error(&what, &e));
-        }
-        info!(%address, uid = peer.uid, "deleted");
-        let removed = obj.remove();
-        self.end();
-        removed
-    }
-
-    /// Removes every object of `session` lifetime created by `session`; returns how many.
-    pub fn end_session(&mut self, session: SessionId) -> usize {
-        let doomed: Vec<Address> = self
-            .objects
-            .values()
-            .filter(|o| o.session == Some(session))
-            .map(|o| o.address.clone())
-            .collect();
-        for address in &doomed {
-            let obj = self.objects.remove(address).expect("listed above");
-            info!(%address, "session ended; removing");
-            if let Err(e) = obj.remove() {
-                warn!(%address, "cannot remove: {e}");
-            }
-        }
-        if !doomed.is_empty() {
-            self.save_or_warn();
-        }
-        doomed.len()
-    }
-
-    fn save_or_warn(&self) {
-        if let Err(e) = self.save() {
-            warn!(
-                "cannot save the registry in {}: {e}",
-                self.state_dir.display()
-            );
-        }
     }
 
     /// Addresses and kernel names, for the status dump.

@@ -99,7 +99,7 @@ pub async fn serve(
         );
         sessions.shutdown().await;
     }
-    if let Err(e) = shared.registry().save() {
+    if let Err(e) = shared.store().save_now() {
         error!("cannot save the registry: {e}");
     }
     if shared.config.remove_socket {

@@ -1,12 +1,13 @@
 //! State shared by every session: configuration, the registry and counters.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, MutexGuard, RwLock};
 use std::time::Instant;
 
 use protocol::{Counters, Limits, StatusInfo, UsageInfo};
 
 use crate::budget::{Granted, Ledger, Quota};
+use crate::changes::Store;
 use crate::config::{Config, Tunables};
 use crate::peer::Peer;
 use crate::registry::Registry;
@@ -48,13 +49,13 @@ impl AtomicCounters {
 }
 
 /// Everything sessions share. Locks are taken per unit of work and never held
-/// across an `.await`.
+/// across an `.await` or a disk sync.
 #[derive(Debug)]
 pub struct Shared {
     /// Paths and prefix, fixed for the daemon's life.
     pub config: Config,
     tunables: RwLock<Tunables>,
-    registry: Mutex<Registry>,
+    store: Store,
     /// Counters since start.
     pub counters: AtomicCounters,
     /// Connections open now.
@@ -69,12 +70,12 @@ pub struct Shared {
 
 impl Shared {
     /// Builds the shared state around a loaded registry.
-    pub fn new(config: Config, registry: Registry, granted: Granted) -> Self {
+    pub fn new(config: Config, store: Store, granted: Granted) -> Self {
         let tunables = RwLock::new(config.tunables.clone());
         Shared {
             config,
             tunables,
-            registry: Mutex::new(registry),
+            store,
             counters: AtomicCounters::default(),
             sessions: AtomicU32::new(0),
             ledger: Arc::new(Ledger::default()),
@@ -86,9 +87,13 @@ impl Shared {
 
     /// The registry, locked. Never hold the guard across an `.await`.
     pub fn registry(&self) -> MutexGuard<'_, Registry> {
-        // A panic while holding the lock leaves the registry consistent (every
-        // change is a single insert/remove), so poisoning is ignored.
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+        self.store.registry()
+    }
+
+    /// Where changes (create, delete, the end of a session) are made; they
+    /// may wait on the disk, so call them off the async workers.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The limits in force now.

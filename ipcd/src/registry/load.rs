@@ -1,5 +1,6 @@
-//! Loading the registry at start: re-adopting recorded objects, finishing a
-//! change a crash interrupted, and setting aside records that cannot be trusted.
+//! Loading the registry at start: re-adopting recorded objects, finishing the
+//! changes a crash interrupted (every pending intent, one by one), and setting
+//! aside records that cannot be trusted.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,7 @@ use tracing::{error, info, warn};
 
 use super::{Object, Registry};
 use crate::access::Permissions;
-use crate::intent::{Intent, Journal};
+use crate::intent::Intent;
 use crate::kinds::{self, Namespace, Reopened};
 use crate::persist::{self, StoredObject};
 
@@ -19,8 +20,9 @@ impl Registry {
     /// Objects of `session` lifetime belonged to connections of a previous run, so
     /// their kernel objects are removed. Vanished objects are logged and dropped.
     /// Kernel names are recomputed from the namespace, never trusted from the file.
-    pub fn load(state_dir: PathBuf, ns: Namespace) -> Result<Self, String> {
-        let pending = Journal::pending(&state_dir);
+    /// Then each of the `pending` intents (the journal's records) is finished,
+    /// and the result saved; the caller blanks the journal after.
+    pub fn load(state_dir: PathBuf, ns: Namespace, pending: &[Intent]) -> Result<Self, String> {
         let mut reg = Registry::empty(state_dir, ns);
         let mut rejected = Vec::new();
         if let Some(file) = persist::load(&reg.state_dir)? {
@@ -31,8 +33,8 @@ impl Registry {
                 }
             }
         }
-        if let Some(intent) = pending {
-            reg.finish_intent(&intent);
+        for intent in pending {
+            reg.finish_intent(intent);
         }
         if let Err(e) = persist::set_aside(&reg.state_dir, &rejected) {
             error!(
@@ -46,9 +48,6 @@ impl Registry {
                  until the registry can be saved (free some space)",
                 reg.state_dir.display()
             );
-        }
-        if let Some(j) = &mut reg.journal {
-            j.clear();
         }
         Ok(reg)
     }

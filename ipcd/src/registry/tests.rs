@@ -6,6 +6,7 @@
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::errno::Errno;
@@ -19,6 +20,7 @@ use protocol::{
 
 use super::{OpResult, Registry};
 use crate::budget::{Quota, Shares};
+use crate::changes::Store;
 use crate::config::{DEFAULT_LIMITS, Tunables};
 use crate::error::RequestError;
 use crate::kinds::{self, Namespace};
@@ -79,7 +81,7 @@ macro_rules! assert_err {
 /// own. Dropping it unlinks every queue it was told about, then removes the
 /// directory (and the FIFOs in it).
 struct Fixture {
-    reg: Registry,
+    store: Store,
     ns: Namespace,
     state_dir: PathBuf,
     queues: Vec<String>,
@@ -99,12 +101,17 @@ impl Fixture {
             runtime_dir: dir.0.join("run"),
         };
         Fixture {
-            reg: Registry::empty(state_dir.clone(), ns.clone()),
+            store: Store::new(Registry::empty(state_dir.clone(), ns.clone())),
             ns,
             state_dir,
             queues: Vec::new(),
             dir,
         }
+    }
+
+    /// The registry, locked.
+    fn reg(&self) -> MutexGuard<'_, Registry> {
+        self.store.registry()
     }
 
     /// Creates in session [`SESSION`] under the default limits and [`QUOTA`].
@@ -131,7 +138,7 @@ impl Fixture {
             let name = self.kernel_name(&address.to_string());
             self.guard_queue(&name);
         }
-        self.reg
+        self.store
             .create(address, &spec, peer, session, tunables, quota)
     }
 
@@ -161,9 +168,9 @@ impl Fixture {
     /// What a restart does: forget everything in memory (closing the daemon's
     /// descriptors), then load the state file.
     fn reload(&mut self) {
-        let empty = Registry::empty(self.state_dir.clone(), self.ns.clone());
-        drop(std::mem::replace(&mut self.reg, empty));
-        self.reg = Registry::load(self.state_dir.clone(), self.ns.clone()).expect("load");
+        let empty = Store::new(Registry::empty(self.state_dir.clone(), self.ns.clone()));
+        drop(std::mem::replace(&mut self.store, empty));
+        self.store = Store::load(self.state_dir.clone(), self.ns.clone()).expect("load");
     }
 
     /// Addresses in the state file, in order.
@@ -197,11 +204,11 @@ impl Fixture {
         std::fs::write(persist::state_path(&self.state_dir), text).expect("state file");
     }
 
-    fn delete_all(&mut self, addresses: &[&str]) {
+    fn delete_all(&self, addresses: &[&str]) {
         for a in addresses {
-            self.reg.delete(&addr(a), &ROOT).expect("delete");
+            self.store.delete(&addr(a), &ROOT).expect("delete");
         }
-        assert!(self.reg.is_empty());
+        assert!(self.reg().is_empty());
     }
 }
 
@@ -405,7 +412,10 @@ fn a_taken_address_is_refused_and_the_first_object_kept() {
         fx.create("fifo:f", spec(fifo()), &OWNER),
         RequestError::AlreadyExists(_)
     );
-    assert_eq!(fx.reg.stat(&addr("pipe:p"), &ROOT).unwrap().owner_uid, 1000);
+    assert_eq!(
+        fx.reg().stat(&addr("pipe:p"), &ROOT).unwrap().owner_uid,
+        1000
+    );
     assert!(
         is_fifo(&fx.kernel_name("fifo:f")),
         "the first FIFO survives"
@@ -422,7 +432,7 @@ fn an_unregistered_kernel_object_is_not_overwritten() {
         fx.create("fifo:f", spec(fifo()), &OWNER),
         RequestError::KernelNameTaken(_)
     );
-    assert!(fx.reg.is_empty());
+    assert!(fx.reg().is_empty());
     assert!(is_fifo(&path), "the existing FIFO is left alone");
     std::fs::remove_file(&path).unwrap();
 }
@@ -440,7 +450,7 @@ fn a_mode_above_0777_is_refused() {
             RequestError::InvalidArgument(_)
         );
     }
-    assert!(fx.reg.is_empty());
+    assert!(fx.reg().is_empty());
     assert!(!is_fifo(&fx.kernel_name("fifo:f")));
     assert!(!queue_exists(&fx.kernel_name("mq:q")));
 }
@@ -465,7 +475,7 @@ fn each_uid_may_own_at_most_the_limit() {
         RequestError::LimitExceeded(_)
     );
     create(&mut fx, "pipe:d", &OTHER).expect("another uid has its own count");
-    fx.reg.delete(&addr("pipe:a"), &OWNER).unwrap();
+    fx.store.delete(&addr("pipe:a"), &OWNER).unwrap();
     create(&mut fx, "pipe:c", &OWNER).expect("room again after a delete");
     fx.delete_all(&["pipe:b", "pipe:c", "pipe:d"]);
 }
@@ -523,7 +533,7 @@ fn parameters_of_another_kind_are_refused() {
         fx.create("pipe:p", spec(fifo()), &OWNER),
         RequestError::WrongKind(_)
     );
-    assert!(fx.reg.is_empty());
+    assert!(fx.reg().is_empty());
     assert!(!queue_exists(&fx.kernel_name("mq:q")));
     assert!(!is_fifo(&fx.kernel_name("fifo:f")));
 }
@@ -548,13 +558,13 @@ fn adopting_a_fifo_of_another_uid_is_refused() {
         fx.create("fifo:f", adopt.clone(), &OWNER),
         RequestError::PermissionDenied(_)
     );
-    assert!(fx.reg.is_empty());
+    assert!(fx.reg().is_empty());
     assert!(is_fifo(&path), "a refused adopt leaves the FIFO alone");
 
     let its_owner = Peer { uid: 4242, ..OWNER };
     let info = fx.create("fifo:f", adopt, &its_owner).unwrap();
     assert_eq!(info.owner_uid, 4242);
-    fx.reg.delete(&addr("fifo:f"), &its_owner).unwrap();
+    fx.store.delete(&addr("fifo:f"), &its_owner).unwrap();
     assert!(!is_fifo(&path));
 }
 
@@ -566,8 +576,8 @@ fn open_checks_the_owner_group_and_other_bits() {
     fx.create("pipe:p", with_mode(0o640, pipe()), &OWNER)
         .unwrap();
     let p = addr("pipe:p");
-    let mut open = |access: Access, peer: &Peer| {
-        let (_, fds) = fx.reg.open(&p, access, peer)?;
+    let open = |access: Access, peer: &Peer| {
+        let (_, fds) = fx.reg().open(&p, access, peer)?;
         Ok::<_, RequestError>(fds.len())
     };
 
@@ -587,9 +597,9 @@ fn open_checks_the_owner_group_and_other_bits() {
         RequestError::PermissionDenied(_)
     );
     assert_eq!(open(Access::Write, &ROOT).unwrap(), 1);
-    assert_eq!(fx.reg.stat(&p, &OWNER).unwrap().opens, 4);
+    assert_eq!(fx.reg().stat(&p, &OWNER).unwrap().opens, 4);
     assert_err!(
-        fx.reg.open(&addr("pipe:nothing"), Access::Read, &ROOT),
+        fx.reg().open(&addr("pipe:nothing"), Access::Read, &ROOT),
         RequestError::NotFound(_)
     );
     fx.delete_all(&["pipe:p"]);
@@ -601,8 +611,8 @@ fn bits_of_another_class_do_not_help_a_queue_opener() {
     // Other may write, the group may not, the owner may only read.
     fx.create("mq:q", with_mode(0o402, mq()), &OWNER).unwrap();
     let q = addr("mq:q");
-    let mut open = |access: Access, peer: &Peer| {
-        let (_, fds) = fx.reg.open(&q, access, peer)?;
+    let open = |access: Access, peer: &Peer| {
+        let (_, fds) = fx.reg().open(&q, access, peer)?;
         Ok::<_, RequestError>(fds.len())
     };
 
@@ -634,7 +644,7 @@ fn stat_and_list_show_only_what_the_caller_may_use() {
     fx.create("fifo:public", with_mode(0o604, fifo()), &OWNER)
         .unwrap();
 
-    let stat = |a: &str, peer: &Peer| fx.reg.stat(&addr(a), peer);
+    let stat = |a: &str, peer: &Peer| fx.reg().stat(&addr(a), peer);
     assert_err!(
         stat("pipe:private", &OTHER),
         RequestError::PermissionDenied(_)
@@ -652,14 +662,14 @@ fn stat_and_list_show_only_what_the_caller_may_use() {
     assert_eq!(stat("pipe:private", &ROOT).unwrap().owner_uid, 1000);
     assert_err!(stat("pipe:nothing", &OWNER), RequestError::NotFound(_));
 
-    assert_eq!(listed(&fx.reg, &OTHER), ["fifo:public"]);
+    assert_eq!(listed(&fx.reg(), &OTHER), ["fifo:public"]);
     // 0604: the group triple (0) decides for a group member, not the other bits.
-    assert_eq!(listed(&fx.reg, &GROUP), ["pipe:group"]);
+    assert_eq!(listed(&fx.reg(), &GROUP), ["pipe:group"]);
     let all = ["pipe:group", "pipe:private", "fifo:public"];
-    assert_eq!(listed(&fx.reg, &OWNER), all);
-    assert_eq!(listed(&fx.reg, &ROOT), all);
+    assert_eq!(listed(&fx.reg(), &OWNER), all);
+    assert_eq!(listed(&fx.reg(), &ROOT), all);
     let pipes_only = |a: &Address| a.kind == Kind::Pipe;
-    let (pipes, _) = fx.reg.list_page(None, &ROOT, pipes_only, |_| true);
+    let (pipes, _) = fx.reg().list_page(None, &ROOT, pipes_only, |_| true);
     assert_eq!(pipes.len(), 2);
     fx.delete_all(&all);
 }
@@ -671,11 +681,11 @@ fn list_page_pages_through_25_pipes_by_10() {
     for name in &names {
         fx.create(name, spec(pipe()), &OWNER).unwrap();
     }
-    let (first, more) = page(&fx.reg, None, 10);
+    let (first, more) = page(&fx.reg(), None, 10);
     assert_eq!((first.len(), more), (10, true));
-    let (second, more) = page(&fx.reg, first.last().map(String::as_str), 10);
+    let (second, more) = page(&fx.reg(), first.last().map(String::as_str), 10);
     assert_eq!((second.len(), more), (10, true));
-    let (third, more) = page(&fx.reg, second.last().map(String::as_str), 10);
+    let (third, more) = page(&fx.reg(), second.last().map(String::as_str), 10);
     assert_eq!((third.len(), more), (5, false));
     assert_eq!(
         [first, second, third].concat(),
@@ -683,7 +693,7 @@ fn list_page_pages_through_25_pipes_by_10() {
         "in order, each once"
     );
 
-    let (none, more) = fx.reg.list_page(None, &OTHER, |_| true, |_| true);
+    let (none, more) = fx.reg().list_page(None, &OTHER, |_| true, |_| true);
     assert!(
         none.is_empty() && !more,
         "mode 0600 pipes are not listed to others"
@@ -707,31 +717,31 @@ fn delete_is_for_the_owner_or_root_and_removes_the_kernel_object() {
     for peer in [&GROUP, &OTHER] {
         for a in ["fifo:f", "mq:q", "pipe:p"] {
             assert_err!(
-                fx.reg.delete(&addr(a), peer),
+                fx.store.delete(&addr(a), peer),
                 RequestError::PermissionDenied(_)
             );
         }
     }
-    assert_eq!(fx.reg.len(), 3);
+    assert_eq!(fx.reg().len(), 3);
 
-    fx.reg.delete(&addr("fifo:f"), &OWNER).unwrap();
+    fx.store.delete(&addr("fifo:f"), &OWNER).unwrap();
     assert!(!Path::new(&fifo_path).exists(), "the FIFO file is removed");
     assert_err!(
-        fx.reg.stat(&addr("fifo:f"), &OWNER),
+        fx.reg().stat(&addr("fifo:f"), &OWNER),
         RequestError::NotFound(_)
     );
     assert_err!(
-        fx.reg.delete(&addr("fifo:f"), &OWNER),
+        fx.store.delete(&addr("fifo:f"), &OWNER),
         RequestError::NotFound(_)
     );
 
-    fx.reg.delete(&addr("mq:q"), &ROOT).unwrap();
+    fx.store.delete(&addr("mq:q"), &ROOT).unwrap();
     assert!(!queue_exists(&queue), "mq_open fails with ENOENT");
 
-    fx.reg
+    fx.store
         .delete(&addr("pipe:p"), &OWNER)
         .expect("mode bits do not bind the owner");
-    assert!(fx.reg.is_empty());
+    assert!(fx.reg().is_empty());
     assert!(fx.saved().is_empty());
 }
 
@@ -748,15 +758,15 @@ fn end_session_removes_only_that_sessions_session_objects() {
     create(&mut fx, "pipe:kept", spec(pipe()), 1);
     create(&mut fx, "fifo:s2", session(fifo()), 2);
 
-    assert_eq!(fx.reg.end_session(1), 2);
+    assert_eq!(fx.store.end_session(1), 2);
     assert!(!Path::new(&fx.kernel_name("fifo:s1")).exists());
     assert!(!queue_exists(&fx.kernel_name("mq:s1")));
-    assert_eq!(listed(&fx.reg, &OWNER), ["pipe:kept", "fifo:s2"]);
+    assert_eq!(listed(&fx.reg(), &OWNER), ["pipe:kept", "fifo:s2"]);
     assert!(is_fifo(&fx.kernel_name("fifo:s2")));
     assert_eq!(fx.saved(), ["pipe:kept", "fifo:s2"]);
-    assert_eq!(fx.reg.end_session(1), 0);
+    assert_eq!(fx.store.end_session(1), 0);
 
-    assert_eq!(fx.reg.end_session(2), 1);
+    assert_eq!(fx.store.end_session(2), 1);
     assert!(!Path::new(&fx.kernel_name("fifo:s2")).exists());
     fx.delete_all(&["pipe:kept"]);
 }
@@ -773,14 +783,14 @@ fn load_readopts_persistent_objects_and_removes_old_session_ones() {
     fx.create("pipe:p", spec(pipe()), &OWNER).unwrap();
     fx.create("fifo:sess", session(fifo()), &OWNER).unwrap();
     fx.create("mq:sess", session(mq()), &OWNER).unwrap();
-    fx.reg.open(&addr("mq:q"), Access::Read, &OWNER).unwrap();
-    fx.reg.save().unwrap();
+    fx.reg().open(&addr("mq:q"), Access::Read, &OWNER).unwrap();
+    fx.reg().save().unwrap();
 
     fx.reload();
 
     let all = ["mq:q", "fifo:buf", "fifo:plain"];
     assert_eq!(
-        listed(&fx.reg, &ROOT),
+        listed(&fx.reg(), &ROOT),
         all,
         "the pipe died with the old run"
     );
@@ -789,23 +799,23 @@ fn load_readopts_persistent_objects_and_removes_old_session_ones() {
     assert_eq!(fx.saved(), all);
     assert!(fx.set_aside().is_empty());
 
-    let q2 = fx.reg.stat(&addr("mq:q"), &ROOT).unwrap();
+    let q2 = fx.reg().stat(&addr("mq:q"), &ROOT).unwrap();
     assert_eq!(
         q2,
         ObjectInfo { opens: 0, ..q },
         "same owner, mode, times, details"
     );
-    let buf = fx.reg.stat(&addr("fifo:buf"), &ROOT).unwrap();
+    let buf = fx.reg().stat(&addr("fifo:buf"), &ROOT).unwrap();
     assert_eq!((buf.owner_uid, buf.owner_gid, buf.mode), (1001, 100, 0o660));
     assert!(
         fifo_details(&buf).buffered,
         "a buffered FIFO stays buffered"
     );
-    let plain = fx.reg.stat(&addr("fifo:plain"), &ROOT).unwrap();
+    let plain = fx.reg().stat(&addr("fifo:plain"), &ROOT).unwrap();
     assert!(!fifo_details(&plain).buffered);
     assert_eq!(plain.lifetime, Lifetime::Persistent);
 
-    let (_, fds) = fx.reg.open(&addr("mq:q"), Access::Write, &OWNER).unwrap();
+    let (_, fds) = fx.reg().open(&addr("mq:q"), Access::Write, &OWNER).unwrap();
     assert_eq!(fds.len(), 1, "a re-adopted queue opens");
     fx.delete_all(&all);
 }
@@ -851,7 +861,7 @@ fn load_ignores_records_naming_kernel_objects_outside_the_namespace() {
     fx.reload();
 
     assert_eq!(
-        listed(&fx.reg, &ROOT),
+        listed(&fx.reg(), &ROOT),
         ["fifo:good"],
         "only the good record"
     );
@@ -877,7 +887,7 @@ fn load_ignores_records_with_a_mode_above_0777() {
 
     fx.reload();
 
-    assert!(fx.reg.is_empty());
+    assert!(fx.reg().is_empty());
     assert!(fx.saved().is_empty());
     assert_eq!(fx.set_aside(), ["fifo:setuid"]);
     assert!(is_fifo(&path), "ignored, not removed");
@@ -905,7 +915,7 @@ fn load_neither_adopts_nor_removes_a_kernel_object_of_a_stranger() {
 
     fx.reload();
 
-    assert!(fx.reg.is_empty());
+    assert!(fx.reg().is_empty());
     assert_eq!(fx.set_aside(), ["fifo:sess", "fifo:kept"]);
     for path in &paths {
         assert!(is_fifo(path), "{path} was removed");
@@ -927,25 +937,25 @@ async fn a_queue_wait_answers_once_a_message_arrives_and_ends_with_the_object() 
         })
     };
     assert_err!(
-        fx.reg
+        fx.reg()
             .operate(&q, readable(None), &OTHER, &QUOTA)
             .map(|_| ()),
         RequestError::PermissionDenied(_)
     );
     assert_err!(
-        fx.reg
+        fx.reg()
             .operate(&q, readable(Some(0)), &OWNER, &QUOTA)
             .map(|_| ()),
         RequestError::TimedOut(_)
     );
     assert_err!(
-        fx.reg
+        fx.reg()
             .operate(&q, KindOp::Pipe(PipeOp::Close), &OWNER, &QUOTA)
             .map(|_| ()),
         RequestError::WrongKind(_)
     );
 
-    let Ok(OpResult::Later(waiter)) = fx.reg.operate(&q, readable(None), &OWNER, &QUOTA) else {
+    let Ok(OpResult::Later(waiter)) = fx.reg().operate(&q, readable(None), &OWNER, &QUOTA) else {
         panic!("an empty queue is not readable yet");
     };
     let name = fx.kernel_name("mq:q");
@@ -957,7 +967,8 @@ async fn a_queue_wait_answers_once_a_message_arrives_and_ends_with_the_object() 
     assert_eq!(mq_receive(&queue, &mut buf, &mut priority).unwrap(), 5);
     mq_close(queue).unwrap();
 
-    let Ok(OpResult::Later(mut waiter)) = fx.reg.operate(&q, readable(None), &OWNER, &QUOTA) else {
+    let Ok(OpResult::Later(mut waiter)) = fx.reg().operate(&q, readable(None), &OWNER, &QUOTA)
+    else {
         panic!("a drained queue is not readable");
     };
     assert_eq!(waiter.address, q);
@@ -976,19 +987,19 @@ fn closing_a_pipe_refuses_new_writers() {
     let p = addr("pipe:p");
     let close = || KindOp::Pipe(PipeOp::Close);
     assert_err!(
-        fx.reg.operate(&p, close(), &OTHER, &QUOTA).map(|_| ()),
+        fx.reg().operate(&p, close(), &OTHER, &QUOTA).map(|_| ()),
         RequestError::PermissionDenied(_)
     );
-    let Ok(OpResult::Now(reply)) = fx.reg.operate(&p, close(), &GROUP, &QUOTA) else {
+    let Ok(OpResult::Now(reply)) = fx.reg().operate(&p, close(), &GROUP, &QUOTA) else {
         panic!("close answers at once");
     };
     assert_eq!(reply, KindReply::Pipe(PipeReply::Closed));
-    let KindDetails::Pipe(details) = fx.reg.stat(&p, &OWNER).unwrap().details else {
+    let KindDetails::Pipe(details) = fx.reg().stat(&p, &OWNER).unwrap().details else {
         panic!("a pipe");
     };
     assert!(details.closed);
     assert_err!(
-        fx.reg.open(&p, Access::Write, &OWNER),
+        fx.reg().open(&p, Access::Write, &OWNER),
         RequestError::InvalidArgument(_)
     );
     fx.delete_all(&["pipe:p"]);
@@ -1049,24 +1060,24 @@ fn a_segment_is_made_sized_grown_never_shrunk_and_unlinked() {
     assert_eq!(d.size, 4096);
     let a = addr("shm:buf");
     assert_err!(
-        fx.reg.operate(&a, resize(8192), &OTHER, &QUOTA).map(drop),
+        fx.reg().operate(&a, resize(8192), &OTHER, &QUOTA).map(drop),
         RequestError::PermissionDenied(_)
     );
-    let Ok(OpResult::Now(KindReply::Shm(r))) = fx.reg.operate(&a, resize(8192), &OWNER, &QUOTA)
+    let Ok(OpResult::Now(KindReply::Shm(r))) = fx.reg().operate(&a, resize(8192), &OWNER, &QUOTA)
     else {
         panic!("resize")
     };
     assert_eq!(r, protocol::ShmReply::Resized { size: 8192 });
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
-    assert_err!(fx.reg.operate(&a, resize(100), &OWNER, &QUOTA).map(drop), RequestError::InvalidArgument(m) if m.contains("only grow"));
-    let (_, fds) = fx.reg.open(&a, Access::Read, &GROUP).unwrap();
+    assert_err!(fx.reg().operate(&a, resize(100), &OWNER, &QUOTA).map(drop), RequestError::InvalidArgument(m) if m.contains("only grow"));
+    let (_, fds) = fx.reg().open(&a, Access::Read, &GROUP).unwrap();
     let flags = nix::fcntl::fcntl(&fds[0], nix::fcntl::FcntlArg::F_GETFL).unwrap();
     assert_eq!(
         flags & libc::O_ACCMODE,
         libc::O_RDONLY,
         "read access maps read-only"
     );
-    fx.reg.delete(&a, &OWNER).unwrap();
+    fx.store.delete(&a, &OWNER).unwrap();
     assert!(std::fs::metadata(&path).is_err(), "delete unlinks");
 }
 
@@ -1091,7 +1102,7 @@ fn bad_segment_sizes_are_refused_before_anything_is_made() {
         fx.create("ring:r", spec(ring(4, 0)), &OWNER),
         RequestError::InvalidArgument(_)
     );
-    assert!(fx.reg.is_empty());
+    assert!(fx.reg().is_empty());
 }
 
 #[test]
@@ -1112,7 +1123,7 @@ fn shared_memory_is_charged_to_its_owners_share() {
         RequestError::LimitExceeded(m) if m.contains("shm_bytes_per_uid")
     );
     assert_err!(
-        fx.reg
+        fx.reg()
             .operate(&addr("shm:a"), resize(128 * 1024), &OWNER, &small)
             .map(drop),
         RequestError::LimitExceeded(_)
@@ -1153,16 +1164,16 @@ fn segments_and_rings_survive_a_restart_with_their_bytes() {
     assert_eq!((d.slots, d.slot_size, d.depth, d.attached), (4, 100, 0, 0));
     assert_eq!(d.segment_size, 4096 + 4 * 128);
     let (_, fds) = fx
-        .reg
+        .reg()
         .open(&addr("shm:keep"), Access::ReadWrite, &OWNER)
         .unwrap();
     pwrite(&fds[0], b"still here", 100).unwrap();
     assert_err!(
-        fx.reg.open(&addr("ring:r"), Access::Read, &OWNER),
+        fx.reg().open(&addr("ring:r"), Access::Read, &OWNER),
         RequestError::InvalidArgument(_)
     );
     let (_, ring_fds) = fx
-        .reg
+        .reg()
         .open(&addr("ring:r"), Access::ReadWrite, &OWNER)
         .unwrap();
     let mut magic = [0u8; 8];
@@ -1170,9 +1181,9 @@ fn segments_and_rings_survive_a_restart_with_their_bytes() {
     assert_eq!(&magic, b"IPCDRING");
     drop((fds, ring_fds));
     fx.reload();
-    assert_eq!(listed(&fx.reg, &OWNER), vec!["shm:keep", "ring:r"]);
+    assert_eq!(listed(&fx.reg(), &OWNER), vec!["shm:keep", "ring:r"]);
     let (_, fds) = fx
-        .reg
+        .reg()
         .open(&addr("shm:keep"), Access::Read, &OWNER)
         .unwrap();
     let mut got = [0u8; 10];
@@ -1197,3 +1208,5 @@ fn a_segment_that_is_not_a_ring_cannot_be_adopted_as_one() {
     };
     assert_err!(fx.create("ring:plain", adopt, &me), RequestError::InvalidArgument(m) if m.contains("magic"));
 }
+
+mod changes;

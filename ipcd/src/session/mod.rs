@@ -105,10 +105,39 @@ pub async fn run(
     }
     drop(session);
     let _ = writer.await;
-    let removed = shared.registry().end_session(id);
+    let removed = if shared.store().session_has_objects(id) {
+        off_worker(&shared, move |shared| shared.store().end_session(id))
+            .await
+            .unwrap_or(0)
+    } else {
+        0
+    };
     AtomicCounters::bump(&shared.counters.deleted, removed as u64);
     shared.sessions.fetch_sub(1, Ordering::Relaxed);
     debug!(session = id, removed, "disconnected");
+}
+
+/// Runs `f`, a change that waits on the disk, on a blocking thread once the
+/// store lets one more change in (`changes::Store::permit`); the session's task
+/// awaits it, so its worker thread serves other sessions meanwhile, and the
+/// session still answers its requests in order. `None` if the runtime shut
+/// down before `f` ran; a panic in `f` is resumed here.
+async fn off_worker<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&Shared) -> T + Send + 'static,
+) -> Option<T> {
+    let permit = shared.store().permit().await;
+    let shared = shared.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        f(&shared)
+    })
+    .await;
+    match done {
+        Ok(value) => Some(value),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
+    }
 }
 
 fn encode(frame: &ServerFrame, max: u32) -> Vec<u8> {
@@ -157,7 +186,7 @@ async fn drive(id: u64, waiter: Waiter) -> Done {
 }
 
 struct Session<'a> {
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     tx: mpsc::Sender<Outgoing>,
     caller: Caller,
     greeted: bool,
@@ -251,7 +280,17 @@ impl Session<'_> {
             ));
             return self.answer(id, Err(e), Vec::new()).await;
         }
-        match dispatch::handle(self.shared, &self.caller, body) {
+        let answer = if dispatch::may_block(&body) {
+            let caller = self.caller;
+            off_worker(self.shared, move |shared| {
+                dispatch::handle(shared, &caller, body)
+            })
+            .await
+            .unwrap_or(Err(RequestError::ShuttingDown))
+        } else {
+            dispatch::handle(self.shared, &self.caller, body)
+        };
+        match answer {
             Ok(Answer::Now(reply, fds)) => self.answer(id, Ok(reply), fds).await,
             Ok(Answer::Later(waiter)) => {
                 if self.waits.len() >= MAX_WAITS_PER_SESSION {

@@ -26,8 +26,9 @@
 //! peak during the run (VmHWM) and after the clients left, and its CPU time.
 //!
 //! `--no-create` pings instead of creating and deleting: each create and delete
-//! syncs the intent journal and the registry to disk, and the difference
-//! shows what those synchronous writes cost every other request.
+//! syncs the intent journal and the registry to disk (shared among the changes
+//! in progress, outside the registry lock), and the difference shows what
+//! those writes cost the whole load.
 //!
 //! **Scale** (`--connect-only N`): raises its own open-file limit, holds `N`
 //! handshaken connections idle, measures the daemon's RSS, pings through a
