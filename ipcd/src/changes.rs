@@ -32,6 +32,7 @@
 //! object absent from a snapshot (made but not registered, or taken out but
 //! not yet removed) always has a durable intent, which the next start finishes.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -55,6 +56,11 @@ use crate::registry::{Registry, disk_error};
 /// flushes; more only adds threads.
 pub const MAX_CHANGES_AT_ONCE: usize = 32;
 
+/// Most changes one uid may have running or queued for a permit at once; its
+/// others wait in a line of their own. So a user creating in a loop from many
+/// connections queues at most this many ahead of another user's change.
+pub const MAX_CHANGES_PER_UID: usize = 4;
+
 /// The registry behind its lock, with the journal and the group commit.
 pub struct Store {
     registry: Mutex<Registry>,
@@ -68,6 +74,8 @@ pub struct Store {
     state_dir: PathBuf,
     /// Permits to run a change ([`MAX_CHANGES_AT_ONCE`]).
     permits: Arc<Semaphore>,
+    /// Per uid, permits to queue for one ([`MAX_CHANGES_PER_UID`]).
+    per_uid: Mutex<HashMap<u32, Arc<Semaphore>>>,
     #[cfg(test)]
     hook: Mutex<Option<Hook>>,
 }
@@ -140,6 +148,7 @@ impl Store {
             saved: Mutex::new(0),
             state_dir,
             permits: Arc::new(Semaphore::new(MAX_CHANGES_AT_ONCE)),
+            per_uid: Mutex::new(HashMap::new()),
             #[cfg(test)]
             hook: Mutex::new(None),
         }
@@ -156,14 +165,32 @@ impl Store {
         Ok(store)
     }
 
-    /// Waits (asynchronously, in order of arrival) until one more change may
-    /// run; the change holds the permit while it runs.
-    pub async fn permit(&self) -> OwnedSemaphorePermit {
-        self.permits
+    /// Waits (asynchronously, in order of arrival) until one more change of
+    /// `uid`'s may queue ([`MAX_CHANGES_PER_UID`]) and then run
+    /// ([`MAX_CHANGES_AT_ONCE`]); the change holds both permits while it runs.
+    pub async fn permit(&self, uid: u32) -> [OwnedSemaphorePermit; 2] {
+        let line = {
+            let mut lines = lock(&self.per_uid);
+            if lines.len() > 1024 {
+                // Forget the lines nobody stands in.
+                lines.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            lines
+                .entry(uid)
+                .or_insert_with(|| Arc::new(Semaphore::new(MAX_CHANGES_PER_UID)))
+                .clone()
+        };
+        let queued = line
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let running = self
+            .permits
             .clone()
             .acquire_owned()
             .await
-            .expect("the semaphore is never closed")
+            .expect("the semaphore is never closed");
+        [queued, running]
     }
 
     /// The registry, locked. Never hold the guard across an `.await` or a sync.

@@ -106,9 +106,11 @@ pub async fn run(
     drop(session);
     let _ = writer.await;
     let removed = if shared.store().session_has_objects(id) {
-        off_worker(&shared, move |shared| shared.store().end_session(id))
-            .await
-            .unwrap_or(0)
+        off_worker(&shared, peer.uid, move |shared| {
+            shared.store().end_session(id)
+        })
+        .await
+        .unwrap_or(0)
     } else {
         0
     };
@@ -124,9 +126,10 @@ pub async fn run(
 /// down before `f` ran; a panic in `f` is resumed here.
 async fn off_worker<T: Send + 'static>(
     shared: &Arc<Shared>,
+    uid: u32,
     f: impl FnOnce(&Shared) -> T + Send + 'static,
 ) -> Option<T> {
-    let permit = shared.store().permit().await;
+    let permit = shared.store().permit(uid).await;
     let shared = shared.clone();
     let done = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -282,7 +285,7 @@ impl Session<'_> {
         }
         let answer = if dispatch::may_block(&body) {
             let caller = self.caller;
-            off_worker(self.shared, move |shared| {
+            off_worker(self.shared, caller.peer.uid, move |shared| {
                 dispatch::handle(shared, &caller, body)
             })
             .await

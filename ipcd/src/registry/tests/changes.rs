@@ -435,3 +435,29 @@ fn every_pending_intent_is_finished_at_the_next_start() {
     );
     fx.delete_all(&["fifo:kept"]);
 }
+
+#[test]
+fn one_uid_queues_at_most_its_share_of_changes_ahead_of_another() {
+    use crate::changes::MAX_CHANGES_PER_UID;
+    let fx = Fixture::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..MAX_CHANGES_PER_UID {
+            held.push(fx.store.permit(1000).await);
+        }
+        let more = tokio::time::timeout(Duration::from_millis(50), fx.store.permit(1000)).await;
+        assert!(
+            more.is_err(),
+            "uid 1000's next change waits in its own line"
+        );
+        let other = tokio::time::timeout(Duration::from_millis(50), fx.store.permit(1002)).await;
+        assert!(other.is_ok(), "another uid is not queued behind it");
+        held.pop();
+        let next = tokio::time::timeout(Duration::from_secs(5), fx.store.permit(1000)).await;
+        assert!(next.is_ok(), "a finished change lets the next one in");
+    });
+}
