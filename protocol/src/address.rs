@@ -31,11 +31,29 @@ pub enum Kind {
     Shm,
     /// A message ring in a shared-memory segment, mapped by clients. Since version 4.
     Ring,
+    /// A POSIX named semaphore (`sem_open(3)`). Since version 5.
+    Sem,
+    /// A mutex hosted by the daemon. Since version 5.
+    Lock,
+    /// An event flag hosted by the daemon. Since version 5.
+    Event,
+    /// A barrier for N parties hosted by the daemon. Since version 5.
+    Barrier,
 }
 
 impl Kind {
     /// Every kind, in wire order.
-    pub const ALL: &'static [Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo, Kind::Shm, Kind::Ring];
+    pub const ALL: &'static [Kind] = &[
+        Kind::Mq,
+        Kind::Pipe,
+        Kind::Fifo,
+        Kind::Shm,
+        Kind::Ring,
+        Kind::Sem,
+        Kind::Lock,
+        Kind::Event,
+        Kind::Barrier,
+    ];
 
     /// The protocol version that introduced this kind; older peers cannot decode it.
     pub fn since_version(self) -> u16 {
@@ -43,6 +61,7 @@ impl Kind {
             Kind::Mq => 1,
             Kind::Pipe | Kind::Fifo => 2,
             Kind::Shm | Kind::Ring => 4,
+            Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier => 5,
         }
     }
 
@@ -54,6 +73,10 @@ impl Kind {
             Kind::Fifo => "fifo",
             Kind::Shm => "shm",
             Kind::Ring => "ring",
+            Kind::Sem => "sem",
+            Kind::Lock => "lock",
+            Kind::Event => "event",
+            Kind::Barrier => "barrier",
         }
     }
 

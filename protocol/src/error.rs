@@ -43,6 +43,8 @@ pub enum ErrorCode {
     TimedOut,
     /// The operation would block (queue empty or full) and blocking was not asked for.
     WouldBlock,
+    /// A barrier is broken: a party left or timed out (since version 5).
+    Broken,
     /// A system call failed; the message carries the errno text.
     Os,
     /// The daemon is shutting down.
@@ -76,6 +78,7 @@ impl ErrorCode {
             InvalidArgument => 50,
             TimedOut => 60,
             WouldBlock => 61,
+            Broken => 62,
             Os => 70,
             ShuttingDown => 80,
             Internal => 99,
@@ -104,6 +107,7 @@ impl ErrorCode {
             50 => InvalidArgument,
             60 => TimedOut,
             61 => WouldBlock,
+            62 => Broken,
             70 => Os,
             80 => ShuttingDown,
             99 => Internal,
@@ -132,6 +136,7 @@ impl ErrorCode {
             InvalidArgument => "invalid-argument",
             TimedOut => "timed-out",
             WouldBlock => "would-block",
+            Broken => "broken",
             Os => "os-error",
             ShuttingDown => "shutting-down",
             Internal => "internal",

@@ -224,6 +224,10 @@ fn op_variant(o: &KindOp) -> &'static str {
         KindOp::Mq(_) => "Mq",
         KindOp::Pipe(_) => "Pipe",
         KindOp::Shm(_) => "Shm",
+        KindOp::Sem(_) => "Sem",
+        KindOp::Lock(_) => "Lock",
+        KindOp::Event(_) => "Event",
+        KindOp::Barrier(_) => "Barrier",
     }
 }
 
@@ -232,6 +236,10 @@ fn kind_reply_variant(r: &KindReply) -> &'static str {
         KindReply::Mq(_) => "Mq",
         KindReply::Pipe(_) => "Pipe",
         KindReply::Shm(_) => "Shm",
+        KindReply::Sem(_) => "Sem",
+        KindReply::Lock(_) => "Lock",
+        KindReply::Event(_) => "Event",
+        KindReply::Barrier(_) => "Barrier",
     }
 }
 
@@ -242,6 +250,10 @@ fn params_variant(p: &KindParams) -> &'static str {
         KindParams::Fifo(_) => "Fifo",
         KindParams::Shm(_) => "Shm",
         KindParams::Ring(_) => "Ring",
+        KindParams::Sem(_) => "Sem",
+        KindParams::Lock(_) => "Lock",
+        KindParams::Event(_) => "Event",
+        KindParams::Barrier(_) => "Barrier",
     }
 }
 
@@ -252,6 +264,10 @@ fn details_variant(d: &KindDetails) -> &'static str {
         KindDetails::Fifo(_) => "Fifo",
         KindDetails::Shm(_) => "Shm",
         KindDetails::Ring(_) => "Ring",
+        KindDetails::Sem(_) => "Sem",
+        KindDetails::Lock(_) => "Lock",
+        KindDetails::Event(_) => "Event",
+        KindDetails::Barrier(_) => "Barrier",
     }
 }
 
@@ -262,6 +278,10 @@ fn kind_variant(k: &Kind) -> &'static str {
         Kind::Fifo => "Fifo",
         Kind::Shm => "Shm",
         Kind::Ring => "Ring",
+        Kind::Sem => "Sem",
+        Kind::Lock => "Lock",
+        Kind::Event => "Event",
+        Kind::Barrier => "Barrier",
     }
 }
 
@@ -297,12 +317,17 @@ fn strategies_reach_every_variant() {
             "ListPage", "Usage"
         ])
     );
-    assert_eq!(variants_drawn(256, op_variant), set(&["Mq", "Pipe", "Shm"]));
+    assert_eq!(
+        variants_drawn(256, op_variant),
+        set(&["Mq", "Pipe", "Shm", "Sem", "Lock", "Event", "Barrier"])
+    );
     assert_eq!(
         variants_drawn(256, kind_reply_variant),
-        set(&["Mq", "Pipe", "Shm"])
+        set(&["Mq", "Pipe", "Shm", "Sem", "Lock", "Event", "Barrier"])
     );
-    let all_kinds = set(&["Mq", "Pipe", "Fifo", "Shm", "Ring"]);
+    let all_kinds = set(&[
+        "Mq", "Pipe", "Fifo", "Shm", "Ring", "Sem", "Lock", "Event", "Barrier",
+    ]);
     assert_eq!(variants_drawn(256, params_variant), all_kinds);
     assert_eq!(variants_drawn(256, details_variant), all_kinds);
     assert_eq!(variants_drawn(256, kind_variant), all_kinds);

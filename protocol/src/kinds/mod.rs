@@ -2,10 +2,15 @@
 //! operations and their replies. This file gathers them into the enums the
 //! generic messages carry; each enum is append-only, like every wire enum.
 
+pub mod barrier;
+pub mod event;
 pub mod fifo;
+pub mod holder;
+pub mod lock;
 pub mod mq;
 pub mod pipe;
 pub mod ring;
+pub mod sem;
 pub mod shm;
 
 #[cfg(test)]
@@ -13,10 +18,15 @@ use proptest_derive::Arbitrary;
 
 use crate::address::Kind;
 
+pub use barrier::{BarrierDetails, BarrierOp, BarrierParams, BarrierReply};
+pub use event::{EventDetails, EventOp, EventParams, EventReply};
 pub use fifo::{FifoDetails, FifoParams};
+pub use holder::Holder;
+pub use lock::{LockDetails, LockOp, LockParams, LockReply};
 pub use mq::{MqDetails, MqOp, MqParams, MqReply, Readiness};
 pub use pipe::{PipeDetails, PipeOp, PipeParams, PipeReply};
 pub use ring::{RingDetails, RingParams};
+pub use sem::{SemDetails, SemOp, SemParams, SemReply};
 pub use shm::{SHM_MAX_SIZE, ShmDetails, ShmOp, ShmParams, ShmReply};
 
 /// Kind-specific creation parameters.
@@ -33,6 +43,14 @@ pub enum KindParams {
     Shm(ShmParams),
     /// Shared-memory ring parameters. Since version 4.
     Ring(RingParams),
+    /// Semaphore parameters. Since version 5.
+    Sem(SemParams),
+    /// Lock parameters. Since version 5.
+    Lock(LockParams),
+    /// Event parameters. Since version 5.
+    Event(EventParams),
+    /// Barrier parameters. Since version 5.
+    Barrier(BarrierParams),
 }
 
 /// Kind-specific details of an object.
@@ -49,6 +67,14 @@ pub enum KindDetails {
     Shm(ShmDetails),
     /// A shared-memory ring. Since version 4.
     Ring(RingDetails),
+    /// A semaphore. Since version 5.
+    Sem(SemDetails),
+    /// A lock. Since version 5.
+    Lock(LockDetails),
+    /// An event. Since version 5.
+    Event(EventDetails),
+    /// A barrier. Since version 5.
+    Barrier(BarrierDetails),
 }
 
 /// A kind-specific operation, carried by [`Request::Kind`](crate::Request::Kind).
@@ -61,6 +87,14 @@ pub enum KindOp {
     Pipe(PipeOp),
     /// An operation on a shared-memory segment. Since version 4.
     Shm(ShmOp),
+    /// An operation on a semaphore. Since version 5.
+    Sem(SemOp),
+    /// An operation on a lock. Since version 5.
+    Lock(LockOp),
+    /// An operation on an event. Since version 5.
+    Event(EventOp),
+    /// An operation on a barrier. Since version 5.
+    Barrier(BarrierOp),
 }
 
 /// The answer to a [`KindOp`], carried by [`Reply::Kind`](crate::Reply::Kind).
@@ -73,6 +107,14 @@ pub enum KindReply {
     Pipe(PipeReply),
     /// A shared-memory segment's answer. Since version 4.
     Shm(ShmReply),
+    /// A semaphore's answer. Since version 5.
+    Sem(SemReply),
+    /// A lock's answer. Since version 5.
+    Lock(LockReply),
+    /// An event's answer. Since version 5.
+    Event(EventReply),
+    /// A barrier's answer. Since version 5.
+    Barrier(BarrierReply),
 }
 
 impl KindParams {
@@ -84,6 +126,10 @@ impl KindParams {
             KindParams::Fifo(_) => Kind::Fifo,
             KindParams::Shm(_) => Kind::Shm,
             KindParams::Ring(_) => Kind::Ring,
+            KindParams::Sem(_) => Kind::Sem,
+            KindParams::Lock(_) => Kind::Lock,
+            KindParams::Event(_) => Kind::Event,
+            KindParams::Barrier(_) => Kind::Barrier,
         }
     }
 }
@@ -95,6 +141,10 @@ impl KindOp {
             KindOp::Mq(_) => Kind::Mq,
             KindOp::Pipe(_) => Kind::Pipe,
             KindOp::Shm(_) => Kind::Shm,
+            KindOp::Sem(_) => Kind::Sem,
+            KindOp::Lock(_) => Kind::Lock,
+            KindOp::Event(_) => Kind::Event,
+            KindOp::Barrier(_) => Kind::Barrier,
         }
     }
 }
