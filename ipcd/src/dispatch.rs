@@ -36,6 +36,14 @@ pub enum Answer {
 }
 
 impl Caller {
+    /// The caller as a kind operation sees it.
+    fn asker(&self) -> crate::kinds::Asker {
+        crate::kinds::Asker {
+            peer: self.peer,
+            session: self.session,
+        }
+    }
+
     /// Whether this connection's protocol version knows `kind`.
     fn knows(&self, kind: Kind) -> bool {
         kind.since_version() <= self.version
@@ -110,14 +118,19 @@ pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answ
             }
             let op = protocol::KindOp::Pipe(protocol::PipeOp::Close);
             let quota = shared.quota(peer);
-            shared.registry().operate(&address, op, peer, &quota)?;
+            shared
+                .registry()
+                .operate(&address, op, &caller.asker(), &quota)?;
             Reply::Closed
         }
         Request::Kind { address, op } => {
             let address = caller.parse(&address)?;
             let quota = shared.quota(peer);
             return Ok(
-                match shared.registry().operate(&address, op, peer, &quota)? {
+                match shared
+                    .registry()
+                    .operate(&address, op, &caller.asker(), &quota)?
+                {
                     OpResult::Now(reply) => Answer::Now(Reply::Kind(reply), Vec::new()),
                     OpResult::Later(waiter) => Answer::Later(waiter),
                 },

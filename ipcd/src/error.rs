@@ -59,6 +59,9 @@ pub enum RequestError {
     /// A wait ran out of time.
     #[error("timed out: {0}")]
     TimedOut(String),
+    /// A synchronization object is broken (a barrier whose party left or timed out).
+    #[error("broken: {0}")]
+    Broken(String),
     /// The address names a kind newer than the connection's protocol version.
     #[error("{0}")]
     KindTooNew(String),
@@ -100,6 +103,7 @@ impl RequestError {
             RequestError::ShuttingDown => ErrorCode::ShuttingDown,
             RequestError::WouldBlock(_) => ErrorCode::WouldBlock,
             RequestError::TimedOut(_) => ErrorCode::TimedOut,
+            RequestError::Broken(_) => ErrorCode::Broken,
             RequestError::KindTooNew(_) => ErrorCode::UnknownKind,
             RequestError::RequestTooNew(_) => ErrorCode::UnsupportedVersion,
             RequestError::InvalidUtf8 => ErrorCode::InvalidAddress,

@@ -21,7 +21,7 @@ use tracing::warn;
 use crate::access::{Need, Permissions};
 use crate::budget::Quota;
 use crate::error::RequestError;
-use crate::kinds::{self, Held, KindObject, Namespace, OpAnswer};
+use crate::kinds::{self, Asker, Held, KindObject, Namespace, OpAnswer};
 use crate::peer::{Peer, SessionId};
 use crate::persist::StoredObject;
 
@@ -332,15 +332,16 @@ impl Registry {
         Ok((obj.info()?, fds))
     }
 
-    /// Performs a kind operation; its kind must be the address's. What it
-    /// would add to the object is charged to the object's owner first.
+    /// Performs a kind operation for `who`; its kind must be the address's.
+    /// What it would add to the object is charged to the object's owner first.
     pub fn operate(
         &mut self,
         address: &Address,
         op: KindOp,
-        peer: &Peer,
+        who: &Asker,
         quota: &Quota,
     ) -> Result<OpResult, RequestError> {
+        let peer = &who.peer;
         if op.kind() != address.kind {
             return Err(kinds::wrong_op(&op, address.kind));
         }
@@ -351,7 +352,7 @@ impl Registry {
             self.check_shares(owner, address, cost, quota)?;
         }
         let obj = self.get_mut(address, peer, need)?;
-        Ok(match obj.handle.operate(op)? {
+        Ok(match obj.handle.operate(op, who)? {
             OpAnswer::Now(reply) => OpResult::Now(reply),
             OpAnswer::Later { wait, timeout } => OpResult::Later(Waiter {
                 wait,
@@ -360,6 +361,15 @@ impl Registry {
                 address: address.clone(),
             }),
         })
+    }
+
+    /// Tells every object that the connection `session` has closed, so the
+    /// synchronization objects give back what it held. Its waits are dropped
+    /// first (the session's task set goes before this is called).
+    pub fn session_ended(&mut self, session: SessionId) {
+        for obj in self.objects.values_mut() {
+            obj.handle.session_ended(session);
+        }
     }
 
     /// One object's details; any access at all lets the caller see them.

@@ -18,7 +18,8 @@ use protocol::{Access, FifoDetails, FifoParams, Kind, KindDetails, KindOp, KindP
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
+    Asker, CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op,
+    wrong_params,
 };
 use crate::access::Need;
 use crate::error::RequestError;
@@ -239,7 +240,7 @@ impl KindObject for FifoObject {
         Ok(vec![fd])
     }
 
-    fn operate(&mut self, op: KindOp) -> Result<OpAnswer, RequestError> {
+    fn operate(&mut self, op: KindOp, _who: &Asker) -> Result<OpAnswer, RequestError> {
         Err(wrong_op(&op, Kind::Fifo))
     }
 

@@ -5,12 +5,17 @@
 //! table in [`module`] is the one place that lists them, and it has no
 //! catch-all arm, so a new `protocol::Kind` does not compile until it is here.
 
+pub mod barrier;
+pub mod event;
 pub mod fifo;
+pub mod lock;
 pub mod mq;
 pub mod pipe;
 pub mod ring;
 mod segment;
+pub mod sem;
 pub mod shm;
+mod waitlist;
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
@@ -23,7 +28,17 @@ use protocol::{Access, Kind, KindDetails, KindOp, KindParams, KindReply, Name};
 use crate::access::Need;
 use crate::config::Tunables;
 use crate::error::RequestError;
-use crate::peer::Peer;
+use crate::peer::{Peer, SessionId};
+
+/// Who performs an operation: the peer and its connection, which holds what
+/// a synchronization object grants it until released or the connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asker {
+    /// The peer's credentials.
+    pub peer: Peer,
+    /// Its connection.
+    pub session: SessionId,
+}
 
 /// The kind module for `kind`.
 pub fn module(kind: Kind) -> &'static dyn KindModule {
@@ -33,6 +48,10 @@ pub fn module(kind: Kind) -> &'static dyn KindModule {
         Kind::Fifo => &fifo::Module,
         Kind::Shm => &shm::Module,
         Kind::Ring => &ring::Module,
+        Kind::Sem => &sem::Module,
+        Kind::Lock => &lock::Module,
+        Kind::Event => &event::Module,
+        Kind::Barrier => &barrier::Module,
     }
 }
 
@@ -141,8 +160,12 @@ pub trait KindObject: Send + std::fmt::Debug {
     /// Descriptors granting `access`, to pass to a client.
     fn open(&mut self, access: Access) -> Result<Vec<OwnedFd>, RequestError>;
 
-    /// Performs a kind-specific operation (permission already checked).
-    fn operate(&mut self, op: KindOp) -> Result<OpAnswer, RequestError>;
+    /// Performs a kind-specific operation (permission already checked) for `who`.
+    fn operate(&mut self, op: KindOp, who: &Asker) -> Result<OpAnswer, RequestError>;
+
+    /// The connection `session` has closed: give back what it holds and
+    /// hand it to the next waiter (its own waits were dropped already).
+    fn session_ended(&mut self, _session: SessionId) {}
 
     /// What performing `op` would add to what the object holds, checked
     /// against the owner's budget first (nothing, for most operations).

@@ -17,7 +17,8 @@ use protocol::{
 use tokio::io::Interest;
 
 use super::{
-    CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
+    Asker, CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op,
+    wrong_params,
 };
 use crate::access::Need;
 use crate::config::Tunables;
@@ -156,7 +157,7 @@ impl KindObject for MqObject {
         Ok(vec![open(&self.name, access)?])
     }
 
-    fn operate(&mut self, op: KindOp) -> Result<OpAnswer, RequestError> {
+    fn operate(&mut self, op: KindOp, _who: &Asker) -> Result<OpAnswer, RequestError> {
         let KindOp::Mq(MqOp::WaitFor { ready, timeout_ms }) = op else {
             return Err(wrong_op(&op, Kind::Mq));
         };

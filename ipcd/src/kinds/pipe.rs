@@ -17,7 +17,8 @@ use protocol::{
 use tracing::info;
 
 use super::{
-    CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
+    Asker, CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op,
+    wrong_params,
 };
 use crate::access::Need;
 use crate::error::RequestError;
@@ -182,7 +183,7 @@ impl KindObject for PipeObject {
         }
     }
 
-    fn operate(&mut self, op: KindOp) -> Result<OpAnswer, RequestError> {
+    fn operate(&mut self, op: KindOp, _who: &Asker) -> Result<OpAnswer, RequestError> {
         let KindOp::Pipe(PipeOp::Close) = op else {
             return Err(wrong_op(&op, Kind::Pipe));
         };

@@ -15,7 +15,8 @@ use protocol::{Access, Kind, KindDetails, KindOp, KindParams, Name, RingDetails,
 
 use super::segment;
 use super::{
-    CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
+    Asker, CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op,
+    wrong_params,
 };
 use crate::access::Need;
 use crate::error::RequestError;
@@ -198,7 +199,7 @@ impl KindObject for RingObject {
         Ok(vec![segment::open(&self.name, access)?])
     }
 
-    fn operate(&mut self, op: KindOp) -> Result<OpAnswer, RequestError> {
+    fn operate(&mut self, op: KindOp, _who: &Asker) -> Result<OpAnswer, RequestError> {
         Err(wrong_op(&op, Kind::Ring))
     }
 

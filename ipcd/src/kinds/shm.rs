@@ -15,7 +15,8 @@ use protocol::{
 
 use super::segment;
 use super::{
-    CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op, wrong_params,
+    Asker, CreateArgs, Held, KindModule, KindObject, Namespace, OpAnswer, Reopened, wrong_op,
+    wrong_params,
 };
 use crate::access::Need;
 use crate::error::RequestError;
@@ -154,7 +155,7 @@ impl KindObject for ShmObject {
         Ok(vec![segment::open(&self.name, access)?])
     }
 
-    fn operate(&mut self, op: KindOp) -> Result<OpAnswer, RequestError> {
+    fn operate(&mut self, op: KindOp, _who: &Asker) -> Result<OpAnswer, RequestError> {
         let KindOp::Shm(ShmOp::Resize { size }) = op else {
             return Err(wrong_op(&op, Kind::Shm));
         };

@@ -938,24 +938,25 @@ async fn a_queue_wait_answers_once_a_message_arrives_and_ends_with_the_object() 
     };
     assert_err!(
         fx.reg()
-            .operate(&q, readable(None), &OTHER, &QUOTA)
+            .operate(&q, readable(None), &who(OTHER), &QUOTA)
             .map(|_| ()),
         RequestError::PermissionDenied(_)
     );
     assert_err!(
         fx.reg()
-            .operate(&q, readable(Some(0)), &OWNER, &QUOTA)
+            .operate(&q, readable(Some(0)), &who(OWNER), &QUOTA)
             .map(|_| ()),
         RequestError::TimedOut(_)
     );
     assert_err!(
         fx.reg()
-            .operate(&q, KindOp::Pipe(PipeOp::Close), &OWNER, &QUOTA)
+            .operate(&q, KindOp::Pipe(PipeOp::Close), &who(OWNER), &QUOTA)
             .map(|_| ()),
         RequestError::WrongKind(_)
     );
 
-    let Ok(OpResult::Later(waiter)) = fx.reg().operate(&q, readable(None), &OWNER, &QUOTA) else {
+    let Ok(OpResult::Later(waiter)) = fx.reg().operate(&q, readable(None), &who(OWNER), &QUOTA)
+    else {
         panic!("an empty queue is not readable yet");
     };
     let name = fx.kernel_name("mq:q");
@@ -967,7 +968,7 @@ async fn a_queue_wait_answers_once_a_message_arrives_and_ends_with_the_object() 
     assert_eq!(mq_receive(&queue, &mut buf, &mut priority).unwrap(), 5);
     mq_close(queue).unwrap();
 
-    let Ok(OpResult::Later(mut waiter)) = fx.reg().operate(&q, readable(None), &OWNER, &QUOTA)
+    let Ok(OpResult::Later(mut waiter)) = fx.reg().operate(&q, readable(None), &who(OWNER), &QUOTA)
     else {
         panic!("a drained queue is not readable");
     };
@@ -987,10 +988,12 @@ fn closing_a_pipe_refuses_new_writers() {
     let p = addr("pipe:p");
     let close = || KindOp::Pipe(PipeOp::Close);
     assert_err!(
-        fx.reg().operate(&p, close(), &OTHER, &QUOTA).map(|_| ()),
+        fx.reg()
+            .operate(&p, close(), &who(OTHER), &QUOTA)
+            .map(|_| ()),
         RequestError::PermissionDenied(_)
     );
-    let Ok(OpResult::Now(reply)) = fx.reg().operate(&p, close(), &GROUP, &QUOTA) else {
+    let Ok(OpResult::Now(reply)) = fx.reg().operate(&p, close(), &who(GROUP), &QUOTA) else {
         panic!("close answers at once");
     };
     assert_eq!(reply, KindReply::Pipe(PipeReply::Closed));
@@ -1060,16 +1063,19 @@ fn a_segment_is_made_sized_grown_never_shrunk_and_unlinked() {
     assert_eq!(d.size, 4096);
     let a = addr("shm:buf");
     assert_err!(
-        fx.reg().operate(&a, resize(8192), &OTHER, &QUOTA).map(drop),
+        fx.reg()
+            .operate(&a, resize(8192), &who(OTHER), &QUOTA)
+            .map(drop),
         RequestError::PermissionDenied(_)
     );
-    let Ok(OpResult::Now(KindReply::Shm(r))) = fx.reg().operate(&a, resize(8192), &OWNER, &QUOTA)
+    let Ok(OpResult::Now(KindReply::Shm(r))) =
+        fx.reg().operate(&a, resize(8192), &who(OWNER), &QUOTA)
     else {
         panic!("resize")
     };
     assert_eq!(r, protocol::ShmReply::Resized { size: 8192 });
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
-    assert_err!(fx.reg().operate(&a, resize(100), &OWNER, &QUOTA).map(drop), RequestError::InvalidArgument(m) if m.contains("only grow"));
+    assert_err!(fx.reg().operate(&a, resize(100), &who(OWNER), &QUOTA).map(drop), RequestError::InvalidArgument(m) if m.contains("only grow"));
     let (_, fds) = fx.reg().open(&a, Access::Read, &GROUP).unwrap();
     let flags = nix::fcntl::fcntl(&fds[0], nix::fcntl::FcntlArg::F_GETFL).unwrap();
     assert_eq!(
@@ -1124,7 +1130,7 @@ fn shared_memory_is_charged_to_its_owners_share() {
     );
     assert_err!(
         fx.reg()
-            .operate(&addr("shm:a"), resize(128 * 1024), &OWNER, &small)
+            .operate(&addr("shm:a"), resize(128 * 1024), &who(OWNER), &small)
             .map(drop),
         RequestError::LimitExceeded(_)
     );
@@ -1210,3 +1216,7 @@ fn a_segment_that_is_not_a_ring_cannot_be_adopted_as_one() {
 }
 
 mod changes;
+
+fn who(peer: Peer) -> crate::kinds::Asker {
+    crate::kinds::Asker { peer, session: 1 }
+}

@@ -103,8 +103,11 @@ pub async fn run(
             .send(ServerFrame::Event(Event::ShuttingDown), Vec::new())
             .await;
     }
+    // Dropping the session drops its waits first, so a synchronization object
+    // never hands what this connection held to one of its own waits.
     drop(session);
     let _ = writer.await;
+    shared.store().registry().session_ended(id);
     let removed = if shared.store().session_has_objects(id) {
         off_worker(&shared, peer.uid, move |shared| {
             shared.store().end_session(id)

@@ -2,4 +2,5 @@
 
 pub mod fd;
 pub mod mem;
+pub mod sem;
 pub mod socket;

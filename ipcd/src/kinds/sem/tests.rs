@@ -1,0 +1,93 @@
+//! Unit tests of the `sem` kind: FIFO service by the helper thread, permits
+//! given back on session end and by dropped waits, the bound on release.
+
+use super::*;
+use crate::peer::Peer;
+
+fn who(session: SessionId) -> Asker {
+    Asker {
+        peer: Peer {
+            pid: 100 + session as i32,
+            uid: 1000,
+            gid: 1000,
+        },
+        session,
+    }
+}
+
+fn object(initial: u32, max: Option<u32>) -> (SemObject, String) {
+    let name = format!(
+        "/ipcd-test-sem-{}-{initial}-{}",
+        std::process::id(),
+        max.unwrap_or(0)
+    );
+    let s = sem::create(&name, 0o600, initial).unwrap();
+    (SemObject::new(&name, s, max, false), name)
+}
+
+fn op(o: &mut SemObject, op: SemOp, s: SessionId) -> Result<OpAnswer, RequestError> {
+    o.operate(KindOp::Sem(op), &who(s))
+}
+
+fn acquire(timeout_ms: Option<u64>) -> SemOp {
+    SemOp::Acquire { timeout_ms }
+}
+
+fn later(a: Result<OpAnswer, RequestError>) -> crate::kinds::Pending {
+    match a {
+        Ok(OpAnswer::Later { wait, .. }) => wait,
+        Ok(OpAnswer::Now(r)) => panic!("expected a wait, got {r:?}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn waiters_are_served_in_order_and_holders_given_back() {
+    let (mut o, _) = object(1, None);
+    assert!(matches!(op(&mut o, acquire(None), 1), Ok(OpAnswer::Now(_))));
+    assert!(matches!(
+        op(&mut o, acquire(Some(0)), 2),
+        Err(RequestError::WouldBlock(_))
+    ));
+    let w2 = later(op(&mut o, acquire(None), 2));
+    let w3 = later(op(&mut o, acquire(None), 3));
+    // Session 1 dies: its permit goes to 2, the first in line.
+    o.session_ended(1);
+    assert!(w2.await.is_ok());
+    assert_eq!(lock(&o.state).holders.get(&2).map(|h| h.count), Some(1));
+    op(&mut o, SemOp::Release, 2).unwrap();
+    assert!(w3.await.is_ok());
+    let KindDetails::Sem(d) = o.details().unwrap() else {
+        panic!()
+    };
+    assert_eq!((d.value, d.holders.len(), d.waiters), (0, 1, 0));
+    Box::new(o).remove().unwrap();
+}
+
+#[tokio::test]
+async fn bounded_release_and_delete_wakes_waiters() {
+    let (mut o, _) = object(1, Some(1));
+    assert!(matches!(
+        op(&mut o, SemOp::Release, 1),
+        Err(RequestError::InvalidArgument(_))
+    ));
+    op(&mut o, acquire(None), 1).unwrap();
+    let w = later(op(&mut o, acquire(None), 2));
+    Box::new(o).remove().unwrap();
+    assert!(matches!(w.await, Err(RequestError::KernelObjectMissing(_))));
+}
+
+#[tokio::test]
+async fn a_dropped_wait_leaves_no_permit_behind() {
+    let (mut o, _) = object(0, None);
+    let w = later(op(&mut o, acquire(None), 1));
+    drop(w);
+    op(&mut o, SemOp::Release, 2).unwrap();
+    std::thread::sleep(SLICE * 3);
+    let KindDetails::Sem(d) = o.details().unwrap() else {
+        panic!()
+    };
+    assert_eq!((d.value, d.holders.len(), d.waiters), (1, 0, 0));
+    assert!(!lock(&o.state).helper);
+    Box::new(o).remove().unwrap();
+}
