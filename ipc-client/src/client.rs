@@ -521,6 +521,11 @@ fn unexpected(expected: &str, got: &Reply) -> Error {
     Error::Protocol(format!("expected a {expected} reply, got {got:?}"))
 }
 
+/// The error for a kind operation answered with another kind's reply.
+pub(crate) fn unexpected_kind(expected: &str, got: &KindReply) -> Error {
+    Error::Protocol(format!("expected a {expected} reply, got {got:?}"))
+}
+
 /// `KIND:NAME` for a bare `NAME`; an address that already starts with
 /// `KIND:` is kept as it is.
 pub(crate) fn kind_address(kind: protocol::Kind, name: &str) -> std::borrow::Cow<'_, str> {

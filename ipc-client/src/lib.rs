@@ -99,14 +99,18 @@
 
 #![deny(unsafe_code)]
 
+mod barrier;
 mod client;
 mod connection;
 mod error;
+mod event;
 mod fifo;
+mod lock;
 mod mq;
 mod path;
 mod pipe;
 mod ring;
+mod sem;
 mod shm;
 mod stream;
 #[allow(unsafe_code)]
@@ -115,13 +119,17 @@ mod sys;
 #[doc(hidden)]
 pub mod testing;
 
+pub use barrier::barrier_address;
 pub use client::{Client, ClientBuilder, DEFAULT_CLIENT_NAME, Response};
 pub use error::{Error, Result};
+pub use event::event_address;
 pub use fifo::{FifoOptions, FifoReader, FifoWriter, fifo_address};
+pub use lock::lock_address;
 pub use mq::{MQ_PRIO_MAX, Message, MessageQueue, MqAttributes, MqOptions, mq_address};
 pub use path::{SOCKET_ENV, SYSTEM_SOCKET, default_socket_path, resolve_socket_path};
 pub use pipe::{PipeOptions, PipeReader, PipeWriter, pipe_address};
 pub use ring::{Ring, RingMessage, RingOptions, SlotLoan, ring_address};
+pub use sem::sem_address;
 pub use shm::{SharedMemory, ShmOptions, shm_address};
 pub use stream::{MAX_MSG_LEN, MSG_HEADER_LEN, PIPE_BUF};
 
