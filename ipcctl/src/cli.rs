@@ -430,6 +430,26 @@ pub struct CreateArgs {
     /// size, a segment its size, a ring its slots)
     #[arg(long)]
     pub adopt: bool,
+
+    /// Permits free at creation (sem: only; default 1)
+    #[arg(long, value_name = "N")]
+    pub initial: Option<u32>,
+
+    /// A bounded semaphore's largest value: a release above it is refused (sem: only)
+    #[arg(long, value_name = "M")]
+    pub max: Option<u32>,
+
+    /// The holder may acquire it again (lock: only)
+    #[arg(long)]
+    pub reentrant: bool,
+
+    /// Start set (event: only)
+    #[arg(long)]
+    pub set: bool,
+
+    /// Parties that must arrive (barrier: only; required)
+    #[arg(long, value_name = "N")]
+    pub parties: Option<u32>,
 }
 
 /// `ipcctl delete`.

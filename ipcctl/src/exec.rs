@@ -131,9 +131,14 @@ fn join_ends(
         Some(address) => Some(match check_kind(address, "exec --stdin", STREAMS)? {
             Kind::Fifo => Input::Fifo(client.open_fifo_reader(address)?),
             // check_kind let only pipes and FIFOs through.
-            Kind::Pipe | Kind::Mq | Kind::Shm | Kind::Ring => {
-                Input::Pipe(client.open_pipe_reader(address)?)
-            }
+            Kind::Pipe
+            | Kind::Mq
+            | Kind::Shm
+            | Kind::Ring
+            | Kind::Sem
+            | Kind::Lock
+            | Kind::Event
+            | Kind::Barrier => Input::Pipe(client.open_pipe_reader(address)?),
         }),
         None => None,
     };

@@ -402,7 +402,7 @@ fn addresses_and_kinds_are_checked_before_connecting() {
         (&["create", "foo:bar"], "unknown kind 'foo'"),
         (
             &["list", "foo"],
-            "unknown kind 'foo' (known kinds: mq, pipe, fifo, shm, ring) (unknown-kind)",
+            "unknown kind 'foo' (known kinds: mq, pipe, fifo, shm, ring, sem, lock, event, barrier) (unknown-kind)",
         ),
         (
             &["send", "jobs", "hi"],

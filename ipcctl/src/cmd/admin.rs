@@ -90,6 +90,11 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
                     "{}, {} slots of {} bytes",
                     info.kernel_name, d.slots, d.slot_size
                 ),
+                KindDetails::Sem(d) => format!("{}, value {}", info.kernel_name, d.value),
+                KindDetails::Lock(d) if d.reentrant => "re-entrant".into(),
+                KindDetails::Lock(_) => "not re-entrant".into(),
+                KindDetails::Event(d) => if d.set { "set" } else { "clear" }.into(),
+                KindDetails::Barrier(d) => format!("{} parties", d.parties),
                 KindDetails::Mq(_) | KindDetails::Fifo(_) => info.kernel_name.clone(),
             };
             format!("{verb} {} ({what})", info.address)

@@ -29,6 +29,10 @@ pub fn described(kind: Kind) -> &'static str {
         Kind::Fifo => "a FIFO",
         Kind::Shm => "a shared-memory segment",
         Kind::Ring => "a shared-memory ring",
+        Kind::Sem => "a semaphore",
+        Kind::Lock => "a lock",
+        Kind::Event => "an event",
+        Kind::Barrier => "a barrier",
     }
 }
 
@@ -77,7 +81,13 @@ pub fn ends_with_daemon(info: &ObjectInfo) -> bool {
     match &info.details {
         KindDetails::Pipe(_) => true,
         KindDetails::Fifo(d) => d.buffered,
-        KindDetails::Mq(_) | KindDetails::Shm(_) | KindDetails::Ring(_) => false,
+        KindDetails::Mq(_)
+        | KindDetails::Shm(_)
+        | KindDetails::Ring(_)
+        | KindDetails::Sem(_)
+        | KindDetails::Lock(_)
+        | KindDetails::Event(_)
+        | KindDetails::Barrier(_) => false,
     }
 }
 

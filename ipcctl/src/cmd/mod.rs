@@ -14,6 +14,7 @@ pub mod ring;
 pub mod shm;
 pub mod status;
 pub mod stream;
+pub mod sync;
 
 use ipc_client::{Client, ErrorCode, Kind, KindParams};
 
@@ -24,7 +25,17 @@ use crate::errors::{fail, usage};
 use crate::output;
 
 /// Every kind: what stat and delete take.
-pub const ANY_KIND: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo, Kind::Shm, Kind::Ring];
+pub const ANY_KIND: &[Kind] = &[
+    Kind::Mq,
+    Kind::Pipe,
+    Kind::Fifo,
+    Kind::Shm,
+    Kind::Ring,
+    Kind::Sem,
+    Kind::Lock,
+    Kind::Event,
+    Kind::Barrier,
+];
 /// The kinds ipcctl creates: all of them.
 pub const CREATABLE: &[Kind] = ANY_KIND;
 /// What carries messages or lines: what send and recv take.
@@ -80,14 +91,18 @@ pub fn check_flags(command: &Command, json: bool) -> anyhow::Result<()> {
             kind @ (Kind::Pipe | Kind::Fifo) => stream::check_send_flags(args, kind)
                 .and_then(|()| ring::refuse_spin(&args.address, args.spin_us)),
             Kind::Ring => ring::check_send_flags(args),
-            kind @ Kind::Shm => Err(wrong_kind(&args.address, kind, "send", MESSAGING)),
+            kind @ (Kind::Shm | Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier) => {
+                Err(wrong_kind(&args.address, kind, "send", MESSAGING))
+            }
         },
         Command::Recv(args) => match kind_of(&args.address)? {
             Kind::Mq => ring::refuse_spin(&args.address, args.spin_us),
             Kind::Pipe | Kind::Fifo => stream::check_recv_flags(args)
                 .and_then(|()| ring::refuse_spin(&args.address, args.spin_us)),
             Kind::Ring => Ok(()),
-            kind @ Kind::Shm => Err(wrong_kind(&args.address, kind, "recv", MESSAGING)),
+            kind @ (Kind::Shm | Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier) => {
+                Err(wrong_kind(&args.address, kind, "recv", MESSAGING))
+            }
         },
         Command::Read(args) if json && args.hex => Err(usage(
             "--hex and --json do not go together: --json prints the bytes as \"data\" \
@@ -104,12 +119,17 @@ pub fn check_flags(command: &Command, json: bool) -> anyhow::Result<()> {
 /// The kind's parameters from `create`'s flags; a flag for another kind is a
 /// usage error.
 pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
-    match kind_of(&args.address)? {
+    let kind = kind_of(&args.address)?;
+    sync::no_sync_flags(args, Some(kind))?;
+    match kind {
         Kind::Mq => mq::create_params(args),
         Kind::Pipe => pipe::create_params(args),
         Kind::Fifo => fifo::create_params(args),
         Kind::Shm => shm::create_params(args),
         Kind::Ring => ring::create_params(args),
+        kind @ (Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier) => {
+            sync::create_params(args, kind)
+        }
     }
 }
 
@@ -119,7 +139,7 @@ pub fn send(client: &mut Client, args: &SendArgs, json: bool) -> anyhow::Result<
         Kind::Mq => mq::send(client, args)?,
         kind @ (Kind::Pipe | Kind::Fifo) => stream::send(client, args, kind)?,
         Kind::Ring => ring::send(client, args)?,
-        kind @ Kind::Shm => {
+        kind @ (Kind::Shm | Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier) => {
             return Err(wrong_kind(&args.address, kind, "send", MESSAGING));
         }
     };
@@ -134,6 +154,8 @@ pub fn recv(client: &mut Client, args: &RecvArgs, json: bool) -> anyhow::Result<
         Kind::Mq => mq::recv(client, args, json),
         kind @ (Kind::Pipe | Kind::Fifo) => stream::recv(client, args, json, kind),
         Kind::Ring => ring::recv(client, args, json),
-        kind @ Kind::Shm => Err(wrong_kind(&args.address, kind, "recv", MESSAGING)),
+        kind @ (Kind::Shm | Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier) => {
+            Err(wrong_kind(&args.address, kind, "recv", MESSAGING))
+        }
     }
 }

@@ -5,7 +5,7 @@
 use ipc_client::{KindDetails, ObjectInfo};
 use serde_json::{Value, json};
 
-use super::{fifo, mq, pipe, ring, shm};
+use super::{fifo, mq, pipe, ring, shm, sync};
 use crate::output::{fields, kernel_name, lifetime, mode, table, timestamp};
 
 /// An object as JSON: the common fields plus the kind's details, flattened.
@@ -88,6 +88,10 @@ fn json_details(details: &KindDetails, v: &mut Value) {
         KindDetails::Fifo(d) => fifo::json_details(d, v),
         KindDetails::Shm(d) => shm::json_details(d, v),
         KindDetails::Ring(d) => ring::json_details(d, v),
+        KindDetails::Sem(d) => sync::sem_json(d, v),
+        KindDetails::Lock(d) => sync::lock_json(d, v),
+        KindDetails::Event(d) => sync::event_json(d, v),
+        KindDetails::Barrier(d) => sync::barrier_json(d, v),
     }
 }
 
@@ -99,6 +103,10 @@ fn field_rows(o: &ObjectInfo) -> Vec<(&'static str, String)> {
         KindDetails::Fifo(d) => fifo::field_rows(o, d),
         KindDetails::Shm(d) => shm::field_rows(o, d),
         KindDetails::Ring(d) => ring::field_rows(o, d),
+        KindDetails::Sem(d) => sync::sem_rows(o, d),
+        KindDetails::Lock(d) => sync::lock_rows(d),
+        KindDetails::Event(d) => sync::event_rows(d),
+        KindDetails::Barrier(d) => sync::barrier_rows(d),
     }
 }
 
@@ -110,6 +118,10 @@ fn table_cells(o: &ObjectInfo) -> [String; 3] {
         KindDetails::Fifo(d) => fifo::table_cells(d),
         KindDetails::Shm(d) => shm::table_cells(o, d),
         KindDetails::Ring(d) => ring::table_cells(d),
+        KindDetails::Sem(d) => sync::sem_cells(d),
+        KindDetails::Lock(d) => sync::lock_cells(d),
+        KindDetails::Event(d) => sync::event_cells(d),
+        KindDetails::Barrier(d) => sync::barrier_cells(d),
     }
 }
 

@@ -45,7 +45,13 @@ impl Sink {
         match kind {
             Kind::Pipe => Ok(Sink::Pipe(pipe::open_writer(client, address)?)),
             Kind::Fifo => Ok(Sink::Fifo(fifo::open_writer(client, address, wait)?)),
-            Kind::Mq | Kind::Shm | Kind::Ring => Err(fail(
+            Kind::Mq
+            | Kind::Shm
+            | Kind::Ring
+            | Kind::Sem
+            | Kind::Lock
+            | Kind::Event
+            | Kind::Barrier => Err(fail(
                 ErrorCode::WrongKind,
                 format!("{address} is {}, not a pipe or FIFO", described(kind)),
             )),
