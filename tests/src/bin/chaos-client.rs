@@ -736,6 +736,12 @@ fn hold(d: &mut Driver, kind: Kind, name: &str, access: Access) -> Res {
         },
         (Kind::Shm, _) => Handle::Shm(client.open_shm(&address, access)?),
         (Kind::Ring, _) => Handle::Ring(client.open_ring(&address)?),
+        // Nothing to hold: a semaphore's file is dropped at once, the
+        // daemon-hosted kinds hand out no descriptor.
+        (Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier, _) => {
+            client.open(&address, access)?;
+            return Ok(());
+        }
     };
     d.hold(address, handle);
     Ok(())
