@@ -16,4 +16,5 @@ mod protocol_v3;
 mod protocol_v4;
 mod ring;
 mod shm;
+mod sync;
 mod waits;
