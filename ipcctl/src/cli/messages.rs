@@ -67,8 +67,8 @@ drained) ends recv; a fifo: whose writers left is waited on for the next writer,
 except with --raw, which copies bytes as they come until end of file, like cat.
 If ipcd stops meanwhile (it holds ends of pipes and buffered FIFOs, so readers see
 end of file too), recv on an mq:, pipe: or fifo: says so and exits 2 (daemon-gone);
-a ring: needs no daemon once mapped, so its receivers go on. A ring deleted while
-recv waits ends it with exit 2 (not-found).
+a ring: needs no daemon once mapped, so its receivers go on. An mq: or ring:
+deleted while recv waits ends it with exit 2 (not-found).
 
 ring: is many senders and many receivers at once (MPMC): each message goes to
 exactly one receiver, first in first out (one sender's messages stay in its
