@@ -213,6 +213,15 @@ pub enum Error {
         detail: &'static str,
     },
 
+    /// The object was deleted (its kernel object unlinked) while this handle
+    /// waited on it; processes that still have it mapped may go on using it,
+    /// but nobody new can join.
+    #[error("{address} was deleted while waiting")]
+    Deleted {
+        /// The object's address.
+        address: String,
+    },
+
     /// A system call on an object's descriptor failed.
     #[error("{op} on {address} failed: {errno}")]
     Os {
@@ -259,6 +268,7 @@ impl Error {
             | Error::OutOfBounds { .. }
             | Error::Misaligned { .. } => Some(ErrorCode::InvalidArgument),
             Error::RingAttachLimit { .. } => Some(ErrorCode::LimitExceeded),
+            Error::Deleted { .. } => Some(ErrorCode::NotFound),
             Error::AccessDenied { .. } => Some(ErrorCode::PermissionDenied),
             Error::Os { .. } => Some(ErrorCode::Os),
             Error::Connect { .. }

@@ -257,8 +257,14 @@ impl Ring {
             address: address.clone(),
             max: protocol::kinds::ring::layout::PARTICIPANTS_MAX,
         })?;
+        let watch = fd.try_clone().map_err(|e| {
+            os(
+                "dup",
+                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        })?;
         Ok(Ring {
-            engine: Engine::new(mem, me, address),
+            engine: Engine::new(mem, me, address, watch),
             info,
             fd,
         })

@@ -169,11 +169,15 @@ the handles attached to it now.
 Examples:
   ipcctl list
   ipcctl list pipe --json
+  ipcctl list --kind ring
 
 Exit status: 0 success, 2 error (an unknown KIND too), 64 usage error.")]
     List {
         /// Only objects of this kind (mq, pipe, fifo, shm, ring)
         kind: Option<String>,
+        /// The same as KIND, spelled as `delete --all --kind` spells it
+        #[arg(long = "kind", value_name = "KIND", conflicts_with = "kind")]
+        kind_flag: Option<String>,
     },
 
     /// Show one object's details: what waits in it, sizes, ends, owner, mode, lifetime

@@ -49,7 +49,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     cmd::check_flags(&cli.command, cli.json)?;
     // list KIND, delete --all --kind KIND.
     let kind_filter = match &cli.command {
-        Command::List { kind: Some(kind) } => Some(parse::parse_kind(kind)?),
+        Command::List {
+            kind: Some(kind), ..
+        }
+        | Command::List {
+            kind_flag: Some(kind),
+            ..
+        } => Some(parse::parse_kind(kind)?),
         Command::Delete(DeleteArgs {
             kind: Some(kind), ..
         }) => Some(parse::parse_kind(kind)?),

@@ -405,6 +405,10 @@ fn addresses_and_kinds_are_checked_before_connecting() {
             "unknown kind 'foo' (known kinds: mq, pipe, fifo, shm, ring, sem, lock, event, barrier) (unknown-kind)",
         ),
         (
+            &["list", "--kind", "foo"],
+            "unknown kind 'foo' (known kinds: mq, pipe, fifo, shm, ring, sem, lock, event, barrier) (unknown-kind)",
+        ),
+        (
             &["send", "jobs", "hi"],
             "invalid address 'jobs': expected KIND:NAME",
         ),

@@ -39,13 +39,14 @@ Config file (TOML, every key optional):
   mq_default_capacity = 10  mq_default_msg_size = 8192   (for queues created without;
                             default: the kernel's msg_default / msgsize_default)
 
-Per-uid budgets (root and ipcd's own uid are exempt; `ipcctl status` shows yours):
+Per-uid budgets (root and ipcd's own uid are exempt; `ipcctl status` shows yours, but
+for shared-memory bytes):
   max_connections_per_uid = 256   reserved_connections = 32   (kept for root)
   max_handshakes_per_uid = 16     max_handshakes = 128        (before hello)
   max_waits_per_uid = 256         max_fds_per_uid = N         (default: open-file limit / 8)
   mq_budget_bytes = 67108864      (RLIMIT_MSGQUEUE asked for at start; needs CAP_SYS_RESOURCE)
   mq_bytes_per_uid = N            (default: a quarter of the queue budget ipcd got)
-  shm_budget_bytes = 1073741824   (/dev/shm bytes all users' segments and rings may take)
+  shm_budget_bytes = 1073741824   (/dev/shm bytes all unprivileged users' segments and rings may take)
   shm_bytes_per_uid = N           (default: a quarter of shm_budget_bytes)"
 )]
 struct Args {

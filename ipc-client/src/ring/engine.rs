@@ -7,6 +7,7 @@
 //! nothing calls the kernel unless somebody sleeps. Liveness is looked at only
 //! when a wait on the same slot state lasted [`LIVENESS_AFTER`].
 
+use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
@@ -24,6 +25,11 @@ use crate::sys::ring_mem::{Futex, RingMem};
 /// How long the same slot state must block us before its owner's liveness is
 /// checked (and then at most once per this long per handle).
 pub(crate) const LIVENESS_AFTER: Duration = Duration::from_millis(50);
+
+/// Names the segment has in the file system (0 once unlinked); unknown counts as named.
+fn links(fd: &OwnedFd) -> u64 {
+    nix::sys::stat::fstat(fd).map_or(1, |st| st.st_nlink)
+}
 
 /// A slot this participant has claimed: `WRITING(lap, me)` or `READING(lap, me)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +68,10 @@ pub(crate) struct Engine {
     spin_ns: AtomicU64,
     /// Per side: which slot state has been blocking us since when.
     stalls: [Stall; 2],
+    /// The segment, to notice it being deleted while we wait.
+    segment: OwnedFd,
+    /// Whether the segment had a name when we attached (a memfd never has).
+    named: bool,
 }
 
 /// The slot state that has been blocking one side of a handle, and since when.
@@ -84,8 +94,11 @@ impl Stall {
 
 impl Engine {
     /// An engine over `mem` for participant `me`.
-    pub(crate) fn new(mem: RingMem, me: Participant, address: String) -> Engine {
+    pub(crate) fn new(mem: RingMem, me: Participant, address: String, segment: OwnedFd) -> Engine {
+        let named = links(&segment) > 0;
         Engine {
+            segment,
+            named,
             shift: mem.geometry().slots.trailing_zeros(),
             mem,
             me,
@@ -93,6 +106,11 @@ impl Engine {
             spin_ns: AtomicU64::new(0),
             stalls: [Stall::new(), Stall::new()],
         }
+    }
+
+    /// Whether the segment was unlinked (the ring deleted) since we attached.
+    pub(crate) fn deleted(&self) -> bool {
+        self.named && links(&self.segment) == 0
     }
 
     /// The ring's address (for errors).

@@ -44,6 +44,8 @@ pub(crate) struct Waiter {
     deadline: Option<Instant>,
     spin_until: Option<Instant>,
     spins: u32,
+    /// When the segment was last checked for having been deleted.
+    looked: Option<Instant>,
 }
 
 /// Spin rounds between two looks at the clock.
@@ -61,6 +63,7 @@ impl Waiter {
             deadline: None,
             spin_until: None,
             spins: 0,
+            looked: None,
         }
     }
 
@@ -126,6 +129,20 @@ impl Waiter {
         }
         let now = Instant::now();
         self.start(now);
+        // Once a sleep's worth has passed, see whether the ring was deleted
+        // meanwhile (one fstat per sleep at most): its waiters are told so.
+        match self.looked {
+            None => self.looked = Some(now),
+            Some(t) if now.duration_since(t) >= MAX_SLEEP => {
+                self.looked = Some(now);
+                if e.deleted() {
+                    return Err(Error::Deleted {
+                        address: e.address().to_owned(),
+                    });
+                }
+            }
+            Some(_) => {}
+        }
         let left = match self.deadline {
             Some(d) if now >= d => return Err(Error::TimedOut),
             Some(d) => (d - now).min(MAX_SLEEP),

@@ -66,7 +66,9 @@ bulk (it takes everything anyway). A pipe at end of file (closed or deleted, and
 drained) ends recv; a fifo: whose writers left is waited on for the next writer,
 except with --raw, which copies bytes as they come until end of file, like cat.
 If ipcd stops meanwhile (it holds ends of pipes and buffered FIFOs, so readers see
-end of file too), recv says so and exits 2 (daemon-gone), whatever the kind.
+end of file too), recv on an mq:, pipe: or fifo: says so and exits 2 (daemon-gone);
+a ring: needs no daemon once mapped, so its receivers go on. An mq: or ring:
+deleted while recv waits ends it with exit 2 (not-found).
 
 ring: is many senders and many receivers at once (MPMC): each message goes to
 exactly one receiver, first in first out (one sender's messages stay in its
@@ -157,7 +159,8 @@ pub struct RecvArgs {
     #[arg(long, short)]
     pub nonblock: bool,
 
-    /// Receive up to N messages or lines [default: 1]
+    /// Receive N messages or lines, waiting for each (fewer only when --timeout or
+    /// --nonblock ends the wait) [default: 1]
     #[arg(long, short, value_name = "N", conflicts_with = "follow", value_parser = parse_count)]
     pub count: Option<u64>,
 

@@ -110,6 +110,14 @@ fn read_whole_stdin(q: &MessageQueue, raw: bool) -> anyhow::Result<Vec<u8>> {
     })
 }
 
+/// How often a waiting `recv` looks whether its queue was deleted.
+const DELETED_CHECK: Duration = Duration::from_secs(1);
+
+/// Whether the queue was unlinked (deleted) since it was opened.
+fn unlinked(q: &MessageQueue) -> bool {
+    nix::sys::stat::fstat(q.as_fd()).is_ok_and(|st| st.st_nlink == 0)
+}
+
 /// What one wait for a message ended with.
 enum Received {
     /// A message of this length and priority is in the buffer.
@@ -191,8 +199,15 @@ fn receive(
         if wait == Wait::Never {
             return Ok(Received::Nothing);
         }
-        // Then readable, unless another receiver is quicker: wait again.
-        match watch.wait(q.as_fd(), deadline, None)? {
+        // Then readable, unless another receiver is quicker: wait again. Once
+        // a second, see whether the queue was deleted meanwhile.
+        match watch.wait(q.as_fd(), deadline, Some(DELETED_CHECK))? {
+            Waited::Ready if unlinked(q) => {
+                return Err(fail(
+                    ErrorCode::NotFound,
+                    format!("{} was deleted while waiting", q.address()),
+                ));
+            }
             Waited::Ready => {}
             Waited::TimedOut => return Ok(Received::Nothing),
             Waited::OutputGone => return Ok(Received::ReaderGone),

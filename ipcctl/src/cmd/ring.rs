@@ -128,7 +128,7 @@ fn too_large(ring: &Ring, what: &str) -> anyhow::Error {
 /// most the ring's slot size.
 fn read_whole_stdin(ring: &Ring, raw: bool) -> anyhow::Result<Vec<u8>> {
     read_stdin_message(ring.slot_size(), raw)?
-        .ok_or_else(|| too_large(ring, "standard input holds more"))
+        .ok_or_else(|| too_large(ring, "standard input holds a longer message"))
 }
 
 /// What one wait for a message ended with.

@@ -119,7 +119,8 @@ pub fn write(client: &mut Client, args: &WriteArgs, json: bool) -> anyhow::Resul
         }
     };
     if data.len() > room {
-        let what = format!("{} bytes are more than", data.len());
+        let s = if data.len() == 1 { " is" } else { "s are" };
+        let what = format!("{} byte{s} more than", data.len());
         return Err(too_large(&address, &what, room, offset, shm.len()));
     }
     shm.write_at(at, &data)
@@ -142,8 +143,9 @@ fn too_large(address: &str, what: &str, room: usize, offset: u64, size: usize) -
     fail(
         ErrorCode::TooLarge,
         format!(
-            "cannot write to {address}: {what} the {room} bytes from offset {offset} to its \
-             end ({size} bytes); nothing was written"
+            "cannot write to {address}: {what} the {room} byte{} from offset {offset} to its \
+             end ({size} bytes); nothing was written",
+            if room == 1 { "" } else { "s" }
         ),
     )
 }

@@ -159,7 +159,9 @@ fn a_message_longer_than_a_slot_is_refused_naming_the_slot_size() {
     );
     let o = d.run(&["send", "ring:r"], &[b'x'; 17]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("standard input holds more, more than its slot size of 16"));
+    assert!(
+        stderr(&o).contains("standard input holds a longer message, more than its slot size of 16")
+    );
     // Exactly a slot fits, and a dropped newline does not count.
     let o = d.run(&["send", "ring:r"], b"sixteen bytes!!!\n");
     assert!(o.status.success(), "{}", stderr(&o));

@@ -191,8 +191,9 @@ impl KindObject for RingObject {
     fn open(&mut self, access: Access) -> Result<Vec<OwnedFd>, RequestError> {
         if access != Access::ReadWrite {
             return Err(RequestError::InvalidArgument(
-                "a ring is opened read-write by producers and consumers alike (consumers update \
-                 slot states in the shared memory), which needs both the read and write bits"
+                "open a ring read-write (Access::ReadWrite; ipc-client's open_ring does): \
+                 producers and consumers alike write slot states in the shared memory, so a \
+                 read-only or write-only descriptor cannot use it"
                     .into(),
             ));
         }

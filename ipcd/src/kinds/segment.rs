@@ -32,14 +32,7 @@ fn shm_fs_size() -> Option<u64> {
 /// Creates segment `name` of `size` bytes; the kernel object carries only the
 /// "other" bits of `mode` (its owner is the daemon's user).
 pub fn create(name: &str, size: u64, mode: u32) -> Result<OwnedFd, RequestError> {
-    if let Some(fs) = shm_fs_size()
-        && size > fs
-    {
-        return Err(RequestError::KernelLimit(format!(
-            "{size} bytes is more than /dev/shm can hold ({fs} bytes); ask for less, or grow the \
-             tmpfs (mount -o remount,size=… /dev/shm)"
-        )));
-    }
+    fits(size)?;
     let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC;
     let fd = shm_open(name, flags, Mode::S_IRUSR | Mode::S_IWUSR).map_err(|e| match e {
         Errno::EEXIST => RequestError::KernelNameTaken(format!(
@@ -64,8 +57,20 @@ pub fn create(name: &str, size: u64, mode: u32) -> Result<OwnedFd, RequestError>
     Ok(fd)
 }
 
-/// Sets the segment's size to `size` bytes (`ftruncate`).
+/// Refuses a size the file system holding `/dev/shm` could never hold.
+fn fits(size: u64) -> Result<(), RequestError> {
+    match shm_fs_size() {
+        Some(fs) if size > fs => Err(RequestError::KernelLimit(format!(
+            "{size} bytes is more than /dev/shm can hold ({fs} bytes); ask for less, or grow the \
+             tmpfs (mount -o remount,size=… /dev/shm)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Sets the segment's size to `size` bytes (`ftruncate`), if `/dev/shm` could hold it.
 pub fn grow(fd: &OwnedFd, name: &str, size: u64) -> Result<(), RequestError> {
+    fits(size)?;
     let len = i64::try_from(size)
         .map_err(|_| RequestError::InvalidArgument(format!("size {size} is too large")))?;
     nix::unistd::ftruncate(fd, len).map_err(|e| match e {

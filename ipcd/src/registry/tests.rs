@@ -1076,6 +1076,14 @@ fn a_segment_is_made_sized_grown_never_shrunk_and_unlinked() {
     assert_eq!(r, protocol::ShmReply::Resized { size: 8192 });
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
     assert_err!(fx.reg().operate(&a, resize(100), &who(OWNER), &QUOTA).map(drop), RequestError::InvalidArgument(m) if m.contains("only grow"));
+    let exempt = Quota {
+        privileged: true,
+        ..QUOTA
+    };
+    assert_err!(
+        fx.reg().operate(&a, resize(protocol::SHM_MAX_SIZE), &who(ROOT), &exempt).map(drop),
+        RequestError::KernelLimit(m) if m.contains("/dev/shm can hold")
+    );
     let (_, fds) = fx.reg().open(&a, Access::Read, &GROUP).unwrap();
     let flags = nix::fcntl::fcntl(&fds[0], nix::fcntl::FcntlArg::F_GETFL).unwrap();
     assert_eq!(

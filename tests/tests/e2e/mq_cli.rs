@@ -210,3 +210,33 @@ fn adopt_registers_a_queue_made_elsewhere() {
     );
     assert_eq!(gone.err(), Some(nix::errno::Errno::ENOENT));
 }
+
+#[test]
+fn a_receiver_waiting_on_a_deleted_queue_is_told() {
+    let d = TestDaemon::start();
+    d.ipcctl_ok(&["create", "mq:gone", "--capacity", "2", "--msg-size", "64"]);
+    let receiver = d
+        .ipcctl()
+        .args(["recv", "mq:gone"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it has opened the queue, delete it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !d
+        .ipcctl_ok(&["--json", "stat", "mq:gone"])
+        .contains("\"opens\":1")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the receiver never opened mq:gone"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    d.ipcctl_ok(&["delete", "mq:gone"]);
+    let out = receiver.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mq:gone was deleted while waiting"), "{err}");
+}

@@ -568,10 +568,7 @@ fn using_a_ring_takes_both_the_read_and_the_write_bit() {
     for access in [Access::Read, Access::Write] {
         let e = c.open("ring:rw", access).unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::InvalidArgument), "{e}");
-        assert!(
-            e.to_string().contains("both the read and write bits"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("open a ring read-write"), "{e}");
     }
     if !nix::unistd::geteuid().is_root() {
         println!("note: not root; skipping the part that runs ipcctl as uid 65534");
@@ -771,4 +768,34 @@ fn a_session_ring_goes_away_with_its_connection() {
     eventually("the ring went with its ipcctl", || {
         !ring_path(&d, "held").exists()
     });
+}
+
+#[test]
+fn a_receiver_waiting_on_a_deleted_ring_is_told() {
+    let d = TestDaemon::start();
+    d.ipcctl_ok(&["create", "ring:gone", "--slots", "4", "--slot-size", "64"]);
+    let receiver = d
+        .ipcctl()
+        .args(["recv", "ring:gone", "--timeout", "30s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the receiver is attached", || {
+        stat_json(&d, "ring:gone")["attached"] == 1
+    });
+    let mut c = client(&d);
+    let ring = c.open_ring("ring:gone").unwrap();
+    d.ipcctl_ok(&["delete", "ring:gone"]);
+    let started = std::time::Instant::now();
+    let out = receiver.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "told at once, not after its timeout"
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ring:gone was deleted while waiting"), "{err}");
+    let e = ring.recv_timeout(Duration::from_secs(5)).unwrap_err();
+    assert_eq!(e.code(), Some(ipc_client::ErrorCode::NotFound), "{e}");
 }

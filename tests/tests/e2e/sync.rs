@@ -32,13 +32,16 @@ fn a_lock_and_a_permit_held_by_a_closed_connection_go_to_the_waiter() {
             let started = Instant::now();
             b.lock_acquire("l", Some(Duration::from_secs(5))).unwrap();
             b.sem_acquire("s", Some(Duration::from_secs(5))).unwrap();
-            started.elapsed()
+            (started.elapsed(), b)
         })
     };
     thread::sleep(Duration::from_millis(200));
     drop(a);
-    let waited = waiter.join().unwrap();
+    let (waited, mut w) = waiter.join().unwrap();
     assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+    // The waiter gives its permit back (the semaphore is at its max again;
+    // without this the release would race the waiter's closing connection).
+    w.sem_release("s").unwrap();
     // A bounded semaphore refuses a release above its max.
     let e = b.sem_release("s").unwrap_err();
     assert_eq!(code(&e), Some(ErrorCode::InvalidArgument));
