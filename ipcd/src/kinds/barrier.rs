@@ -192,8 +192,13 @@ impl KindObject for BarrierObject {
     }
 
     fn session_ended(&mut self, session: SessionId) {
-        // Its waits were dropped (and broke the barrier) already.
-        lock(&self.state).waiters.forget_session(session);
+        // Its waits are aborted with the connection and break the barrier as
+        // they are dropped; one not dropped yet is a party leaving all the same.
+        let mut s = lock(&self.state);
+        if s.waiters.forget_session(session) && !s.broken {
+            info!("a barrier party's connection closed while it waited; breaking it");
+            s.break_it();
+        }
     }
 
     fn held(&self) -> Held {
@@ -269,5 +274,17 @@ mod tests {
         b.operate(KindOp::Barrier(BarrierOp::Reset), &who(3))
             .unwrap();
         assert!(matches!(wait(&mut b, 3), Ok(OpAnswer::Later { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_breaks_it_before_its_wait_is_dropped() {
+        // Its aborted wait task is dropped a moment after the session ends.
+        let mut b = BarrierObject::new(3);
+        let w0 = later(wait(&mut b, 1));
+        let w1 = later(wait(&mut b, 2));
+        b.session_ended(2);
+        assert!(matches!(w0.await, Err(RequestError::Broken(_))));
+        drop(w1);
+        assert!(lock(&b.state).broken);
     }
 }

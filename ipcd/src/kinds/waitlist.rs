@@ -98,9 +98,13 @@ impl WaitList {
         self.queue.len() != before
     }
 
-    /// Forgets the waiters of `session` (normally gone already).
-    pub fn forget_session(&mut self, session: SessionId) {
+    /// Forgets the waiters of `session`; returns whether there were any (its
+    /// waits are aborted when the connection closes, but an aborted task is
+    /// dropped a moment later, possibly after this).
+    pub fn forget_session(&mut self, session: SessionId) -> bool {
+        let before = self.queue.len();
         self.queue.retain(|e| e.who.session != session);
+        self.queue.len() != before
     }
 
     /// Answers the oldest waiter still listening with `answer(who)`; returns
