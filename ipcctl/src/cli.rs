@@ -10,9 +10,11 @@ use crate::parse::{parse_bytes, parse_duration, parse_mode, parse_size};
 mod exec;
 mod messages;
 mod shm;
+mod sync;
 pub use exec::{ExecArgs, ExecChildArgs};
 pub use messages::{RecvArgs, SendArgs};
 pub use shm::{ReadArgs, ResizeArgs, WriteArgs};
+pub use sync::{AcquireArgs, WaitArgs, WithArgs};
 
 const LONG_ABOUT: &str = "\
 Control ipcd and use the IPC objects it hosts.
@@ -30,6 +32,11 @@ daemon. Kinds, addressed as KIND:NAME:
   ring:NAME  a queue of messages in shared memory, for many senders and
              receivers at once; send/recv copy messages straight into and out
              of its slots, never through ipcd
+  sem:NAME   a counting semaphore (a POSIX named one); permits a process holds
+             are given back when it dies: acquire, release, with
+  lock:NAME  a lock held by one connection at a time, freed if its holder dies
+  event:NAME a flag processes wait for: set, clear, wait
+  barrier:NAME  N parties wait until all have arrived: wait, reset
 
 ipcctl creates, lists, inspects, closes and deletes them, sends and receives, and
 runs commands with their standard input/output joined to pipes and FIFOs.";
@@ -82,6 +89,9 @@ Examples:
   ipcctl create ring:frames --slots 1024 --slot-size 4KiB
   seq 1000 | ipcctl send ring:frames --lines
   ipcctl recv ring:frames --count 1000
+  ipcctl create lock:deploy && ipcctl with lock:deploy -- ./deploy.sh
+  ipcctl create sem:gpu --initial 2 --max 2
+  ipcctl wait event:ready --timeout 30s
   ipcctl list --json";
 
 /// `ipcctl [--socket PATH] [--json] COMMAND`
@@ -358,6 +368,46 @@ Exit status: the command's; before it runs: 1 nothing within --timeout,
     /// Runs exec's command so that it dies with the ipcctl that started it (internal)
     #[command(hide = true)]
     ExecChild(ExecChildArgs),
+
+    /// Take a semaphore permit or a lock (given back when ipcctl exits; see with)
+    #[command(after_help = sync::ACQUIRE_HELP)]
+    Acquire(AcquireArgs),
+
+    /// Post a semaphore permit (or release a lock this connection holds)
+    #[command(after_help = sync::RELEASE_HELP)]
+    Release {
+        /// Semaphore or lock address, sem:NAME or lock:NAME
+        address: String,
+    },
+
+    /// Run a command holding a semaphore permit or a lock, then give it back
+    #[command(after_help = sync::WITH_HELP)]
+    With(WithArgs),
+
+    /// Set an event: wake its waiters
+    #[command(after_help = sync::SET_HELP)]
+    Set {
+        /// Event address, event:NAME
+        address: String,
+    },
+
+    /// Clear an event: later waits wait
+    #[command(after_help = sync::SET_HELP)]
+    Clear {
+        /// Event address, event:NAME
+        address: String,
+    },
+
+    /// Wait for an event to be set, or at a barrier for all its parties
+    #[command(after_help = sync::WAIT_HELP)]
+    Wait(WaitArgs),
+
+    /// Repair a broken barrier
+    #[command(after_help = sync::RESET_HELP)]
+    Reset {
+        /// Barrier address, barrier:NAME
+        address: String,
+    },
 
     /// Measure throughput and latency
     Bench(bench::BenchArgs),

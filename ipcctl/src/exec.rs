@@ -21,10 +21,11 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithRawSiginfo;
 
-use crate::cli::{ExecArgs, ExecChildArgs};
+use crate::cli::{ExecArgs, ExecChildArgs, WithArgs};
 use crate::cmd::common::{daemon_alive, daemon_gone, ends_with_daemon};
+use crate::cmd::lock::wait_error;
 use crate::cmd::stream::Sink;
-use crate::cmd::{STREAMS, check_kind};
+use crate::cmd::{PERMITS, STREAMS, check_kind};
 use crate::errors::{Code, fail};
 use crate::watch::{Wait, show, wait_ready};
 
@@ -54,11 +55,45 @@ pub fn exec(mut client: Client, args: &ExecArgs) -> anyhow::Result<u8> {
             "{program} was reading {address} (it then ended with {status})"
         )));
     }
-    Ok(match (status.code(), status.signal()) {
+    Ok(exit_status(status))
+}
+
+/// The exit status that passes on `status`: its code, or 128+N for signal N.
+fn exit_status(status: ExitStatus) -> u8 {
+    match (status.code(), status.signal()) {
         (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(u8::MAX),
         (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(u8::MAX),
         (None, None) => u8::MAX,
-    })
+    }
+}
+
+/// `ipcctl with`: acquires a semaphore's permit or a lock on this connection,
+/// runs the command (dying with ipcctl, as exec's does), and gives the permit
+/// back whatever the command's exit. Returns the command's exit status.
+pub fn with(mut client: Client, args: &WithArgs) -> anyhow::Result<u8> {
+    let address = &args.address;
+    let wait = args.wait();
+    let kind = check_kind(address, "with", PERMITS)?;
+    match kind {
+        Kind::Lock => client.lock_acquire(address, wait).map(drop),
+        _ => client.sem_acquire(address, wait).map(drop),
+    }
+    .map_err(|e| wait_error(e, address, wait, "acquiring"))?;
+    let program = &args.command[0];
+    let status = run(dying_with_us(&args.command), program);
+    // Given back whatever happened; a connection that is gone gave it back already.
+    let released = match kind {
+        Kind::Lock => client.lock_release(address).map(drop),
+        _ => client.sem_release(address).map(drop),
+    };
+    let status = status?;
+    if let Err(e) = released {
+        eprintln!(
+            "ipcctl: warning: releasing {address} after {}: {e}",
+            program.to_string_lossy()
+        );
+    }
+    Ok(exit_status(status))
 }
 
 /// `command` (a program and its arguments), to be started through

@@ -17,7 +17,10 @@ use clap::{CommandFactory as _, Parser as _};
 use ipc_client::Kind;
 
 use cli::{Cli, Command, DeleteArgs};
-use cmd::{ANY_KIND, CREATABLE, MESSAGING, SEGMENTS, STREAMS, admin, fifo, mq, pipe, shm, status};
+use cmd::{
+    ANY_KIND, CREATABLE, MESSAGING, PERMITS, SEGMENTS, STREAMS, WAITABLE, admin, barrier, event,
+    fifo, mq, pipe, shm, status,
+};
 use errors::{report, report_clap, usage};
 
 fn main() -> ExitCode {
@@ -82,6 +85,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Resize(args) => shm::resize(&mut connect()?, args, json),
         Command::Exec(args) => return exec::exec(connect()?, args),
         Command::ExecChild(args) => return exec::exec_child(args),
+        Command::Acquire(args) => cmd::acquire(&mut connect()?, args, json),
+        Command::Release { address } => cmd::release(&mut connect()?, address, json),
+        Command::With(args) => return exec::with(connect()?, args),
+        Command::Set { address } => event::set(&mut connect()?, address, json),
+        Command::Clear { address } => event::clear(&mut connect()?, address, json),
+        Command::Wait(args) => cmd::wait(&mut connect()?, args, json),
+        Command::Reset { address } => barrier::reset(&mut connect()?, address, json),
         // Only an explicit --socket: bench passes it on to the processes it starts.
         Command::Bench(args) => bench::run(args, cli.socket.as_deref(), json),
         Command::BenchPeer(args) => bench::peer(args),
@@ -109,6 +119,13 @@ fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
         Command::Read(args) => vec![(&args.address, "read", SEGMENTS)],
         Command::Resize(args) => vec![(&args.address, "resize", SEGMENTS)],
         Command::WaitFor(args) => vec![(&args.address, "wait-for", &[Kind::Mq])],
+        Command::Acquire(args) => vec![(&args.address, "acquire", PERMITS)],
+        Command::Release { address } => vec![(address, "release", PERMITS)],
+        Command::With(args) => vec![(&args.address, "with", PERMITS)],
+        Command::Set { address } => vec![(address, "set", &[Kind::Event])],
+        Command::Clear { address } => vec![(address, "clear", &[Kind::Event])],
+        Command::Wait(args) => vec![(&args.address, "wait", WAITABLE)],
+        Command::Reset { address } => vec![(address, "reset", &[Kind::Barrier])],
         Command::Exec(args) => {
             let stdin = args
                 .stdin

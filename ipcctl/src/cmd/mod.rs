@@ -5,12 +5,16 @@
 //! imports go one way: `mod.rs` → kind modules → `common` → `output`, `errors`.
 
 pub mod admin;
+pub mod barrier;
 pub mod common;
+pub mod event;
 pub mod fifo;
+pub mod lock;
 pub mod mq;
 pub mod objects;
 pub mod pipe;
 pub mod ring;
+pub mod sem;
 pub mod shm;
 pub mod status;
 pub mod stream;
@@ -20,7 +24,7 @@ use ipc_client::{Client, ErrorCode, Kind, KindParams};
 
 use common::{described, kind_of};
 
-use crate::cli::{Command, CreateArgs, RecvArgs, SendArgs};
+use crate::cli::{AcquireArgs, Command, CreateArgs, RecvArgs, SendArgs, WaitArgs};
 use crate::errors::{fail, usage};
 use crate::output;
 
@@ -42,6 +46,10 @@ pub const CREATABLE: &[Kind] = ANY_KIND;
 pub const MESSAGING: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo, Kind::Ring];
 /// Shared-memory segments: what write, read and resize take.
 pub const SEGMENTS: &[Kind] = &[Kind::Shm];
+/// What is acquired and released: what acquire, release and with take.
+pub const PERMITS: &[Kind] = &[Kind::Sem, Kind::Lock];
+/// What is waited on: what wait takes.
+pub const WAITABLE: &[Kind] = &[Kind::Event, Kind::Barrier];
 /// The byte streams: what `exec` joins a command to.
 pub const STREAMS: &[Kind] = &[Kind::Pipe, Kind::Fifo];
 
@@ -112,6 +120,10 @@ pub fn check_flags(command: &Command, json: bool) -> anyhow::Result<()> {
             "--json does not apply to exec: the command's output is its own, and exec \
              exits with its status",
         )),
+        Command::With(_) if json => Err(usage(
+            "--json does not apply to with: the command's output is its own, and with \
+             exits with its status",
+        )),
         _ => Ok(()),
     }
 }
@@ -157,5 +169,31 @@ pub fn recv(client: &mut Client, args: &RecvArgs, json: bool) -> anyhow::Result<
         kind @ (Kind::Shm | Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier) => {
             Err(wrong_kind(&args.address, kind, "recv", MESSAGING))
         }
+    }
+}
+
+/// `ipcctl acquire`: a semaphore's permit or a lock, held until ipcctl exits.
+pub fn acquire(client: &mut Client, args: &AcquireArgs, json: bool) -> anyhow::Result<()> {
+    let address = &args.address;
+    match check_kind(address, "acquire", PERMITS)? {
+        Kind::Lock => lock::acquire(client, address, args.wait(), json),
+        _ => sem::acquire(client, address, args.wait(), json),
+    }
+}
+
+/// `ipcctl release`: posts a semaphore, releases a lock this connection holds.
+pub fn release(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()> {
+    match check_kind(address, "release", PERMITS)? {
+        Kind::Lock => lock::release(client, address, json),
+        _ => sem::release(client, address, json),
+    }
+}
+
+/// `ipcctl wait`: an event to be set, or a barrier's parties.
+pub fn wait(client: &mut Client, args: &WaitArgs, json: bool) -> anyhow::Result<()> {
+    let address = &args.address;
+    match check_kind(address, "wait", WAITABLE)? {
+        Kind::Barrier => barrier::wait(client, address, args.timeout, json),
+        _ => event::wait(client, address, args.timeout, json),
     }
 }

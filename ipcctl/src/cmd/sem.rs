@@ -1,0 +1,39 @@
+//! `sem:` objects: `acquire` (a permit held by ipcctl's connection, given
+//! back when it exits) and `release` (a post).
+
+use std::time::Duration;
+
+use ipc_client::Client;
+use serde_json::json;
+
+use super::lock::wait_error;
+use crate::output;
+
+/// `ipcctl acquire sem:NAME`: takes a permit (held until ipcctl exits).
+pub fn acquire(
+    client: &mut Client,
+    address: &str,
+    wait: Option<Duration>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let free = client
+        .sem_acquire(address, wait)
+        .map_err(|e| wait_error(e, address, wait, "acquiring"))?;
+    output::print(
+        json,
+        || json!({ "acquired": address, "free": free }),
+        || format!("acquired {address} ({free} free; given back as ipcctl exits)"),
+    )
+}
+
+/// `ipcctl release sem:NAME`: posts a permit.
+pub fn release(client: &mut Client, address: &str, json: bool) -> anyhow::Result<()> {
+    let free = client
+        .sem_release(address)
+        .map_err(|e| anyhow::Error::new(e).context(format!("releasing {address}")))?;
+    output::print(
+        json,
+        || json!({ "released": address, "free": free }),
+        || format!("released {address} ({free} free)"),
+    )
+}
