@@ -345,6 +345,10 @@ impl TestDaemon {
                 let _ = nix::mqueue::mq_unlink(kernel);
             } else if address.starts_with("shm:") || address.starts_with("ring:") {
                 let _ = nix::sys::mman::shm_unlink(kernel);
+            } else if address.starts_with("sem:") {
+                // sem_unlink("/NAME") removes /dev/shm/sem.NAME.
+                let file = format!("sem.{}", kernel.trim_start_matches('/'));
+                let _ = std::fs::remove_file(Path::new("/dev/shm").join(file));
             } else {
                 let _ = std::fs::remove_file(kernel);
             }
