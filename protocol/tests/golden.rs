@@ -19,11 +19,12 @@ use std::path::PathBuf;
 
 use protocol::frame::frame;
 use protocol::{
-    Access, ClientFrame, CodecError, Counters, CreateSpec, Credentials, ErrorCode, Event,
-    FifoDetails, FifoParams, FrameHeader, HARD_MAX_FRAME, HEADER_LEN, Hello, Kind, KindDetails,
-    KindOp, KindParams, KindReply, Lifetime, Limits, MqDetails, MqOp, MqParams, MqReply,
-    ObjectInfo, Outcome, PipeDetails, PipeOp, PipeParams, PipeReply, Readiness, Reply, Request,
-    RingDetails, RingParams, ServerFrame, ShmDetails, ShmOp, ShmParams, ShmReply, StatusInfo,
+    Access, BarrierOp, BarrierReply, ClientFrame, CodecError, Counters, CreateSpec, Credentials,
+    ErrorCode, Event, EventOp, FifoDetails, FifoParams, FrameHeader, HARD_MAX_FRAME, HEADER_LEN,
+    Hello, Holder, Kind, KindDetails, KindOp, KindParams, KindReply, Lifetime, Limits, LockDetails,
+    LockOp, LockReply, MqDetails, MqOp, MqParams, MqReply, ObjectInfo, Outcome, PipeDetails,
+    PipeOp, PipeParams, PipeReply, Readiness, Reply, Request, RingDetails, RingParams, SemOp,
+    SemParams, SemReply, ServerFrame, ShmDetails, ShmOp, ShmParams, ShmReply, StatusInfo,
     UsageInfo, Welcome, WireError,
 };
 
@@ -583,6 +584,68 @@ fn client_cases() -> Vec<(&'static str, ClientFrame)> {
                 },
             ),
         ),
+        (
+            "request_create_sem",
+            request(
+                31,
+                Request::Create {
+                    address: "sem:slots".into(),
+                    spec: CreateSpec {
+                        mode: Some(0o660),
+                        lifetime: Lifetime::Persistent,
+                        adopt: false,
+                        params: KindParams::Sem(SemParams {
+                            initial: 4,
+                            max: Some(4),
+                        }),
+                    },
+                },
+            ),
+        ),
+        (
+            "request_kind_sem_acquire",
+            request(
+                32,
+                Request::Kind {
+                    address: "sem:slots".into(),
+                    op: KindOp::Sem(SemOp::Acquire {
+                        timeout_ms: Some(5000),
+                    }),
+                },
+            ),
+        ),
+        (
+            "request_kind_lock_release",
+            request(
+                33,
+                Request::Kind {
+                    address: "lock:deploy".into(),
+                    op: KindOp::Lock(LockOp::Release),
+                },
+            ),
+        ),
+        (
+            "request_kind_event_wait_forever",
+            request(
+                34,
+                Request::Kind {
+                    address: "event:ready".into(),
+                    op: KindOp::Event(EventOp::Wait { timeout_ms: None }),
+                },
+            ),
+        ),
+        (
+            "request_kind_barrier_wait",
+            request(
+                35,
+                Request::Kind {
+                    address: "barrier:start".into(),
+                    op: KindOp::Barrier(BarrierOp::Wait {
+                        timeout_ms: Some(30_000),
+                    }),
+                },
+            ),
+        ),
     ]
 }
 
@@ -903,7 +966,72 @@ fn server_cases() -> Vec<(&'static str, ServerFrame)> {
                 Reply::Kind(KindReply::Shm(ShmReply::Resized { size: 2 << 20 })),
             ),
         ),
+        (
+            "response_kind_sem_acquired",
+            ok(
+                32,
+                0,
+                Reply::Kind(KindReply::Sem(SemReply::Acquired { value: 3 })),
+            ),
+        ),
+        (
+            "response_kind_lock_released",
+            ok(
+                33,
+                0,
+                Reply::Kind(KindReply::Lock(LockReply::Released { depth: 0 })),
+            ),
+        ),
+        (
+            "response_kind_barrier_passed",
+            ok(
+                35,
+                0,
+                Reply::Kind(KindReply::Barrier(BarrierReply::Passed { index: 2 })),
+            ),
+        ),
+        (
+            "response_broken",
+            ServerFrame::Response {
+                id: 35,
+                fds: 0,
+                result: Outcome::Err(WireError::new(
+                    ErrorCode::Broken,
+                    "the barrier is broken (a party left or timed out); reset it",
+                )),
+            },
+        ),
+        (
+            "response_stat_lock_held",
+            ok(36, 0, Reply::Stat(deploy_info())),
+        ),
     ]
+}
+
+/// `lock:deploy`, held by pid 4242 (uid 1000) once.
+fn deploy_info() -> ObjectInfo {
+    ObjectInfo {
+        address: "lock:deploy".into(),
+        kind: Kind::Lock,
+        kernel_name: String::new(),
+        owner_uid: 1000,
+        owner_gid: 1000,
+        mode: 0o660,
+        creator_pid: 4242,
+        created_at_ms: 1_700_000_000_000,
+        lifetime: Lifetime::Persistent,
+        opens: 0,
+        details: KindDetails::Lock(LockDetails {
+            reentrant: false,
+            owner: Some(Holder {
+                pid: 4242,
+                uid: 1000,
+                since_ms: 1_700_000_001_000,
+                count: 1,
+            }),
+            waiters: 2,
+        }),
+    }
 }
 
 #[test]
