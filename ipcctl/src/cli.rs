@@ -183,7 +183,8 @@ Examples:
 
 Exit status: 0 success, 2 error (an unknown KIND too), 64 usage error.")]
     List {
-        /// Only objects of this kind (mq, pipe, fifo, shm, ring)
+        /// Only objects of this kind (mq, pipe, fifo, shm, ring, sem, lock, event,
+        /// barrier)
         kind: Option<String>,
         /// The same as KIND, spelled as `delete --all --kind` spells it
         #[arg(long = "kind", value_name = "KIND", conflicts_with = "kind")]
@@ -521,7 +522,8 @@ pub struct DeleteArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// With --all: only objects of this kind (mq, pipe, fifo, shm, ring)
+    /// With --all: only objects of this kind (mq, pipe, fifo, shm, ring, sem, lock,
+    /// event, barrier)
     #[arg(long, value_name = "KIND", requires = "all")]
     pub kind: Option<String>,
 }

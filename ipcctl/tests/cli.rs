@@ -835,3 +835,48 @@ fn exec_s_child_runs_nothing_for_an_ipcctl_that_is_gone() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(o.stdout, b"ran\n");
 }
+
+#[test]
+fn sync_verbs_check_kinds_and_flags_before_connecting() {
+    let nowhere = Path::new("/nonexistent/ipcd.sock");
+    for (args, code, says) in [
+        (
+            &["acquire", "event:e"][..],
+            2,
+            "acquire takes sem: or lock: only; event:e is an event (wrong-kind)",
+        ),
+        (&["release", "mq:q"], 2, "(wrong-kind)"),
+        (&["with", "barrier:b", "--", "true"], 2, "(wrong-kind)"),
+        (&["set", "lock:l"], 2, "set takes event: only"),
+        (&["clear", "sem:s"], 2, "(wrong-kind)"),
+        (&["wait", "sem:s"], 2, "wait takes event: or barrier: only"),
+        (&["reset", "event:e"], 2, "reset takes barrier: only"),
+        (
+            &["acquire", "lock:l", "--nonblock", "--timeout", "1s"],
+            64,
+            "cannot be used with",
+        ),
+        (&["with", "lock:l"], 64, "(usage)"),
+        (
+            &["--json", "with", "lock:l", "--", "true"],
+            64,
+            "--json does not apply to with",
+        ),
+    ] {
+        let o = ipcctl(nowhere, args, b"");
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("connect"), "{args:?}: {}", stderr(&o));
+    }
+    for verb in [
+        "acquire", "release", "with", "set", "clear", "wait", "reset",
+    ] {
+        let o = ipcctl(nowhere, &[verb, "--help"], b"");
+        assert_eq!(o.status.code(), Some(0), "{verb}");
+        let help = String::from_utf8_lossy(&o.stdout);
+        assert!(help.contains("Example"), "{verb}: {help}");
+        assert!(help.contains("Exit status"), "{verb}: {help}");
+    }
+    let o = ipcctl(nowhere, &["acquire", "--help"], b"");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("given back"));
+}
