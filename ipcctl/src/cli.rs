@@ -64,7 +64,8 @@ Exit status:
   2   any other error (not-answering too: a daemon that does not answer is
       an error, not an empty queue)
   64  usage error (a flag that does not apply to the object's kind too)
-  (exec exits with its command's status instead; 127 or 126 if it cannot run)
+  (exec and with exit with their command's status instead; 127 or 126 if it
+  cannot run)
 
 Socket: --socket, else $IPCD_SOCKET, else $XDG_RUNTIME_DIR/ipcd/ipcd.sock,
 else /run/ipcd/ipcd.sock (an empty variable counts as unset). Connecting and

@@ -19,7 +19,7 @@ fn spec(params: KindParams) -> CreateSpec {
 fn a_version_3_client_sees_neither_segments_nor_rings() {
     let d = TestDaemon::start();
     let mut new = Client::connect_to(&d.socket).unwrap();
-    assert_eq!(new.welcome().version, 4);
+    assert_eq!(new.welcome().version, protocol::PROTOCOL_VERSION);
     let shm = spec(KindParams::Shm(ShmParams { size: Some(4096) }));
     new.create("shm:v4seg", shm).unwrap();
     let ring = KindParams::Ring(RingParams {

@@ -314,3 +314,29 @@ fn a_party_killed_while_waiting_breaks_the_barrier() {
     d.ipcctl_ok(&["reset", "barrier:b"]);
     assert_eq!(stat(&d, "barrier:b")["broken"], false);
 }
+
+#[test]
+fn a_version_4_client_sees_none_of_the_sync_kinds() {
+    let d = TestDaemon::start();
+    let mut new = Client::connect_to(&d.socket).unwrap();
+    new.create_lock("l", false, None).unwrap();
+    new.create_sem("s", 1, None, None).unwrap();
+    new.create_event("e", false, None).unwrap();
+    new.create_barrier("b", 2, None).unwrap();
+    let mut old = Client::builder()
+        .socket(&d.socket)
+        .protocol_version(4)
+        .connect()
+        .unwrap();
+    assert_eq!(old.welcome().version, 4);
+    assert!(
+        old.list(None).unwrap().is_empty(),
+        "newer kinds are left out"
+    );
+    for address in ["lock:l", "sem:s", "event:e", "barrier:b"] {
+        let err = old.stat(address).unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::UnknownKind), "{address}: {err}");
+        assert!(err.to_string().contains("version 5"), "{err}");
+    }
+    assert_eq!(new.list(None).unwrap().len(), 4);
+}
