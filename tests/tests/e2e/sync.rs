@@ -340,3 +340,60 @@ fn a_version_4_client_sees_none_of_the_sync_kinds() {
     }
     assert_eq!(new.list(None).unwrap().len(), 4);
 }
+
+/// A plain POSIX program knowing nothing of ipcd: Python calling libc's
+/// `sem_open`/`sem_post`/`sem_trywait`/`sem_getvalue` on the kernel name
+/// (argv: OP NAME); `trywait` exits 1 when no permit is free.
+const POSIX_SEM: &str = r#"
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.sem_open.restype = ctypes.c_void_p
+libc.sem_open.argtypes = [ctypes.c_char_p, ctypes.c_int]
+for f in ("sem_post", "sem_trywait", "sem_close"):
+    getattr(libc, f).argtypes = [ctypes.c_void_p]
+libc.sem_getvalue.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+op, name = sys.argv[1], sys.argv[2]
+sem = libc.sem_open(name.encode(), 0)
+if not sem:
+    sys.exit("sem_open: errno %d" % ctypes.get_errno())
+if op == "post":
+    assert libc.sem_post(sem) == 0
+elif op == "trywait":
+    if libc.sem_trywait(sem) != 0:
+        sys.exit(1)
+else:
+    v = ctypes.c_int()
+    assert libc.sem_getvalue(sem, ctypes.byref(v)) == 0
+    print(v.value)
+libc.sem_close(sem)
+"#;
+
+#[test]
+fn a_plain_posix_program_uses_the_kernel_semaphore_by_name() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        println!("note: python3 is not installed; skipping the POSIX semaphore interop test");
+        return;
+    }
+    let d = TestDaemon::start();
+    d.ipcctl_ok(&["create", "sem:s", "--initial", "0"]);
+    let kernel = stat(&d, "sem:s")["kernel_name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let posix = |op: &str| {
+        ipcd_tests::run_with_timeout(Command::new("python3").args(["-c", POSIX_SEM, op, &kernel]))
+    };
+    // A waiter in ipcd is woken by a post from a program that never heard of it.
+    let waiting = spawn_ipcctl(&d, &["acquire", "sem:s", "--timeout", "10s"]);
+    eventually("the acquire waits", || stat(&d, "sem:s")["waiters"] == 1);
+    let out = posix("post");
+    assert!(out.status.success(), "{out:?}");
+    let out = waiting.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // ipcctl exited: its permit was posted back, and the program can take it.
+    eventually("the permit is back", || stat(&d, "sem:s")["value"] == 1);
+    assert_eq!(String::from_utf8_lossy(&posix("value").stdout), "1\n");
+    assert_eq!(posix("trywait").status.code(), Some(0));
+    assert_eq!(posix("trywait").status.code(), Some(1), "none left");
+    assert_eq!(stat(&d, "sem:s")["value"], 0);
+}
