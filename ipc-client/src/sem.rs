@@ -48,8 +48,10 @@ impl Client {
         self.sem_acquire(name, Some(Duration::ZERO))
     }
 
-    /// Gives a permit back (one this connection holds, else a plain post);
-    /// returns the permits free after it.
+    /// Gives a permit back (one this connection holds, else a plain post that
+    /// settles the oldest permit another connection holds, so that one is not
+    /// given back again when its connection closes: a producer posting an item,
+    /// a signal); returns the permits free after it.
     pub fn sem_release(&mut self, name: &str) -> Result<u32> {
         match self.operate(&sem_address(name), KindOp::Sem(SemOp::Release))? {
             KindReply::Sem(SemReply::Released { value }) => Ok(value),

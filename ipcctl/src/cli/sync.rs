@@ -33,9 +33,11 @@ wrong-kind), 64 usage error.";
 /// `ipcctl release --help`, after the options.
 pub const RELEASE_HELP: &str = "\
 sem: posts one permit: the semaphore's value goes up by one (a bounded one
-refuses to go above its --max: invalid-argument). That is how a permit taken
-by a program (ipc-client, or sem_wait(3) on the kernel semaphore) and lost is
-given back by hand. lock: only the connection that holds a lock may release it,
+refuses to go above its --max: invalid-argument). That is how a signal or an
+item is posted, and how a permit lost by a program that used sem_wait(3) on
+the kernel semaphore is given back by hand. A post settles a permit another
+connection took through ipcd (the oldest): that one is not posted back again
+when its connection closes. lock: only the connection that holds a lock may release it,
 and that is never a new ipcctl (acquire's lock goes when it exits), so release
 on a held lock is refused with the daemon's reason; ipcctl delete removes it.
 

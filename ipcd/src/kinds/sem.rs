@@ -44,6 +44,9 @@ struct State {
     sem: Arc<NamedSem>,
     max: Option<u32>,
     holders: HashMap<SessionId, Holder>,
+    /// Permits posted by connections that held none while nobody held any (a
+    /// producer's items, signals): taking one consumes it, held by nobody.
+    credits: u32,
     waiters: WaitList,
     /// A helper thread serves `waiters`.
     helper: bool,
@@ -55,11 +58,43 @@ impl State {
         self.sem.value().unwrap_or(0)
     }
 
+    /// Records the permit `who` took: a posted one (a credit) is consumed,
+    /// any other is held until given back or the connection closes.
     fn took(&mut self, who: &Asker) {
+        if self.credits > 0 {
+            self.credits -= 1;
+            return;
+        }
         self.holders
             .entry(who.session)
             .and_modify(|h| h.count += 1)
             .or_insert_with(|| waitlist::holder(who, 1));
+    }
+
+    /// A permit was posted by a connection that held none: it stands for one
+    /// that another connection took and will never give back itself (a
+    /// consumer giving back the space a producer took, a signal answered), so
+    /// the oldest holding stops counting — else closing that connection would
+    /// post it a second time. With no holding, it is a credit the next taker
+    /// consumes (a producer's item). Nothing is posted here.
+    fn settle_oldest(&mut self) {
+        if self.holders.is_empty() {
+            self.credits = self.credits.saturating_add(1);
+            return;
+        }
+        let oldest = self
+            .holders
+            .iter()
+            .min_by_key(|(session, h)| (h.since_ms, **session))
+            .map(|(session, _)| *session);
+        if let Some(session) = oldest
+            && let Some(h) = self.holders.get_mut(&session)
+        {
+            h.count -= 1;
+            if h.count == 0 {
+                self.holders.remove(&session);
+            }
+        }
     }
 
     /// Gives one permit `session` holds back to the kernel; whether it held one.
@@ -81,8 +116,14 @@ impl State {
 impl Abandon for State {
     fn abandon(&mut self, id: u64, who: &Asker, granted: Option<Answer>) {
         self.waiters.remove(id);
-        if let Some(Ok(_)) = granted {
-            self.give_back(who.session);
+        if let Some(Ok(_)) = granted
+            && !self.give_back(who.session)
+        {
+            // It consumed a credit: post it back and restore the credit.
+            if let Err(e) = self.sem.post() {
+                warn!("sem_post giving back an untaken permit: {e}");
+            }
+            self.credits = self.credits.saturating_add(1);
         }
     }
 }
@@ -147,6 +188,7 @@ impl SemObject {
                 sem: Arc::new(sem),
                 max,
                 holders: HashMap::new(),
+                credits: 0,
                 waiters: WaitList::default(),
                 helper: false,
                 deleted: false,
@@ -210,6 +252,7 @@ impl SemObject {
                 )),
                 e => RequestError::os(format!("sem_post {}", self.name), e),
             })?;
+            s.settle_oldest();
         }
         let value = s.value();
         Ok(OpAnswer::Now(KindReply::Sem(SemReply::Released { value })))

@@ -46,7 +46,9 @@ pub enum SemOp {
         timeout_ms: Option<u64>,
     },
     /// Give one permit back: one this connection holds if it holds any, else a
-    /// plain post (a semaphore used for signalling). Above a bounded
+    /// plain post (a semaphore used for signalling, a producer's item), which
+    /// also settles the oldest permit another connection holds: that one is
+    /// no longer given back when its connection closes. Above a bounded
     /// semaphore's `max`: `invalid-argument`. Needs the write bit. Answered by
     /// [`SemReply::Released`]. Since version 5.
     Release,

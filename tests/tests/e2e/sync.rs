@@ -397,3 +397,55 @@ fn a_plain_posix_program_uses_the_kernel_semaphore_by_name() {
     assert_eq!(posix("trywait").status.code(), Some(1), "none left");
     assert_eq!(stat(&d, "sem:s")["value"], 0);
 }
+
+#[test]
+fn producer_and_consumer_pass_items_through_two_semaphores() {
+    const N: u64 = 500;
+    const SLOTS: u64 = 4;
+    let d = TestDaemon::start();
+    d.ipcctl_ok(&["create", "shm:slots", "--size", "4096"]);
+    d.ipcctl_ok(&["create", "sem:spaces", "--initial", "4"]);
+    d.ipcctl_ok(&["create", "sem:items", "--initial", "0"]);
+    let socket = d.socket.clone();
+    let producer = thread::spawn(move || {
+        let mut c = Client::connect_to(&socket).unwrap();
+        let shm = c
+            .open_shm("shm:slots", ipc_client::Access::ReadWrite)
+            .unwrap();
+        for i in 1..=N {
+            c.sem_acquire("sem:spaces", None).unwrap();
+            let slot = shm.atomic_u64(((i % SLOTS) * 8) as usize).unwrap();
+            slot.store(i, std::sync::atomic::Ordering::Release);
+            c.sem_release("sem:items").unwrap();
+        }
+        c
+    });
+    let mut c = Client::connect_to(&d.socket).unwrap();
+    let shm = c
+        .open_shm("shm:slots", ipc_client::Access::ReadWrite)
+        .unwrap();
+    for i in 1..=N {
+        c.sem_acquire("sem:items", Some(Duration::from_secs(10)))
+            .unwrap();
+        let slot = shm.atomic_u64(((i % SLOTS) * 8) as usize).unwrap();
+        assert_eq!(slot.load(std::sync::atomic::Ordering::Acquire), i);
+        c.sem_release("sem:spaces").unwrap();
+    }
+    let p = producer.join().unwrap();
+    assert_eq!(stat(&d, "sem:items")["value"], 0);
+    assert_eq!(stat(&d, "sem:spaces")["value"], 4);
+    // Every permit taken was settled by the other side's post: nobody holds
+    // any, so closing the connections posts nothing back (no ghost items).
+    assert_eq!(stat(&d, "sem:items")["holders"], serde_json::json!([]));
+    assert_eq!(stat(&d, "sem:spaces")["holders"], serde_json::json!([]));
+    drop(p);
+    drop(c);
+    let probe = Client::connect_to(&d.socket).unwrap();
+    drop(probe);
+    for (address, value) in [("sem:items", 0), ("sem:spaces", 4)] {
+        eventually("the connections are gone", || {
+            stat(&d, address)["holders"] == serde_json::json!([])
+        });
+        assert_eq!(stat(&d, address)["value"], value, "{address}");
+    }
+}

@@ -91,3 +91,51 @@ async fn a_dropped_wait_leaves_no_permit_behind() {
     assert!(!lock(&o.state).helper);
     Box::new(o).remove().unwrap();
 }
+
+#[tokio::test]
+async fn permits_posted_by_others_are_consumed_not_held() {
+    // Two items posted before anyone waits: credits, taken without holding.
+    let (mut o, _) = object(0, Some(7));
+    op(&mut o, SemOp::Release, 1).unwrap();
+    op(&mut o, SemOp::Release, 1).unwrap();
+    assert!(matches!(op(&mut o, acquire(None), 2), Ok(OpAnswer::Now(_))));
+    assert!(lock(&o.state).holders.is_empty());
+    // A waiter granted a permit that a post put there consumes it too.
+    op(&mut o, acquire(None), 2).unwrap();
+    let w = later(op(&mut o, acquire(None), 3));
+    assert_eq!(
+        lock(&o.state).holders.len(),
+        0,
+        "the second took the last credit"
+    );
+    op(&mut o, SemOp::Release, 1).unwrap();
+    assert!(w.await.is_ok());
+    assert_eq!(lock(&o.state).holders.len(), 0, "granted from a credit");
+    o.session_ended(2);
+    o.session_ended(3);
+    let KindDetails::Sem(d) = o.details().unwrap() else {
+        panic!()
+    };
+    assert_eq!((d.value, d.holders.len()), (0, 0));
+    Box::new(o).remove().unwrap();
+}
+
+#[tokio::test]
+async fn a_post_by_another_connection_settles_the_oldest_holding() {
+    // A producer takes the initial spaces (held); the consumer's posts settle
+    // them, so the producer's closing posts nothing back.
+    let (mut o, _) = object(2, Some(9));
+    op(&mut o, acquire(None), 1).unwrap();
+    op(&mut o, acquire(None), 1).unwrap();
+    assert_eq!(lock(&o.state).holders.get(&1).map(|h| h.count), Some(2));
+    op(&mut o, SemOp::Release, 2).unwrap();
+    assert_eq!(lock(&o.state).holders.get(&1).map(|h| h.count), Some(1));
+    op(&mut o, SemOp::Release, 2).unwrap();
+    assert!(lock(&o.state).holders.is_empty());
+    o.session_ended(1);
+    let KindDetails::Sem(d) = o.details().unwrap() else {
+        panic!()
+    };
+    assert_eq!((d.value, d.holders.len()), (2, 0));
+    Box::new(o).remove().unwrap();
+}
