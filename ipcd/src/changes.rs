@@ -356,6 +356,13 @@ impl Store {
         removed
     }
 
+    /// Makes a change of a kind's saved state durable (an event set or
+    /// cleared), with the group commit the changes of objects use.
+    pub fn save_state(&self) -> Result<(), RequestError> {
+        let generation = self.registry().state_changed();
+        self.commit(generation).map_err(|failed| failed.error)
+    }
+
     /// Saves the registry as it is now, whatever was saved before (at shutdown:
     /// kind state such as a segment's size changes without a change of generation).
     pub fn save_now(&self) -> std::io::Result<()> {

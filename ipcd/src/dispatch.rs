@@ -4,7 +4,7 @@
 
 use std::os::fd::OwnedFd;
 
-use protocol::{Address, Kind, ObjectInfo, Reply, Request};
+use protocol::{Address, EventOp, Kind, KindOp, ObjectInfo, Reply, Request};
 
 use crate::error::RequestError;
 use crate::peer::{Peer, SessionId};
@@ -69,7 +69,17 @@ impl Caller {
 /// syncs the intent journal and the registry): the session then runs it off
 /// the async workers.
 pub fn may_block(request: &Request) -> bool {
-    matches!(request, Request::Create { .. } | Request::Delete { .. })
+    match request {
+        Request::Create { .. } | Request::Delete { .. } => true,
+        Request::Kind { op, .. } => saves_state(op),
+        _ => false,
+    }
+}
+
+/// Whether an operation changes state saved with its object's record, so it
+/// is made durable before it is answered: an event's `set` flag.
+fn saves_state(op: &KindOp) -> bool {
+    matches!(op, KindOp::Event(EventOp::Set | EventOp::Clear))
 }
 
 /// Handles one request.
@@ -124,17 +134,21 @@ pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answ
             Reply::Closed
         }
         Request::Kind { address, op } => {
+            let saves = saves_state(&op);
             let address = caller.parse(&address)?;
             let quota = shared.quota(peer);
-            return Ok(
-                match shared
-                    .registry()
-                    .operate(&address, op, &caller.asker(), &quota)?
-                {
-                    OpResult::Now(reply) => Answer::Now(Reply::Kind(reply), Vec::new()),
-                    OpResult::Later(waiter) => Answer::Later(waiter),
-                },
-            );
+            let done = shared
+                .registry()
+                .operate(&address, op, &caller.asker(), &quota)?;
+            if saves && let Err(e) = shared.store().save_state() {
+                // The change is made (waiters were woken); it is only not on
+                // disk yet: the next save takes it.
+                tracing::warn!(%address, "saving the change: {e}");
+            }
+            return Ok(match done {
+                OpResult::Now(reply) => Answer::Now(Reply::Kind(reply), Vec::new()),
+                OpResult::Later(waiter) => Answer::Later(waiter),
+            });
         }
         Request::Delete { address } => {
             shared.store().delete(&caller.parse(&address)?, peer)?;

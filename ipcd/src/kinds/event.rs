@@ -1,6 +1,7 @@
 //! `event:NAME` — a flag processes wait on (Python's `Event`), hosted by the
 //! daemon. Setting it answers every waiter at once; its `set` flag is saved
-//! with the record (at the next save), waiters vanish with their connections.
+//! with the record before `Set`/`Clear` is answered (`dispatch::saves_state`),
+//! waiters vanish with their connections.
 
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};

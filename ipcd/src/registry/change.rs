@@ -226,6 +226,13 @@ impl Registry {
         (obj, self.generation)
     }
 
+    /// A kind's saved state changed (an event's `set` flag): a new generation,
+    /// so the next commit saves a fresh snapshot.
+    pub fn state_changed(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+
     /// Puts an object (back) in; returns the generation with it.
     pub fn put(&mut self, obj: Object) -> u64 {
         self.objects.insert(obj.address.clone(), obj);

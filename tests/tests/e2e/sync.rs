@@ -449,3 +449,17 @@ fn producer_and_consumer_pass_items_through_two_semaphores() {
         assert_eq!(stat(&d, address)["value"], value, "{address}");
     }
 }
+
+#[test]
+fn an_event_set_is_on_disk_before_it_is_answered() {
+    let mut d = TestDaemon::start();
+    d.ipcctl_ok(&["create", "event:e"]);
+    d.ipcctl_ok(&["set", "event:e"]);
+    d.kill9();
+    d.restart();
+    assert_eq!(stat(&d, "event:e")["set"], true);
+    d.ipcctl_ok(&["clear", "event:e"]);
+    d.kill9();
+    d.restart();
+    assert_eq!(stat(&d, "event:e")["set"], false);
+}
