@@ -3,8 +3,10 @@
 //! `sem:` taken through ipcd, for the e2e test that checks no update is lost.
 //!
 //! ```text
-//! locked-counter SOCKET shm:NAME lock:NAME|sem:NAME COUNT PROCESSES
+//! locked-counter SOCKET shm:NAME lock:NAME|sem:NAME|none COUNT PROCESSES
 //! ```
+//!
+//! `none` takes no lock, to show that updates are lost then.
 //!
 //! It opens the segment through ipcd, announces itself by adding 1 to the
 //! atomic `u64` at offset 8, waits (at most 20 s) until `PROCESSES` have, so
@@ -29,12 +31,13 @@ fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [socket, address, guard, count, processes] = args.as_slice() else {
         return Err(
-            "usage: locked-counter SOCKET shm:NAME lock:NAME|sem:NAME COUNT PROCESSES".into(),
+            "usage: locked-counter SOCKET shm:NAME lock:NAME|sem:NAME|none COUNT PROCESSES".into(),
         );
     };
     let number = |s: &str| s.parse::<u64>().map_err(|e| format!("{s}: {e}"));
     let (count, processes) = (number(count)?, number(processes)?);
     let sem = guard.starts_with("sem:");
+    let unlocked = guard == "none";
     let mut client = Client::connect_to(socket).map_err(|e| e.to_string())?;
     let shm = client
         .open_shm(address, Access::ReadWrite)
@@ -50,6 +53,11 @@ fn run() -> Result<(), String> {
         std::thread::sleep(Duration::from_micros(100));
     }
     for _ in 0..count {
+        if unlocked {
+            let n = counter.load(Ordering::Acquire);
+            counter.store(n + 1, Ordering::Release);
+            continue;
+        }
         if sem {
             client.sem_acquire(guard, None).map(drop)
         } else {
