@@ -58,6 +58,15 @@ pub fn create_three(
     Ok(names)
 }
 
+/// The channels this process uses for `role`, of a kind's three (ping, pong,
+/// stream): it sends on the first and, for role echo, receives on the second.
+pub fn for_role<T>([ping, pong, stream]: [T; 3], role: crate::channel::Role) -> (T, Option<T>) {
+    match role {
+        crate::channel::Role::Echo => (ping, Some(pong)),
+        crate::channel::Role::Sink => (stream, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

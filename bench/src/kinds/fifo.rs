@@ -129,13 +129,8 @@ impl Channels for FifoChannels {
     }
 
     fn start_run(&mut self, ctx: &Ctx<'_>, role: Role, size: usize) -> anyhow::Result<Run> {
-        let [ping, pong, stream] = &self.names;
+        let (tx_name, rx_name) = objects::for_role(self.names.each_ref(), role);
         let c = &mut self.client;
-        // This process writes to the first FIFO and, for role echo, reads the second.
-        let (tx_name, rx_name) = match role {
-            Role::Echo => (ping, Some(pong)),
-            Role::Sink => (stream, None),
-        };
         let mut dir = PrivateDir::create()?;
         let tx_path = dir.path().join(tx_name);
         let rx_path: Option<PathBuf> = rx_name.map(|n| dir.path().join(n));

@@ -160,12 +160,7 @@ impl Channels for MqChannels {
     }
 
     fn start_run(&mut self, ctx: &Ctx<'_>, role: Role, size: usize) -> anyhow::Result<Run> {
-        let [ping, pong, stream] = self.queues_for(size)?;
-        // This process sends on the first queue and, for role echo, receives on the second.
-        let (tx_name, rx_name) = match role {
-            Role::Echo => (ping, Some(pong)),
-            Role::Sink => (stream, None),
-        };
+        let (tx_name, rx_name) = objects::for_role(self.queues_for(size)?, role);
         let names = (raw_name(), rx_name.as_ref().map(|_| raw_name()));
         let mut raw_tx = RawQueue::create(&names.0, self.capacity, size)?;
         let mut raw_rx = match &names.1 {

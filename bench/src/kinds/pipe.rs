@@ -125,13 +125,8 @@ impl Channels for PipeChannels {
     }
 
     fn start_run(&mut self, ctx: &Ctx<'_>, role: Role, size: usize) -> anyhow::Result<Run> {
-        let [ping, pong, stream] = &self.names;
+        let (tx_name, rx_name) = objects::for_role(self.names.each_ref(), role);
         let c = &mut self.client;
-        // This process writes to the first pipe and, for role echo, reads the second.
-        let (tx_name, rx_name) = match role {
-            Role::Echo => (ping, Some(pong)),
-            Role::Sink => (stream, None),
-        };
         let (peer_rx, tx) = raw_pipe()?;
         let (rx, peer_tx) = match rx_name {
             Some(_) => {

@@ -276,13 +276,8 @@ impl Channels for RingChannels {
     }
 
     fn start_run(&mut self, ctx: &Ctx<'_>, role: Role, size: usize) -> anyhow::Result<Run> {
-        let [ping, pong, stream] = self.rings_for(size)?;
+        let (tx_name, rx_name) = objects::for_role(self.rings_for(size)?, role);
         let spin = self.variant.spin;
-        // This process sends on the first ring and, for role echo, receives on the second.
-        let (tx_name, rx_name) = match role {
-            Role::Echo => (ping, Some(pong)),
-            Role::Sink => (stream, None),
-        };
         let (tx_fd, tx) = raw_ring(size, spin)?;
         let (rx_fd, rx) = match rx_name {
             Some(_) => {

@@ -86,16 +86,7 @@ impl KindModule for Module {
             return Err(wrong_params(args.params, Kind::Ring));
         };
         let name = args.kernel_name.expect("a ring has a kernel name");
-        let bytes = if args.adopt {
-            segment::find(name)?.map_or(Ok(0), |fd| segment::size(&fd))?
-        } else {
-            geometry(params)?.segment_size()
-        };
-        Ok(Held {
-            fds: 1,
-            shm_bytes: bytes,
-            ..Held::default()
-        })
+        segment::cost(name, args.adopt, || Ok(geometry(params)?.segment_size()))
     }
 
     fn create(&self, args: &CreateArgs<'_>) -> Result<Box<dyn KindObject>, RequestError> {
@@ -205,11 +196,7 @@ impl KindObject for RingObject {
     }
 
     fn held(&self) -> Held {
-        Held {
-            fds: 1,
-            shm_bytes: self.geometry.segment_size(),
-            ..Held::default()
-        }
+        segment::held(self.geometry.segment_size())
     }
 
     fn state(&self) -> serde_json::Value {

@@ -13,8 +13,33 @@ use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::{Mode, fchmod, fstat};
 use protocol::Access;
 
+use super::Held;
 use crate::error::RequestError;
 use crate::peer::Peer;
+
+/// What a segment of `bytes` makes the daemon hold: its descriptor and its bytes.
+pub fn held(bytes: u64) -> Held {
+    Held {
+        fds: 1,
+        shm_bytes: bytes,
+        ..Held::default()
+    }
+}
+
+/// What creating segment `name` costs: `new_size` bytes for a new one, the
+/// existing one's size when adopting.
+pub fn cost(
+    name: &str,
+    adopt: bool,
+    new_size: impl FnOnce() -> Result<u64, RequestError>,
+) -> Result<Held, RequestError> {
+    let bytes = if adopt {
+        find(name)?.map_or(Ok(0), |fd| size(&fd))?
+    } else {
+        new_size()?
+    };
+    Ok(held(bytes))
+}
 
 /// The size of the segment behind `fd`.
 pub fn size(fd: &OwnedFd) -> Result<u64, RequestError> {

@@ -59,16 +59,7 @@ impl KindModule for Module {
             return Err(wrong_params(args.params, Kind::Shm));
         };
         let name = args.kernel_name.expect("a segment has a kernel name");
-        let bytes = if args.adopt {
-            segment::find(name)?.map_or(Ok(0), |fd| segment::size(&fd))?
-        } else {
-            checked_size(params.size)?
-        };
-        Ok(Held {
-            fds: 1,
-            shm_bytes: bytes,
-            ..Held::default()
-        })
+        segment::cost(name, args.adopt, || checked_size(params.size))
     }
 
     fn create(&self, args: &CreateArgs<'_>) -> Result<Box<dyn KindObject>, RequestError> {
@@ -173,11 +164,7 @@ impl KindObject for ShmObject {
     }
 
     fn held(&self) -> Held {
-        Held {
-            fds: 1,
-            shm_bytes: self.size,
-            ..Held::default()
-        }
+        segment::held(self.size)
     }
 
     fn state(&self) -> serde_json::Value {

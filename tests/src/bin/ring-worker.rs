@@ -15,11 +15,13 @@
 //! message (check and pattern: `corrupt` otherwise) and that each producer's
 //! seqs only go up (`out_of_order` otherwise: a duplicate counts too).
 //!
-//! `--record FILE` appends 12 bytes `(ID, seq)` per message to FILE: a
+//! `--record FILE` appends 16 bytes `(ID, 0u32, seq)` per message to FILE: a
 //! producer's after each send returned, a consumer's after each receive
 //! returned, so a test can account for every message. `--record-each` writes
 //! each record at once (for workers that get killed); otherwise they are
-//! buffered until the end. Every wait is bounded by `--timeout-ms` (default
+//! buffered until the end. Records are 16 bytes so that none straddles a
+//! page: a write killed by SIGKILL may stop at a page boundary, and a
+//! 12-byte record across one was once left half written. Every wait is bounded by `--timeout-ms` (default
 //! 30000). Waits spin `--spin-us` first (default 0).
 //!
 //! Last, one JSON line on stdout: `{"role":"produce","id":…,"sent":N,"ms":…}`
@@ -153,9 +155,9 @@ impl Record {
     }
 
     fn add(&mut self, id: u32, seq: u64) -> Result<(), String> {
-        let mut rec = [0u8; 12];
+        let mut rec = [0u8; 16];
         rec[..4].copy_from_slice(&id.to_le_bytes());
-        rec[4..].copy_from_slice(&seq.to_le_bytes());
+        rec[8..].copy_from_slice(&seq.to_le_bytes());
         match self {
             Record::None => Ok(()),
             Record::Each(f) => f.write_all(&rec),

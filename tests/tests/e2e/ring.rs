@@ -88,17 +88,17 @@ fn summary(mut child: Child) -> Value {
 fn records(path: &Path) -> Vec<(u32, u64)> {
     let bytes = std::fs::read(path).unwrap_or_default();
     assert_eq!(
-        bytes.len() % 12,
+        bytes.len() % 16,
         0,
         "{} holds a partial record",
         path.display()
     );
     bytes
-        .chunks_exact(12)
+        .chunks_exact(16)
         .map(|r| {
             (
                 u32::from_le_bytes(r[..4].try_into().unwrap()),
-                u64::from_le_bytes(r[4..].try_into().unwrap()),
+                u64::from_le_bytes(r[8..].try_into().unwrap()),
             )
         })
         .collect()
