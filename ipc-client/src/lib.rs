@@ -112,6 +112,7 @@ mod pipe;
 mod ring;
 mod sem;
 mod shm;
+mod signal;
 mod stream;
 #[allow(unsafe_code)]
 mod sys;
@@ -131,6 +132,7 @@ pub use pipe::{PipeOptions, PipeReader, PipeWriter, pipe_address};
 pub use ring::{Ring, RingMessage, RingOptions, SlotLoan, ring_address};
 pub use sem::sem_address;
 pub use shm::{SharedMemory, ShmOptions, shm_address};
+pub use signal::{Raised, Received, Subscription, signal_address};
 pub use stream::{MAX_MSG_LEN, MSG_HEADER_LEN, PIPE_BUF};
 
 /// The wire protocol crate, for the types requests and answers are made of.
@@ -138,8 +140,8 @@ pub use protocol;
 pub use protocol::{
     Access, CreateSpec, ErrorCode, Event, FifoDetails, FifoParams, Kind, KindDetails, KindOp,
     KindParams, KindReply, Lifetime, MqDetails, MqParams, ObjectInfo, PipeDetails, PipeParams,
-    Readiness, Reply, Request, SHM_MAX_SIZE, ShmDetails, ShmOp, ShmParams, ShmReply, StatusInfo,
-    UsageInfo, Welcome, WireError,
+    Readiness, Reply, Request, SHM_MAX_SIZE, ShmDetails, ShmOp, ShmParams, ShmReply, SignalDetails,
+    SignalEvent, SignalParams, StatusInfo, UsageInfo, Welcome, WireError,
 };
 
 #[cfg(test)]

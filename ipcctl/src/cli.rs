@@ -10,10 +10,12 @@ use crate::parse::{parse_bytes, parse_duration, parse_mode, parse_size};
 mod exec;
 mod messages;
 mod shm;
+mod signal;
 mod sync;
 pub use exec::{ExecArgs, ExecChildArgs};
 pub use messages::{RecvArgs, SendArgs};
 pub use shm::{ReadArgs, ResizeArgs, WriteArgs};
+pub use signal::{KillArgs, SubscribeArgs, UnsubscribeArgs, WatchArgs, parse_signal};
 pub use sync::{AcquireArgs, WaitArgs, WithArgs};
 
 const LONG_ABOUT: &str = "\
@@ -37,6 +39,9 @@ daemon. Kinds, addressed as KIND:NAME:
   lock:NAME  a lock held by one connection at a time, freed if its holder dies
   event:NAME a flag processes wait for: set, clear, wait
   barrier:NAME  N parties wait until all have arrived: wait, reset
+  signal:NAME   events fanned out to every watcher (send, watch); a process can
+             get a real signal on each (subscribe), and a real signal ipcd
+             receives can raise one (create --bind); kill signals through ipcd
 
 ipcctl creates, lists, inspects, closes and deletes them, sends and receives, and
 runs commands with their standard input/output joined to pipes and FIFOs.";
@@ -411,6 +416,22 @@ Exit status: the command's; before it runs: 1 nothing within --timeout,
         address: String,
     },
 
+    /// Print a signal channel's events as they are raised (send raises one)
+    #[command(after_help = signal::WATCH_HELP)]
+    Watch(WatchArgs),
+
+    /// Have ipcd send a real signal to a process on every event of a channel
+    #[command(after_help = signal::SUBSCRIBE_HELP)]
+    Subscribe(SubscribeArgs),
+
+    /// Stop signalling a process on a channel's events
+    #[command(after_help = signal::SUBSCRIBE_HELP)]
+    Unsubscribe(UnsubscribeArgs),
+
+    /// Send a real signal to a process through ipcd (your own processes only)
+    #[command(after_help = signal::KILL_HELP)]
+    Kill(KillArgs),
+
     /// Measure throughput and latency
     Bench(bench::BenchArgs),
 
@@ -506,6 +527,11 @@ pub struct CreateArgs {
     /// Parties that must arrive (barrier: only; required)
     #[arg(long, value_name = "N")]
     pub parties: Option<u32>,
+
+    /// signal: only: raise the channel whenever ipcd receives this real signal
+    /// (SIGUSR2, SIGWINCH, SIGPWR, SIGRTMIN+N, …)
+    #[arg(long, value_name = "SIGNAL", value_parser = parse_signal)]
+    pub bind: Option<i32>,
 }
 
 /// `ipcctl delete`.

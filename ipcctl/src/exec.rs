@@ -173,7 +173,8 @@ fn join_ends(
             | Kind::Sem
             | Kind::Lock
             | Kind::Event
-            | Kind::Barrier => Input::Pipe(client.open_pipe_reader(address)?),
+            | Kind::Barrier
+            | Kind::Signal => Input::Pipe(client.open_pipe_reader(address)?),
         }),
         None => None,
     };

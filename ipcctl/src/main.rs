@@ -18,8 +18,8 @@ use ipc_client::Kind;
 
 use cli::{Cli, Command, DeleteArgs};
 use cmd::{
-    ANY_KIND, CREATABLE, MESSAGING, PERMITS, SEGMENTS, STREAMS, WAITABLE, admin, barrier, event,
-    fifo, mq, pipe, shm, status,
+    ANY_KIND, CHANNELS, CREATABLE, MESSAGING, PERMITS, SEGMENTS, SENDABLE, STREAMS, WAITABLE,
+    admin, barrier, event, fifo, mq, pipe, shm, signal, status,
 };
 use errors::{report, report_clap, usage};
 
@@ -92,6 +92,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Clear { address } => event::clear(&mut connect()?, address, json),
         Command::Wait(args) => cmd::wait(&mut connect()?, args, json),
         Command::Reset { address } => barrier::reset(&mut connect()?, address, json),
+        Command::Watch(args) => signal::watch(&mut connect()?, args, json),
+        Command::Subscribe(args) => signal::subscribe(&mut connect()?, args, json),
+        Command::Unsubscribe(args) => signal::unsubscribe(&mut connect()?, args, json),
+        Command::Kill(args) => signal::kill(&mut connect()?, args, json),
         // Only an explicit --socket: bench passes it on to the processes it starts.
         Command::Bench(args) => bench::run(args, cli.socket.as_deref(), json),
         Command::BenchPeer(args) => bench::peer(args),
@@ -113,7 +117,7 @@ fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
         Command::Close { address } => vec![(address, "close", &[Kind::Pipe])],
         Command::Path { address } => vec![(address, "path", &[Kind::Fifo])],
         Command::Create(args) => vec![(&args.address, "create", CREATABLE)],
-        Command::Send(args) => vec![(&args.address, "send", MESSAGING)],
+        Command::Send(args) => vec![(&args.address, "send", SENDABLE)],
         Command::Recv(args) => vec![(&args.address, "recv", MESSAGING)],
         Command::Write(args) => vec![(&args.address, "write", SEGMENTS)],
         Command::Read(args) => vec![(&args.address, "read", SEGMENTS)],
@@ -126,6 +130,9 @@ fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
         Command::Clear { address } => vec![(address, "clear", &[Kind::Event])],
         Command::Wait(args) => vec![(&args.address, "wait", WAITABLE)],
         Command::Reset { address } => vec![(address, "reset", &[Kind::Barrier])],
+        Command::Watch(args) => vec![(&args.address, "watch", CHANNELS)],
+        Command::Subscribe(args) => vec![(&args.address, "subscribe", CHANNELS)],
+        Command::Unsubscribe(args) => vec![(&args.address, "unsubscribe", CHANNELS)],
         Command::Exec(args) => {
             let stdin = args
                 .stdin
@@ -143,6 +150,7 @@ fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
         | Command::Bench(_)
         | Command::BenchPeer(_)
         | Command::ExecChild(_)
+        | Command::Kill(_)
         | Command::Help { .. } => Vec::new(),
     }
 }

@@ -38,6 +38,9 @@ pub struct Budgets {
     /// Shared-memory bytes one unprivileged uid's segments and rings may take;
     /// `None`: a quarter of `shm_budget_bytes`.
     pub shm_bytes_per_uid: Option<u64>,
+    /// Signal-channel subscriptions (socket subscribers and processes
+    /// signalled) one unprivileged uid may hold, on anyone's channels.
+    pub max_subscriptions_per_uid: u32,
 }
 
 impl Default for Budgets {
@@ -53,6 +56,7 @@ impl Default for Budgets {
             mq_bytes_per_uid: None,
             shm_budget_bytes: 1 << 30,
             shm_bytes_per_uid: None,
+            max_subscriptions_per_uid: 256,
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct Shares {
     pub shm_bytes: u64,
     /// Requests waiting.
     pub waits: u32,
+    /// Signal-channel subscriptions.
+    pub subscriptions: u64,
 }
 
 impl Budgets {
@@ -92,6 +98,7 @@ impl Budgets {
             mq_bytes: self.mq_bytes_per_uid.unwrap_or(granted.mq_bytes / 4),
             shm_bytes: self.shm_bytes_per_uid.unwrap_or(self.shm_budget_bytes / 4),
             waits: self.max_waits_per_uid,
+            subscriptions: u64::from(self.max_subscriptions_per_uid),
         }
     }
 }

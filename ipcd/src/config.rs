@@ -93,6 +93,7 @@ struct FileConfig {
     mq_bytes_per_uid: Option<u64>,
     shm_budget_bytes: Option<u64>,
     shm_bytes_per_uid: Option<u64>,
+    max_subscriptions_per_uid: Option<u32>,
     mq_default_capacity: Option<u32>,
     mq_default_msg_size: Option<u32>,
 }
@@ -173,6 +174,11 @@ impl Tunables {
             &mut b.max_waits_per_uid,
             "max_waits_per_uid",
             file.max_waits_per_uid,
+        )?;
+        set(
+            &mut b.max_subscriptions_per_uid,
+            "max_subscriptions_per_uid",
+            file.max_subscriptions_per_uid,
         )?;
         if let Some(v) = file.reserved_connections {
             b.reserved_connections = v;

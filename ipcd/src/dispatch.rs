@@ -4,7 +4,7 @@
 
 use std::os::fd::OwnedFd;
 
-use protocol::{Address, EventOp, Kind, KindOp, ObjectInfo, Reply, Request};
+use protocol::{Address, EventOp, Kind, KindOp, ObjectInfo, Reply, Request, SignalOp};
 
 use crate::error::RequestError;
 use crate::peer::{Peer, SessionId};
@@ -77,9 +77,14 @@ pub fn may_block(request: &Request) -> bool {
 }
 
 /// Whether an operation changes state saved with its object's record, so it
-/// is made durable before it is answered: an event's `set` flag.
+/// is made durable before it is answered: an event's `set` flag, the
+/// processes a signal channel signals.
 fn saves_state(op: &KindOp) -> bool {
-    matches!(op, KindOp::Event(EventOp::Set | EventOp::Clear))
+    matches!(
+        op,
+        KindOp::Event(EventOp::Set | EventOp::Clear)
+            | KindOp::Signal(SignalOp::Deliver { .. } | SignalOp::Undeliver { .. })
+    )
 }
 
 /// Handles one request.
@@ -103,6 +108,12 @@ pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answ
         }
         Request::Create { address, spec } => {
             let address = caller.parse(&address)?;
+            if let Some(signal) = crate::kinds::signal::binds(&spec.params) {
+                // Caught before the channel exists, so the signal never
+                // meets its default action (most end the process) once bound.
+                crate::kinds::signal::check_bindable(signal)?;
+                shared.catch(signal)?;
+            }
             let tunables = shared.tunables();
             let quota = shared.quota(peer);
             let info =
@@ -149,6 +160,10 @@ pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answ
                 OpResult::Now(reply) => Answer::Now(Reply::Kind(reply), Vec::new()),
                 OpResult::Later(waiter) => Answer::Later(waiter),
             });
+        }
+        Request::Kill { pid, signal } => {
+            crate::kinds::signal::process::kill(peer, pid, signal)?;
+            Reply::Killed
         }
         Request::Delete { address } => {
             shared.store().delete(&caller.parse(&address)?, peer)?;

@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod access;
+pub mod bound;
 pub mod budget;
 pub mod changes;
 pub mod config;
@@ -83,6 +84,20 @@ impl Daemon {
             shared,
             _lock: lock,
         })
+    }
+
+    /// Lets the daemon bind channels to real signals: `catcher` makes the
+    /// process catch one; every signal a channel is bound to now (loaded from
+    /// the registry) is caught before this returns. Feed the signals caught
+    /// to the returned sink. Without this call, binding is refused.
+    pub fn catch_signals(&self, catcher: Arc<dyn bound::Catcher>) -> bound::SignalSink {
+        for signal in self.shared.registry().bound_signals() {
+            if let Err(e) = catcher.catch(signal) {
+                tracing::warn!(signal, "cannot catch a bound signal: {e}");
+            }
+        }
+        self.shared.set_catcher(catcher);
+        bound::SignalSink::new(self.shared.clone())
     }
 
     /// Serves until [`Control::Shutdown`] arrives or `control` closes, then shuts

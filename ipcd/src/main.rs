@@ -2,6 +2,8 @@
 
 #![deny(unsafe_code)]
 
+mod signal_catcher;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -162,6 +164,7 @@ fn run(args: Args) -> Result<()> {
                 return Err(e);
             }
         };
+        let bound_signals = signal_catcher::start(&daemon)?;
         let (control_tx, control_rx) = mpsc::channel(8);
         let signal_task = tokio::spawn(forward_signals(
             signals,
@@ -174,6 +177,7 @@ fn run(args: Args) -> Result<()> {
         daemon.serve(control_rx).await;
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         signal_task.abort();
+        bound_signals.abort();
         Ok(())
     })
 }

@@ -126,6 +126,8 @@ pub struct UidHolds {
     pub mq_bytes: u64,
     /// Shared-memory bytes their segments and rings take.
     pub shm_bytes: u64,
+    /// Signal-channel subscriptions it holds, on anyone's channels.
+    pub subscriptions: u64,
 }
 
 impl UidHolds {
@@ -136,6 +138,7 @@ impl UidHolds {
             fds: self.fds + other.fds,
             mq_bytes: self.mq_bytes + other.mq_bytes,
             shm_bytes: self.shm_bytes + other.shm_bytes,
+            subscriptions: self.subscriptions + other.subscriptions,
         }
     }
 }
@@ -216,15 +219,24 @@ impl Registry {
         self.objects.is_empty()
     }
 
-    /// What the objects `uid` owns make the daemon hold.
+    /// What the objects `uid` owns make the daemon hold, and what any
+    /// object holds on behalf of `uid` (its subscriptions).
     pub fn held_by(&self, uid: u32) -> UidHolds {
         let mut h = UidHolds::default();
-        for o in self.objects.values().filter(|o| o.perms.owner_uid == uid) {
-            let held = o.handle.held();
-            h.objects += 1;
+        for o in self.objects.values() {
+            let mut held = o.handle.held_for(uid);
+            if o.perms.owner_uid == uid {
+                let owned = o.handle.held();
+                h.objects += 1;
+                held.fds += owned.fds;
+                held.mq_bytes += owned.mq_bytes;
+                held.shm_bytes += owned.shm_bytes;
+                held.subscriptions += owned.subscriptions;
+            }
             h.fds += held.fds;
             h.mq_bytes += held.mq_bytes;
             h.shm_bytes += held.shm_bytes;
+            h.subscriptions += held.subscriptions;
         }
         h
     }
@@ -273,6 +285,15 @@ impl Registry {
                  {} bytes (mq_bytes_per_uid) of the daemon's {}-byte queue budget; use smaller \
                  queues (--capacity, --msg-size) or delete unused ones",
                 held.mq_bytes, cost.mq_bytes, quota.shares.mq_bytes, quota.mq_budget
+            )));
+        }
+        if cost.subscriptions > 0
+            && held.subscriptions + cost.subscriptions > quota.shares.subscriptions
+        {
+            return Err(RequestError::LimitExceeded(format!(
+                "uid {uid} holds {} signal-channel subscriptions, its share \
+                 (max_subscriptions_per_uid); unsubscribe or stop deliveries it no longer needs",
+                held.subscriptions
             )));
         }
         if cost.shm_bytes == 0 {
@@ -348,8 +369,12 @@ impl Registry {
         let need = kinds::module(address.kind).op_needs(&op);
         let obj = self.get_mut(address, peer, need)?;
         let (owner, cost) = (obj.perms.owner_uid, obj.handle.op_cost(&op));
+        let asker_cost = obj.handle.asker_cost(&op, who);
         if cost != Held::default() {
             self.check_shares(owner, address, cost, quota)?;
+        }
+        if asker_cost != Held::default() {
+            self.check_shares(peer.uid, address, asker_cost, quota)?;
         }
         let obj = self.get_mut(address, peer, need)?;
         Ok(match obj.handle.operate(op, who)? {
@@ -370,6 +395,27 @@ impl Registry {
         for obj in self.objects.values_mut() {
             obj.handle.session_ended(session);
         }
+    }
+
+    /// The real signals objects are bound to (each once), which ipcd must catch.
+    pub fn bound_signals(&self) -> Vec<i32> {
+        let mut signals: Vec<i32> = self.objects.values().filter_map(|o| o.handle.binds()).collect();
+        signals.sort_unstable();
+        signals.dedup();
+        signals
+    }
+
+    /// ipcd received the real signal `signal` (sent by `origin`): every
+    /// object bound to it is told. Returns the addresses told.
+    pub fn signal_arrived(&mut self, signal: i32, origin: Option<Peer>) -> Vec<String> {
+        let mut told = Vec::new();
+        for obj in self.objects.values_mut() {
+            if obj.handle.binds() == Some(signal) {
+                obj.handle.signalled(signal, origin);
+                told.push(obj.address.to_string());
+            }
+        }
+        told
     }
 
     /// One object's details; any access at all lets the caller see them.

@@ -1,14 +1,16 @@
 //! State shared by every session: configuration, the registry and counters.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, MutexGuard, RwLock};
+use std::sync::{Arc, MutexGuard, OnceLock, RwLock};
 use std::time::Instant;
 
 use protocol::{Counters, Limits, StatusInfo, UsageInfo};
 
+use crate::bound::Catcher;
 use crate::budget::{Granted, Ledger, Quota};
 use crate::changes::Store;
 use crate::config::{Config, Tunables};
+use crate::error::RequestError;
 use crate::peer::Peer;
 use crate::registry::Registry;
 
@@ -66,6 +68,9 @@ pub struct Shared {
     pub granted: Granted,
     next_session: AtomicU64,
     started: Instant,
+    /// What catches real signals for the channels bound to them (set by the
+    /// binary; none when the library runs embedded).
+    catcher: OnceLock<Arc<dyn Catcher>>,
 }
 
 impl Shared {
@@ -82,6 +87,7 @@ impl Shared {
             granted,
             next_session: AtomicU64::new(1),
             started: Instant::now(),
+            catcher: OnceLock::new(),
         }
     }
 
@@ -156,6 +162,28 @@ impl Shared {
             mq_budget_bytes: self.granted.mq_bytes,
             nofile: self.granted.nofile,
         }
+    }
+
+    /// Sets what catches real signals; only the first call counts.
+    pub fn set_catcher(&self, catcher: Arc<dyn Catcher>) {
+        let _ = self.catcher.set(catcher);
+    }
+
+    /// Makes ipcd catch the real signal `signal` (for a channel bound to it).
+    pub fn catch(&self, signal: i32) -> Result<(), RequestError> {
+        let Some(catcher) = self.catcher.get() else {
+            return Err(RequestError::InvalidArgument(
+                "this ipcd does not catch signals (it runs embedded, without a signal \
+                 catcher), so no channel can be bound to one"
+                    .into(),
+            ));
+        };
+        catcher.catch(signal).map_err(|e| {
+            RequestError::InvalidArgument(format!(
+                "cannot catch {}: {e}",
+                protocol::kinds::signal::signal_name(signal)
+            ))
+        })
     }
 
     /// A fresh session id.

@@ -39,6 +39,8 @@ pub enum Kind {
     Event,
     /// A barrier for N parties hosted by the daemon. Since version 5.
     Barrier,
+    /// A channel of events fanned out to subscribers (and real signals). Since version 6.
+    Signal,
 }
 
 impl Kind {
@@ -53,6 +55,7 @@ impl Kind {
         Kind::Lock,
         Kind::Event,
         Kind::Barrier,
+        Kind::Signal,
     ];
 
     /// The protocol version that introduced this kind; older peers cannot decode it.
@@ -62,6 +65,7 @@ impl Kind {
             Kind::Pipe | Kind::Fifo => 2,
             Kind::Shm | Kind::Ring => 4,
             Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier => 5,
+            Kind::Signal => 6,
         }
     }
 
@@ -77,6 +81,7 @@ impl Kind {
             Kind::Lock => "lock",
             Kind::Event => "event",
             Kind::Barrier => "barrier",
+            Kind::Signal => "signal",
         }
     }
 

@@ -175,6 +175,16 @@ pub enum Request {
     /// What the caller's uid holds in the daemon and the shares it may hold,
     /// answered by [`Reply::Usage`]. Since version 3.
     Usage,
+    /// Send the real signal `signal` to process `pid` on the caller's behalf,
+    /// answered by [`Reply::Killed`]: only a process of the caller's own uid
+    /// (as `kill(2)` checks; root: any), through a pidfd; ipcd logs who
+    /// asked. Since version 6.
+    Kill {
+        /// The process.
+        pid: i32,
+        /// The signal (1 to 31, or 34 to 64).
+        signal: i32,
+    },
 }
 
 impl Request {
@@ -191,6 +201,7 @@ impl Request {
             | Request::Delete { .. } => 1,
             Request::Close { .. } => 2,
             Request::Kind { .. } | Request::ListPage { .. } | Request::Usage => 3,
+            Request::Kill { .. } => 6,
         }
     }
 }
@@ -294,6 +305,8 @@ pub enum Reply {
     },
     /// Answers [`Request::Usage`]. Since version 3.
     Usage(UsageInfo),
+    /// Answers [`Request::Kill`]: the signal was sent. Since version 6.
+    Killed,
 }
 
 /// What one uid holds in the daemon, against its shares. A `max_*` of

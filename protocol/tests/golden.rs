@@ -27,6 +27,7 @@ use protocol::{
     SemParams, SemReply, ServerFrame, ShmDetails, ShmOp, ShmParams, ShmReply, StatusInfo,
     UsageInfo, Welcome, WireError,
 };
+use protocol::{Delivery, SignalDetails, SignalEvent, SignalOp, SignalParams, SignalReply};
 
 /// Either direction's frame type.
 trait Wire: Sized + Debug + PartialEq {
@@ -646,6 +647,61 @@ fn client_cases() -> Vec<(&'static str, ClientFrame)> {
                 },
             ),
         ),
+        // ---- version 6 ----
+        (
+            "request_create_signal_bound",
+            request(
+                37,
+                Request::Create {
+                    address: "signal:usr2".into(),
+                    spec: CreateSpec {
+                        mode: Some(0o660),
+                        lifetime: Lifetime::Persistent,
+                        adopt: false,
+                        params: KindParams::Signal(SignalParams { bind: Some(12) }),
+                    },
+                },
+            ),
+        ),
+        (
+            "request_kind_signal_raise",
+            request(
+                38,
+                Request::Kind {
+                    address: "signal:reload".into(),
+                    op: KindOp::Signal(SignalOp::Raise {
+                        payload: b"v2".to_vec(),
+                    }),
+                },
+            ),
+        ),
+        (
+            "request_kind_signal_next",
+            request(
+                39,
+                Request::Kind {
+                    address: "signal:reload".into(),
+                    op: KindOp::Signal(SignalOp::Next {
+                        max: 16,
+                        timeout_ms: None,
+                    }),
+                },
+            ),
+        ),
+        (
+            "request_kind_signal_deliver",
+            request(
+                40,
+                Request::Kind {
+                    address: "signal:reload".into(),
+                    op: KindOp::Signal(SignalOp::Deliver { pid: 4242, signal: 1 }),
+                },
+            ),
+        ),
+        (
+            "request_kill",
+            request(41, Request::Kill { pid: 4242, signal: 15 }),
+        ),
     ]
 }
 
@@ -1005,7 +1061,70 @@ fn server_cases() -> Vec<(&'static str, ServerFrame)> {
             "response_stat_lock_held",
             ok(36, 0, Reply::Stat(deploy_info())),
         ),
+        // ---- version 6 ----
+        (
+            "response_kind_signal_raised",
+            ok(
+                38,
+                0,
+                Reply::Kind(KindReply::Signal(SignalReply::Raised {
+                    seq: 7,
+                    subscribers: 3,
+                    delivered: 1,
+                })),
+            ),
+        ),
+        (
+            "response_kind_signal_events",
+            ok(
+                39,
+                0,
+                Reply::Kind(KindReply::Signal(SignalReply::Events {
+                    events: vec![SignalEvent {
+                        seq: 7,
+                        time_ms: 1_700_000_002_000,
+                        pid: 4243,
+                        uid: 1000,
+                        signal: None,
+                        payload: b"v2".to_vec(),
+                    }],
+                    missed: 2,
+                })),
+            ),
+        ),
+        (
+            "response_stat_signal",
+            ok(40, 0, Reply::Stat(reload_info())),
+        ),
+        ("response_killed", ok(41, 0, Reply::Killed)),
     ]
+}
+
+/// `signal:reload`, bound to SIGUSR2, with a process signalled SIGHUP.
+fn reload_info() -> ObjectInfo {
+    ObjectInfo {
+        address: "signal:reload".into(),
+        kind: Kind::Signal,
+        kernel_name: String::new(),
+        owner_uid: 1000,
+        owner_gid: 1000,
+        mode: 0o660,
+        creator_pid: 4242,
+        created_at_ms: 1_700_000_000_000,
+        lifetime: Lifetime::Persistent,
+        opens: 0,
+        details: KindDetails::Signal(SignalDetails {
+            bind: Some(12),
+            seq: 7,
+            subscribers: 3,
+            deliveries: vec![Delivery {
+                pid: 4242,
+                uid: 1000,
+                signal: 1,
+                sent: 7,
+            }],
+        }),
+    }
 }
 
 /// `lock:deploy`, held by pid 4242 (uid 1000) once.

@@ -95,6 +95,7 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
                 KindDetails::Lock(_) => "not re-entrant".into(),
                 KindDetails::Event(d) => if d.set { "set" } else { "clear" }.into(),
                 KindDetails::Barrier(d) => format!("{} parties", d.parties),
+                KindDetails::Signal(d) => super::signal::created(d),
                 KindDetails::Mq(_) | KindDetails::Fifo(_) => info.kernel_name.clone(),
             };
             format!("{verb} {} ({what})", info.address)

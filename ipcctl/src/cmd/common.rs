@@ -33,6 +33,7 @@ pub fn described(kind: Kind) -> &'static str {
         Kind::Lock => "a lock",
         Kind::Event => "an event",
         Kind::Barrier => "a barrier",
+        Kind::Signal => "a signal channel",
     }
 }
 
@@ -87,7 +88,8 @@ pub fn ends_with_daemon(info: &ObjectInfo) -> bool {
         | KindDetails::Sem(_)
         | KindDetails::Lock(_)
         | KindDetails::Event(_)
-        | KindDetails::Barrier(_) => false,
+        | KindDetails::Barrier(_)
+        | KindDetails::Signal(_) => false,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod pipe;
 pub mod ring;
 pub mod sem;
 pub mod shm;
+pub mod signal;
 pub mod status;
 pub mod stream;
 pub mod sync;
@@ -39,11 +40,16 @@ pub const ANY_KIND: &[Kind] = &[
     Kind::Lock,
     Kind::Event,
     Kind::Barrier,
+    Kind::Signal,
 ];
 /// The kinds ipcctl creates: all of them.
 pub const CREATABLE: &[Kind] = ANY_KIND;
 /// What carries messages or lines: what send and recv take.
 pub const MESSAGING: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo, Kind::Ring];
+/// What send takes: the messaging kinds, and signal channels (send raises one).
+pub const SENDABLE: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo, Kind::Ring, Kind::Signal];
+/// Signal channels: what watch, subscribe and unsubscribe take.
+pub const CHANNELS: &[Kind] = &[Kind::Signal];
 /// Shared-memory segments: what write, read and resize take.
 pub const SEGMENTS: &[Kind] = &[Kind::Shm];
 /// What is acquired and released: what acquire, release and with take.
@@ -99,8 +105,9 @@ pub fn check_flags(command: &Command, json: bool) -> anyhow::Result<()> {
             kind @ (Kind::Pipe | Kind::Fifo) => stream::check_send_flags(args, kind)
                 .and_then(|()| ring::refuse_spin(&args.address, args.spin_us)),
             Kind::Ring => ring::check_send_flags(args),
+            Kind::Signal => signal::check_send_flags(args),
             kind @ (Kind::Shm | Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier) => {
-                Err(wrong_kind(&args.address, kind, "send", MESSAGING))
+                Err(wrong_kind(&args.address, kind, "send", SENDABLE))
             }
         },
         Command::Recv(args) => match kind_of(&args.address)? {
@@ -108,9 +115,12 @@ pub fn check_flags(command: &Command, json: bool) -> anyhow::Result<()> {
             Kind::Pipe | Kind::Fifo => stream::check_recv_flags(args)
                 .and_then(|()| ring::refuse_spin(&args.address, args.spin_us)),
             Kind::Ring => Ok(()),
-            kind @ (Kind::Shm | Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier) => {
-                Err(wrong_kind(&args.address, kind, "recv", MESSAGING))
-            }
+            kind @ (Kind::Shm
+            | Kind::Sem
+            | Kind::Lock
+            | Kind::Event
+            | Kind::Barrier
+            | Kind::Signal) => Err(wrong_kind(&args.address, kind, "recv", MESSAGING)),
         },
         Command::Read(args) if json && args.hex => Err(usage(
             "--hex and --json do not go together: --json prints the bytes as \"data\" \
@@ -133,6 +143,9 @@ pub fn check_flags(command: &Command, json: bool) -> anyhow::Result<()> {
 pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
     let kind = kind_of(&args.address)?;
     sync::no_sync_flags(args, Some(kind))?;
+    if kind != Kind::Signal {
+        signal::no_bind(args)?;
+    }
     match kind {
         Kind::Mq => mq::create_params(args),
         Kind::Pipe => pipe::create_params(args),
@@ -142,6 +155,7 @@ pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
         kind @ (Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier) => {
             sync::create_params(args, kind)
         }
+        Kind::Signal => signal::create_params(args),
     }
 }
 
@@ -151,8 +165,9 @@ pub fn send(client: &mut Client, args: &SendArgs, json: bool) -> anyhow::Result<
         Kind::Mq => mq::send(client, args)?,
         kind @ (Kind::Pipe | Kind::Fifo) => stream::send(client, args, kind)?,
         Kind::Ring => ring::send(client, args)?,
+        Kind::Signal => signal::send(client, args)?,
         kind @ (Kind::Shm | Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier) => {
-            return Err(wrong_kind(&args.address, kind, "send", MESSAGING));
+            return Err(wrong_kind(&args.address, kind, "send", SENDABLE));
         }
     };
     output::print_json_only(json, || {
@@ -166,9 +181,12 @@ pub fn recv(client: &mut Client, args: &RecvArgs, json: bool) -> anyhow::Result<
         Kind::Mq => mq::recv(client, args, json),
         kind @ (Kind::Pipe | Kind::Fifo) => stream::recv(client, args, json, kind),
         Kind::Ring => ring::recv(client, args, json),
-        kind @ (Kind::Shm | Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier) => {
-            Err(wrong_kind(&args.address, kind, "recv", MESSAGING))
-        }
+        kind @ (Kind::Shm
+        | Kind::Sem
+        | Kind::Lock
+        | Kind::Event
+        | Kind::Barrier
+        | Kind::Signal) => Err(wrong_kind(&args.address, kind, "recv", MESSAGING)),
     }
 }
 

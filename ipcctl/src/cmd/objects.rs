@@ -1,11 +1,11 @@
 //! An object's output, whatever its kind: JSON, `stat`'s fields and `list`'s
 //! table, with the kind's own part from its module (`mq`, `pipe`, `fifo`,
-//! `shm`, `ring`).
+//! `shm`, `ring`, the synchronization kinds, `signal`).
 
 use ipc_client::{KindDetails, ObjectInfo};
 use serde_json::{Value, json};
 
-use super::{fifo, mq, pipe, ring, shm, sync};
+use super::{fifo, mq, pipe, ring, shm, signal, sync};
 use crate::output::{fields, kernel_name, lifetime, mode, table, timestamp};
 
 /// An object as JSON: the common fields plus the kind's details, flattened.
@@ -92,6 +92,7 @@ fn json_details(details: &KindDetails, v: &mut Value) {
         KindDetails::Lock(d) => sync::lock_json(d, v),
         KindDetails::Event(d) => sync::event_json(d, v),
         KindDetails::Barrier(d) => sync::barrier_json(d, v),
+        KindDetails::Signal(d) => signal::json_details(d, v),
     }
 }
 
@@ -107,6 +108,7 @@ fn field_rows(o: &ObjectInfo) -> Vec<(&'static str, String)> {
         KindDetails::Lock(d) => sync::lock_rows(d),
         KindDetails::Event(d) => sync::event_rows(d),
         KindDetails::Barrier(d) => sync::barrier_rows(d),
+        KindDetails::Signal(d) => signal::field_rows(d),
     }
 }
 
@@ -122,6 +124,7 @@ fn table_cells(o: &ObjectInfo) -> [String; 3] {
         KindDetails::Lock(d) => sync::lock_cells(d),
         KindDetails::Event(d) => sync::event_cells(d),
         KindDetails::Barrier(d) => sync::barrier_cells(d),
+        KindDetails::Signal(d) => signal::table_cells(d),
     }
 }
 

@@ -51,7 +51,8 @@ impl Sink {
             | Kind::Sem
             | Kind::Lock
             | Kind::Event
-            | Kind::Barrier => Err(fail(
+            | Kind::Barrier
+            | Kind::Signal => Err(fail(
                 ErrorCode::WrongKind,
                 format!("{address} is {}, not a pipe or FIFO", described(kind)),
             )),

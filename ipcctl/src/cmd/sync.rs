@@ -70,7 +70,7 @@ pub fn create_params(args: &CreateArgs, kind: Kind) -> anyhow::Result<KindParams
                 .parties
                 .ok_or_else(|| usage("a barrier needs --parties N"))?,
         }),
-        Kind::Mq | Kind::Pipe | Kind::Fifo | Kind::Shm | Kind::Ring => {
+        Kind::Mq | Kind::Pipe | Kind::Fifo | Kind::Shm | Kind::Ring | Kind::Signal => {
             return Err(usage(format!(
                 "{} is no synchronization object",
                 args.address

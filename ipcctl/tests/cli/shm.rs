@@ -327,7 +327,7 @@ fn segments_have_their_own_verbs_and_flags() {
     for (args, says) in [
         (
             &["send", "shm:s", "hi"][..],
-            "send takes mq: or pipe: or fifo: or ring: only; shm:s is a shared-memory segment \
+            "send takes mq: or pipe: or fifo: or ring: or signal: only; shm:s is a shared-memory segment \
              (ipcctl write puts bytes into it)",
         ),
         (

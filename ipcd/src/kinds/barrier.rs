@@ -131,7 +131,8 @@ impl KindModule for Module {
             | KindOp::Shm(_)
             | KindOp::Sem(_)
             | KindOp::Lock(_)
-            | KindOp::Event(_) => Need::Owner,
+            | KindOp::Event(_)
+            | KindOp::Signal(_) => Need::Owner,
         }
     }
 }

@@ -101,7 +101,8 @@ impl KindModule for Module {
             | KindOp::Shm(_)
             | KindOp::Sem(_)
             | KindOp::Lock(_)
-            | KindOp::Barrier(_) => Need::Owner,
+            | KindOp::Barrier(_)
+            | KindOp::Signal(_) => Need::Owner,
         }
     }
 }

@@ -53,6 +53,7 @@ impl KindModule for Module {
             fds: u64::from(buffered),
             mq_bytes: 0,
             shm_bytes: 0,
+            subscriptions: 0,
         })
     }
 
@@ -249,6 +250,7 @@ impl KindObject for FifoObject {
             fds: u64::from(self.hold.is_some()),
             mq_bytes: 0,
             shm_bytes: 0,
+            subscriptions: 0,
         }
     }
 

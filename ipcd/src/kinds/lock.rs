@@ -135,7 +135,8 @@ impl KindModule for Module {
             | KindOp::Shm(_)
             | KindOp::Sem(_)
             | KindOp::Event(_)
-            | KindOp::Barrier(_) => Need::Owner,
+            | KindOp::Barrier(_)
+            | KindOp::Signal(_) => Need::Owner,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod ring;
 mod segment;
 pub mod sem;
 pub mod shm;
+pub mod signal;
 mod waitlist;
 
 use std::future::Future;
@@ -52,6 +53,7 @@ pub fn module(kind: Kind) -> &'static dyn KindModule {
         Kind::Lock => &lock::Module,
         Kind::Event => &event::Module,
         Kind::Barrier => &barrier::Module,
+        Kind::Signal => &signal::Module,
     }
 }
 
@@ -89,6 +91,8 @@ pub struct Held {
     pub mq_bytes: u64,
     /// Bytes of shared memory (`/dev/shm`) its segments take.
     pub shm_bytes: u64,
+    /// Signal-channel subscriptions (socket subscribers, processes signalled).
+    pub subscriptions: u64,
 }
 
 /// What reopening a recorded object after a restart found.
@@ -173,8 +177,29 @@ pub trait KindObject: Send + std::fmt::Debug {
         Held::default()
     }
 
-    /// What the object makes the daemon hold now.
+    /// What performing `op` for `who` would add to what the object holds on
+    /// behalf of `who`'s uid (not its owner's: a subscription is charged to
+    /// the subscriber), checked against that uid's budget first.
+    fn asker_cost(&self, _op: &KindOp, _who: &Asker) -> Held {
+        Held::default()
+    }
+
+    /// What the object makes the daemon hold now, charged to its owner.
     fn held(&self) -> Held;
+
+    /// What the object holds now on behalf of `uid` (see [`asker_cost`](Self::asker_cost)).
+    fn held_for(&self, _uid: u32) -> Held {
+        Held::default()
+    }
+
+    /// The real signal bound to this object, which ipcd must catch.
+    fn binds(&self) -> Option<i32> {
+        None
+    }
+
+    /// ipcd received the real signal this object binds, sent by `origin`
+    /// (`None`: the kernel did not say).
+    fn signalled(&mut self, _signal: i32, _origin: Option<Peer>) {}
 
     /// The kind's own fields to save with the record (`null` if none).
     fn state(&self) -> serde_json::Value;

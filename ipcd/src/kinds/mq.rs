@@ -92,6 +92,7 @@ impl KindModule for Module {
                 fds: 1,
                 mq_bytes: 0,
                 shm_bytes: 0,
+                subscriptions: 0,
             });
         }
         let (capacity, msg_size) = checked_sizes(params, args.tunables)?;
@@ -99,6 +100,7 @@ impl KindModule for Module {
             fds: 1,
             mq_bytes: charged_bytes(capacity, msg_size),
             shm_bytes: 0,
+            subscriptions: 0,
         })
     }
 
@@ -187,6 +189,7 @@ impl KindObject for MqObject {
             fds: 1,
             mq_bytes: self.charged,
             shm_bytes: 0,
+            subscriptions: 0,
         }
     }
 

@@ -37,6 +37,7 @@ impl KindModule for Module {
             fds: 2,
             mq_bytes: 0,
             shm_bytes: 0,
+            subscriptions: 0,
         })
     }
 
@@ -198,6 +199,7 @@ impl KindObject for PipeObject {
             fds: 1 + u64::from(self.write.is_some()),
             mq_bytes: 0,
             shm_bytes: 0,
+            subscriptions: 0,
         }
     }
 

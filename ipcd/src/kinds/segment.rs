@@ -22,6 +22,7 @@ pub fn held(bytes: u64) -> Held {
     Held {
         fds: 1,
         shm_bytes: bytes,
+        subscriptions: 0,
         ..Held::default()
     }
 }

@@ -363,7 +363,8 @@ impl KindModule for Module {
             | KindOp::Shm(_)
             | KindOp::Lock(_)
             | KindOp::Event(_)
-            | KindOp::Barrier(_) => Need::Owner,
+            | KindOp::Barrier(_)
+            | KindOp::Signal(_) => Need::Owner,
         }
     }
 }

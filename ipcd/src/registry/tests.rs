@@ -59,6 +59,7 @@ const QUOTA: Quota = Quota {
         mq_bytes: 64 << 20,
         shm_bytes: 64 << 20,
         waits: 256,
+        subscriptions: 256,
     },
     wait_fds: 0,
     mq_budget: 256 << 20,

@@ -2,5 +2,6 @@
 
 pub mod fd;
 pub mod mem;
+pub mod pidfd;
 pub mod sem;
 pub mod socket;

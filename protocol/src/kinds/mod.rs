@@ -12,6 +12,7 @@ pub mod pipe;
 pub mod ring;
 pub mod sem;
 pub mod shm;
+pub mod signal;
 
 #[cfg(test)]
 use proptest_derive::Arbitrary;
@@ -28,6 +29,7 @@ pub use pipe::{PipeDetails, PipeOp, PipeParams, PipeReply};
 pub use ring::{RingDetails, RingParams};
 pub use sem::{SemDetails, SemOp, SemParams, SemReply};
 pub use shm::{SHM_MAX_SIZE, ShmDetails, ShmOp, ShmParams, ShmReply};
+pub use signal::{Delivery, SignalDetails, SignalEvent, SignalOp, SignalParams, SignalReply};
 
 /// Kind-specific creation parameters.
 #[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
@@ -51,6 +53,8 @@ pub enum KindParams {
     Event(EventParams),
     /// Barrier parameters. Since version 5.
     Barrier(BarrierParams),
+    /// Signal channel parameters. Since version 6.
+    Signal(SignalParams),
 }
 
 /// Kind-specific details of an object.
@@ -75,6 +79,8 @@ pub enum KindDetails {
     Event(EventDetails),
     /// A barrier. Since version 5.
     Barrier(BarrierDetails),
+    /// A signal channel. Since version 6.
+    Signal(SignalDetails),
 }
 
 /// A kind-specific operation, carried by [`Request::Kind`](crate::Request::Kind).
@@ -95,6 +101,8 @@ pub enum KindOp {
     Event(EventOp),
     /// An operation on a barrier. Since version 5.
     Barrier(BarrierOp),
+    /// An operation on a signal channel. Since version 6.
+    Signal(SignalOp),
 }
 
 /// The answer to a [`KindOp`], carried by [`Reply::Kind`](crate::Reply::Kind).
@@ -115,6 +123,8 @@ pub enum KindReply {
     Event(EventReply),
     /// A barrier's answer. Since version 5.
     Barrier(BarrierReply),
+    /// A signal channel's answer. Since version 6.
+    Signal(SignalReply),
 }
 
 impl KindParams {
@@ -130,6 +140,7 @@ impl KindParams {
             KindParams::Lock(_) => Kind::Lock,
             KindParams::Event(_) => Kind::Event,
             KindParams::Barrier(_) => Kind::Barrier,
+            KindParams::Signal(_) => Kind::Signal,
         }
     }
 }
@@ -145,6 +156,7 @@ impl KindOp {
             KindOp::Lock(_) => Kind::Lock,
             KindOp::Event(_) => Kind::Event,
             KindOp::Barrier(_) => Kind::Barrier,
+            KindOp::Signal(_) => Kind::Signal,
         }
     }
 }

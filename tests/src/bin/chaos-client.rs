@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use ipc_client::protocol::{
     self, ClientFrame, CreateSpec, ErrorCode, FifoParams, Hello, Kind, KindOp, KindParams,
     Lifetime, MqOp, MqParams, PipeOp, PipeParams, Readiness, Request, RingParams, SHM_MAX_SIZE,
-    ServerFrame, ShmOp, ShmParams,
+    ServerFrame, ShmOp, ShmParams, SignalOp, SignalParams,
 };
 use ipc_client::{
     Access, Client, Error, FifoReader, FifoWriter, MessageQueue, PipeReader, PipeWriter, Ring,
@@ -196,6 +196,21 @@ const KINDS: &[KindOps] = &[
         ],
         // A ring has no operations through the daemon.
         protocol_op: None,
+    },
+    KindOps {
+        kind: Kind::Signal,
+        params: |_| KindParams::Signal(SignalParams { bind: None }),
+        ops: &[
+            ("signal-raise", signal_raise),
+            ("signal-watch", signal_watch),
+            ("signal-deliver", signal_deliver),
+            ("signal-undeliver", signal_undeliver),
+        ],
+        protocol_op: Some(|rng| {
+            KindOp::Signal(SignalOp::Raise {
+                payload: vec![b'x'; rng.below(8) as usize],
+            })
+        }),
     },
 ];
 
@@ -738,7 +753,7 @@ fn hold(d: &mut Driver, kind: Kind, name: &str, access: Access) -> Res {
         (Kind::Ring, _) => Handle::Ring(client.open_ring(&address)?),
         // Nothing to hold: a semaphore's file is dropped at once, the
         // daemon-hosted kinds hand out no descriptor.
-        (Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier, _) => {
+        (Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier | Kind::Signal, _) => {
             client.open(&address, access)?;
             return Ok(());
         }
@@ -1543,4 +1558,52 @@ fn raw_abandoned_waits(d: &mut Driver, _kind: Kind, name: &str) -> Res {
             None => return Err(Fail::Client(Error::Closed)),
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Signal channels.
+
+fn signal_raise(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let payload = d.payload();
+    d.client()?.signal_raise(name, &payload)?;
+    Ok(())
+}
+
+/// A subscription lost to a channel deleted (and perhaps created again) by
+/// another client meanwhile: a refusal the contract allows.
+fn lost_subscription(e: &Error) -> bool {
+    matches!(e, Error::Server(w) if w.code == ErrorCode::InvalidArgument
+        && w.message.contains("not subscribed"))
+}
+
+/// Subscribes (a small buffer, so raises overflow it) and reads a batch,
+/// waiting a little; the subscription stays until the connection ends.
+fn signal_watch(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let buffer = 1 + d.rng.below(3) as u32;
+    let wait = Duration::from_millis(d.rng.below(30));
+    let client = d.client()?;
+    client.signal_subscribe(name, buffer)?;
+    match client.signal_next(name, 0, Some(wait)) {
+        Ok((events, _missed)) if events.len() <= buffer as usize => Ok(()),
+        Ok((events, missed)) => Err(Fail::Wrong(format!(
+            "{} events (missed {missed}) from a buffer of {buffer}",
+            events.len()
+        ))),
+        Err(e) if lost_subscription(&e) => Err(Fail::Refused),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// This very process gets SIGWINCH (ignored by default) on every event,
+/// until it exits: the daemon then sees its pidfd readable and drops it.
+fn signal_deliver(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let pid = std::process::id() as i32;
+    d.client()?.signal_deliver(name, pid, libc::SIGWINCH)?;
+    Ok(())
+}
+
+fn signal_undeliver(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let pid = std::process::id() as i32;
+    d.client()?.signal_undeliver(name, pid)?;
+    Ok(())
 }
