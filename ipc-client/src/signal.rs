@@ -238,10 +238,7 @@ impl Subscription<'_> {
 
     /// Calls `f` with each event (or missed count) as it arrives until it
     /// returns `ControlFlow::Break`, an error occurs, or the deadline passes.
-    pub fn for_each_event(
-        &mut self,
-        mut f: impl FnMut(Received) -> ControlFlow<()>,
-    ) -> Result<()> {
+    pub fn for_each_event(&mut self, mut f: impl FnMut(Received) -> ControlFlow<()>) -> Result<()> {
         while let Some(r) = self.next() {
             if f(r?).is_break() {
                 break;

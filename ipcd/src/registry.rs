@@ -399,7 +399,11 @@ impl Registry {
 
     /// The real signals objects are bound to (each once), which ipcd must catch.
     pub fn bound_signals(&self) -> Vec<i32> {
-        let mut signals: Vec<i32> = self.objects.values().filter_map(|o| o.handle.binds()).collect();
+        let mut signals: Vec<i32> = self
+            .objects
+            .values()
+            .filter_map(|o| o.handle.binds())
+            .collect();
         signals.sort_unstable();
         signals.dedup();
         signals

@@ -303,11 +303,15 @@ fn strategies_reach_every_variant() {
     );
     assert_eq!(
         variants_drawn(256, op_variant),
-        set(&["Mq", "Pipe", "Shm", "Sem", "Lock", "Event", "Barrier", "Signal"])
+        set(&[
+            "Mq", "Pipe", "Shm", "Sem", "Lock", "Event", "Barrier", "Signal"
+        ])
     );
     assert_eq!(
         variants_drawn(256, kind_reply_variant),
-        set(&["Mq", "Pipe", "Shm", "Sem", "Lock", "Event", "Barrier", "Signal"])
+        set(&[
+            "Mq", "Pipe", "Shm", "Sem", "Lock", "Event", "Barrier", "Signal"
+        ])
     );
     let all_kinds = set(&[
         "Mq", "Pipe", "Fifo", "Shm", "Ring", "Sem", "Lock", "Event", "Barrier", "Signal",

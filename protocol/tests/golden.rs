@@ -694,13 +694,22 @@ fn client_cases() -> Vec<(&'static str, ClientFrame)> {
                 40,
                 Request::Kind {
                     address: "signal:reload".into(),
-                    op: KindOp::Signal(SignalOp::Deliver { pid: 4242, signal: 1 }),
+                    op: KindOp::Signal(SignalOp::Deliver {
+                        pid: 4242,
+                        signal: 1,
+                    }),
                 },
             ),
         ),
         (
             "request_kill",
-            request(41, Request::Kill { pid: 4242, signal: 15 }),
+            request(
+                41,
+                Request::Kill {
+                    pid: 4242,
+                    signal: 15,
+                },
+            ),
         ),
     ]
 }

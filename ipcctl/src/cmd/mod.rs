@@ -181,12 +181,10 @@ pub fn recv(client: &mut Client, args: &RecvArgs, json: bool) -> anyhow::Result<
         Kind::Mq => mq::recv(client, args, json),
         kind @ (Kind::Pipe | Kind::Fifo) => stream::recv(client, args, json, kind),
         Kind::Ring => ring::recv(client, args, json),
-        kind @ (Kind::Shm
-        | Kind::Sem
-        | Kind::Lock
-        | Kind::Event
-        | Kind::Barrier
-        | Kind::Signal) => Err(wrong_kind(&args.address, kind, "recv", MESSAGING)),
+        kind
+        @ (Kind::Shm | Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier | Kind::Signal) => {
+            Err(wrong_kind(&args.address, kind, "recv", MESSAGING))
+        }
     }
 }
 

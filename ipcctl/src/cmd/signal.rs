@@ -113,7 +113,11 @@ fn event_json(e: &SignalEvent) -> Value {
     let payload = message_json(&e.payload, None);
     for key in ["message", "message_base64"] {
         if let Some(p) = payload.get(key) {
-            let name = if key == "message" { "payload" } else { "payload_base64" };
+            let name = if key == "message" {
+                "payload"
+            } else {
+                "payload_base64"
+            };
             v[name] = p.clone();
         }
     }
@@ -142,14 +146,20 @@ pub fn watch(client: &mut Client, args: &WatchArgs, json: bool) -> anyhow::Resul
             ),
             _ => anyhow::Error::new(e).context(format!("watching {address}")),
         })?;
+        // --count counts events; a missed count is reported, not counted.
         match (received, json) {
-            (Received::Event(e), false) => out.line(event_line(&e))?,
-            (Received::Event(e), true) => out.json(&event_json(&e))?,
+            (Received::Event(e), false) => {
+                out.line(event_line(&e))?;
+                events += 1;
+            }
+            (Received::Event(e), true) => {
+                out.json(&event_json(&e))?;
+                events += 1;
+            }
             (Received::Missed(n), false) => out.line(format!("missed {n} events"))?,
             (Received::Missed(n), true) => out.json(&json!({ "missed": n }))?,
         }
         out.flush()?;
-        events += 1;
     }
     let short = match args.count {
         Some(n) => events < n,
@@ -171,9 +181,9 @@ pub fn watch(client: &mut Client, args: &WatchArgs, json: bool) -> anyhow::Resul
 /// `ipcctl subscribe signal:NAME --pid PID --deliver SIGNAL`.
 pub fn subscribe(client: &mut Client, args: &SubscribeArgs, json: bool) -> anyhow::Result<()> {
     let (address, pid, signal) = (&args.address, args.pid, args.deliver);
-    client
-        .signal_deliver(address, pid, signal)
-        .map_err(|e| anyhow::Error::new(e).context(format!("subscribing pid {pid} to {address}")))?;
+    client.signal_deliver(address, pid, signal).map_err(|e| {
+        anyhow::Error::new(e).context(format!("subscribing pid {pid} to {address}"))
+    })?;
     output::print(
         json,
         || json!({ "subscribed": address, "pid": pid, "signal": signal_name(signal) }),
@@ -201,7 +211,10 @@ pub fn kill(client: &mut Client, args: &KillArgs, json: bool) -> anyhow::Result<
     client.kill(pid, signal).map_err(|e| {
         anyhow::Error::new(e).context(format!("sending {} to pid {pid}", signal_name(signal)))
     })?;
-    output::print_json_only(json, || json!({ "killed": pid, "signal": signal_name(signal) }))
+    output::print_json_only(
+        json,
+        || json!({ "killed": pid, "signal": signal_name(signal) }),
+    )
 }
 
 /// A channel's `stat` rows.

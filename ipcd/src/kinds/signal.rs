@@ -277,7 +277,9 @@ fn readopt(r: &serde_json::Value, boot: Option<&str>) -> Result<Delivery, String
     };
     let (pid, signal) = (pid as i32, signal as i32);
     if check_signal(signal).is_err() || r.get("boot").and_then(|v| v.as_str()) != boot {
-        return Err(format!("pid {pid}: recorded in another boot, or a bad signal"));
+        return Err(format!(
+            "pid {pid}: recorded in another boot, or a bad signal"
+        ));
     }
     let fd = pidfd::pidfd_open(pid).map_err(|e| format!("pid {pid}: {e}"))?;
     let now = start_time(pid);
@@ -383,14 +385,15 @@ impl KindObject for SignalObject {
 
     fn asker_cost(&self, op: &KindOp, who: &Asker) -> Held {
         let s = lock(&self.state);
-        let new = match op {
-            KindOp::Signal(SignalOp::Subscribe { .. }) => !s.is_subscribed(who.session),
-            KindOp::Signal(SignalOp::Deliver { pid, .. }) => s.delivery(*pid).is_none(),
-            _ => false,
+        let (new, fd) = if let KindOp::Signal(SignalOp::Subscribe { .. }) = op {
+            (!s.is_subscribed(who.session), false)
+        } else if let KindOp::Signal(SignalOp::Deliver { pid, .. }) = op {
+            (s.delivery(*pid).is_none(), true)
+        } else {
+            (false, false)
         };
-        let fds = matches!(op, KindOp::Signal(SignalOp::Deliver { .. }));
         Held {
-            fds: u64::from(new && fds),
+            fds: u64::from(new && fd),
             subscriptions: u64::from(new),
             ..Held::default()
         }

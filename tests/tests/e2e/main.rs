@@ -16,5 +16,6 @@ mod protocol_v3;
 mod protocol_v4;
 mod ring;
 mod shm;
+mod signal;
 mod sync;
 mod waits;

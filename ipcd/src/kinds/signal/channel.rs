@@ -249,9 +249,7 @@ impl State {
     /// Whether `session` has a `Next` waiting.
     #[cfg(test)]
     pub fn waiting(&self, session: SessionId) -> bool {
-        self.subs
-            .get(&session)
-            .is_some_and(|s| s.waiting.is_some())
+        self.subs.get(&session).is_some_and(|s| s.waiting.is_some())
     }
 
     /// Raises an event: buffered for every subscriber (waking waiting
@@ -364,12 +362,10 @@ mod tests {
     };
 
     fn events(n: Option<Next>) -> (Vec<u64>, u64) {
-        match n {
-            Some(Next::Now(KindReply::Signal(SignalReply::Events { events, missed }))) => {
-                (events.iter().map(|e| e.seq).collect(), missed)
-            }
-            _ => panic!("expected events now"),
-        }
+        let Some(Next::Now(KindReply::Signal(SignalReply::Events { events, missed }))) = n else {
+            panic!("expected events now")
+        };
+        (events.iter().map(|e| e.seq).collect(), missed)
     }
 
     #[test]

@@ -109,7 +109,10 @@ pub fn send(fd: &OwnedFd, pid: i32, signal: i32) -> Result<(), RequestError> {
         Errno::EPERM => RequestError::PermissionDenied(format!(
             "ipcd itself may not signal pid {pid} (it runs as another user)"
         )),
-        e => RequestError::os(format!("pidfd_send_signal {pid} {}", signal_name(signal)), e),
+        e => RequestError::os(
+            format!("pidfd_send_signal {pid} {}", signal_name(signal)),
+            e,
+        ),
     })
 }
 
@@ -157,7 +160,10 @@ mod tests {
             Target::open(0, &me()),
             Err(RequestError::InvalidArgument(_))
         ));
-        assert!(matches!(check_signal(0), Err(RequestError::InvalidArgument(_))));
+        assert!(matches!(
+            check_signal(0),
+            Err(RequestError::InvalidArgument(_))
+        ));
     }
 
     #[test]
