@@ -17,6 +17,7 @@ mod pipe;
 mod ring;
 mod ring_spin;
 mod shm;
+mod signal;
 mod spawn;
 
 use crate::kind::KindBench;
@@ -32,6 +33,7 @@ pub const KINDS: &[&dyn KindBench] = &[
     &shm::Shm,
     &ring::RING,
     &ring_spin::RING_SPIN,
+    &signal::SignalBench,
 ];
 
 #[cfg(test)]

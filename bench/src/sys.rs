@@ -229,3 +229,76 @@ mod tests {
         waker.join().unwrap();
     }
 }
+
+/// Queues the real-time signal `signal` to `thread` of this process
+/// (`pthread_sigqueue(3)`): the raw baseline of the `signal` bench. A
+/// thread-directed signal is taken only by that thread, whatever the masks
+/// of the process's other threads.
+pub fn thread_sigqueue(thread: libc::pthread_t, signal: i32) -> nix::Result<()> {
+    let value = libc::sigval {
+        sival_ptr: std::ptr::null_mut(),
+    };
+    // SAFETY: the caller keeps `thread` running (it joins it only after its
+    // last signal was taken), so the id names a live thread; the value is
+    // passed by copy and never dereferenced.
+    let rc = unsafe { libc::pthread_sigqueue(thread, signal, value) };
+    match rc {
+        0 => Ok(()),
+        errno => Err(nix::errno::Errno::from_raw(errno)),
+    }
+}
+
+/// A set of raw signal numbers, real-time ones included (nix's `Signal`
+/// has none of them): what the `signal` bench's ping-pong blocks and waits for.
+#[derive(Clone, Copy)]
+pub struct RawSigSet(libc::sigset_t);
+
+impl RawSigSet {
+    /// The set of `signals`.
+    pub fn of(signals: &[i32]) -> nix::Result<Self> {
+        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises the set the pointer points to, a
+        // live local; it is read only after that succeeded.
+        let rc = unsafe { libc::sigemptyset(set.as_mut_ptr()) };
+        nix::errno::Errno::result(rc)?;
+        // SAFETY: initialised by the successful sigemptyset above.
+        let mut set = unsafe { set.assume_init() };
+        for &signal in signals {
+            // SAFETY: `set` is an initialised sigset_t owned here.
+            let rc = unsafe { libc::sigaddset(&mut set, signal) };
+            nix::errno::Errno::result(rc)?;
+        }
+        Ok(RawSigSet(set))
+    }
+
+    fn mask(&self, how: libc::c_int) -> nix::Result<()> {
+        // SAFETY: the set is initialised; the old mask is not asked for (null).
+        let rc = unsafe { libc::pthread_sigmask(how, &self.0, std::ptr::null_mut()) };
+        match rc {
+            0 => Ok(()),
+            errno => Err(nix::errno::Errno::from_raw(errno)),
+        }
+    }
+
+    /// Blocks the set in the calling thread (threads it starts inherit it).
+    pub fn block_thread(&self) -> nix::Result<()> {
+        self.mask(libc::SIG_BLOCK)
+    }
+
+    /// Unblocks the set in the calling thread.
+    pub fn unblock_thread(&self) -> nix::Result<()> {
+        self.mask(libc::SIG_UNBLOCK)
+    }
+
+    /// Waits for a signal of the set (blocked in this thread) and takes it.
+    pub fn wait(&self) -> nix::Result<i32> {
+        let mut signal: libc::c_int = 0;
+        // SAFETY: the set is initialised and `signal` is a live local the
+        // call writes one int to.
+        let rc = unsafe { libc::sigwait(&self.0, &mut signal) };
+        match rc {
+            0 => Ok(signal),
+            errno => Err(nix::errno::Errno::from_raw(errno)),
+        }
+    }
+}
