@@ -98,6 +98,7 @@ Examples:
   ipcctl create lock:deploy && ipcctl with lock:deploy -- ./deploy.sh
   ipcctl create sem:gpu --initial 2 --max 2
   ipcctl wait event:ready --timeout 30s
+  ipcctl watch signal:reload & ipcctl send signal:reload v2
   ipcctl list --json";
 
 /// `ipcctl [--socket PATH] [--json] COMMAND`
@@ -190,7 +191,7 @@ Examples:
 Exit status: 0 success, 2 error (an unknown KIND too), 64 usage error.")]
     List {
         /// Only objects of this kind (mq, pipe, fifo, shm, ring, sem, lock, event,
-        /// barrier)
+        /// barrier, signal)
         kind: Option<String>,
         /// The same as KIND, spelled as `delete --all --kind` spells it
         #[arg(long = "kind", value_name = "KIND", conflicts_with = "kind")]
@@ -258,6 +259,7 @@ Examples:
   ipcctl create fifo:events --buffered --mode 0660
   ipcctl create shm:frames --size 64MiB --mode 0640
   ipcctl create ring:jobs --slots 1024 --slot-size 512 --mode 0660
+  ipcctl create signal:usr2 --bind SIGUSR2   # kill -USR2 <ipcd> raises it
 
 Exit status: 0 success, 2 error (a bad ADDRESS too; with --session: ipcd went
 away), 64 usage error.")]
@@ -550,7 +552,7 @@ pub struct DeleteArgs {
     pub all: bool,
 
     /// With --all: only objects of this kind (mq, pipe, fifo, shm, ring, sem, lock,
-    /// event, barrier)
+    /// event, barrier, signal)
     #[arg(long, value_name = "KIND", requires = "all")]
     pub kind: Option<String>,
 }

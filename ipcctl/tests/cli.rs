@@ -18,6 +18,8 @@ use protocol::{
 mod ring;
 #[path = "cli/shm.rs"]
 mod shm;
+#[path = "cli/signal.rs"]
+mod signal;
 
 fn ipcctl(socket: &Path, args: &[&str], stdin: &[u8]) -> Output {
     ipcctl_env(args, stdin, &[("IPCD_SOCKET", socket.as_os_str())])

@@ -33,6 +33,8 @@ Signals:
                    (a second one exits at once)
   SIGHUP           re-read --config and log what changed
   SIGUSR1          log a status dump (objects, sessions, counters)
+  others           a signal bound to a channel (ipcctl create signal:NAME --bind SIGUSR2)
+                   raises that channel
 
 Config file (TOML, every key optional):
   socket_mode = \"0660\"      socket_group = \"ipc\"      log_level = \"info\"
@@ -49,7 +51,8 @@ for shared-memory bytes):
   mq_budget_bytes = 67108864      (RLIMIT_MSGQUEUE asked for at start; needs CAP_SYS_RESOURCE)
   mq_bytes_per_uid = N            (default: a quarter of the queue budget ipcd got)
   shm_budget_bytes = 1073741824   (/dev/shm bytes all unprivileged users' segments and rings may take)
-  shm_bytes_per_uid = N           (default: a quarter of shm_budget_bytes)"
+  shm_bytes_per_uid = N           (default: a quarter of shm_budget_bytes)
+  max_subscriptions_per_uid = 256 (signal-channel watchers and processes signalled)"
 )]
 struct Args {
     /// Socket to listen on [default: $IPCD_SOCKET, else $XDG_RUNTIME_DIR/ipcd/ipcd.sock,

@@ -93,7 +93,9 @@ fn measure(ctx: &Ctx<'_>, raiser: &mut Client, name: &str) -> anyhow::Result<Vec
         let (each1, _) = fan_out(ctx, raiser, name, 1, events)?;
         one.push(each1);
         ctx.done();
-        ctx.step(format!("signal: raise → {FAN_OUT} subscribers, run {round}"));
+        ctx.step(format!(
+            "signal: raise → {FAN_OUT} subscribers, run {round}"
+        ));
         let (e, l) = fan_out(ctx, raiser, name, FAN_OUT, (events / 10).max(20))?;
         each.push(e);
         last.push(l);
@@ -210,7 +212,8 @@ fn fan_out(
     // An empty payload ends the subscribers.
     raiser.signal_raise(name, b"").context("raise")?;
     for t in threads {
-        t.join().map_err(|_| anyhow::anyhow!("a subscriber panicked"))??;
+        t.join()
+            .map_err(|_| anyhow::anyhow!("a subscriber panicked"))??;
     }
     Ok((Samples::new(each), Samples::new(last)))
 }
@@ -331,6 +334,8 @@ fn sigqueue_ping_pong(events: u64) -> anyhow::Result<Samples> {
     other
         .join()
         .map_err(|_| anyhow::anyhow!("the ping-pong thread panicked"))??;
-    pong_set.unblock_thread().context("unblock the pong signal")?;
+    pong_set
+        .unblock_thread()
+        .context("unblock the pong signal")?;
     Ok(Samples::new(samples))
 }

@@ -29,6 +29,11 @@ standard input (or MESSAGE) as it is, with no newline and no size limit (and no
 atomicity beyond 4096 bytes). A fifo: sender waits for a reader unless the FIFO
 is --buffered; --timeout bounds that wait too.
 
+signal: MESSAGE is the event's payload (at most 4096 bytes); without it the event
+has none (standard input is not read). send raises the channel at once: every
+watcher gets the event, every process subscribed its signal; --lines, --raw,
+--priority, --timeout, --nonblock and --spin-us do not apply.
+
 --spin-us N (ring: only): when the ring is full, poll it for up to N microseconds
 before sleeping (see recv --help).
 
@@ -48,6 +53,7 @@ Examples:
   tail -f app.log | ipcctl send --raw pipe:logs
   ipcctl send fifo:events hi --timeout 2s    # exit 1 if no reader came in 2s
   seq 1000 | ipcctl send ring:frames --lines # 1000 messages into shared memory
+  ipcctl send signal:reload v2               # raise a signal channel
 
 Exit status: 0 sent, 1 no room in time (--timeout, --nonblock) or no FIFO reader,
 2 error (a bad ADDRESS, a message too large), 64 usage error.";
