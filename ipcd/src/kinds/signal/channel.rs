@@ -15,14 +15,20 @@ use tokio::task::AbortHandle;
 use super::super::waitlist::{Abandon, Answer, now_ms};
 use super::super::{Asker, Held};
 use super::process;
+use crate::error::RequestError;
 use crate::peer::SessionId;
 
 /// Payload bytes one subscriber's buffer keeps at most; older events are
 /// dropped (and counted as missed) past it, as past its event count.
 pub const SUBSCRIBER_BYTES: usize = 256 * 1024;
-/// Payload bytes one `Next` answer carries at most (at least one event), so a
-/// batch fits in any frame of 64 KiB or more.
+/// What one `Next` answer carries at most (at least one event): payload
+/// bytes plus [`EVENT_COST`] per event. So a batch fits in a frame of 64 KiB,
+/// and a decoder that bounds what it allocates (the codec claims an event's
+/// size in memory, about 56 bytes, for each) takes it whole.
 pub const BATCH_BYTES: usize = 60 * 1024;
+/// What an event counts against [`BATCH_BYTES`] besides its payload: at
+/// least its size in memory, which is more than its 33 encoded bytes.
+pub const EVENT_COST: usize = 64;
 
 /// Who raised an event.
 #[derive(Debug, Clone, Copy)]
@@ -74,11 +80,11 @@ impl Subscriber {
         let mut events = Vec::new();
         let mut bytes = 0;
         while let Some(e) = self.buf.front() {
-            if events.len() >= max || (!events.is_empty() && bytes + e.payload.len() > BATCH_BYTES)
-            {
+            let cost = EVENT_COST + e.payload.len();
+            if events.len() >= max || (!events.is_empty() && bytes + cost > BATCH_BYTES) {
                 break;
             }
-            bytes += e.payload.len();
+            bytes += cost;
             self.bytes -= e.payload.len();
             let e = self.buf.pop_front().expect("a front event");
             events.push(Arc::unwrap_or_clone(e));
@@ -93,6 +99,15 @@ impl Subscriber {
             self.buf.push_front(Arc::new(e));
         }
         self.missed += missed;
+    }
+
+    /// Answers its waiting `Next`, if any, with `invalid-argument` saying `why`.
+    fn cancel(&mut self, why: &str) {
+        if let Some(w) = self.waiting.take() {
+            let _ = w
+                .tx
+                .send(Err(RequestError::InvalidArgument(format!("Next ended: {why}"))));
+        }
     }
 
     /// Answers its waiting `Next` if there is something to answer with.
@@ -221,10 +236,14 @@ impl State {
         self.seq
     }
 
-    /// Ends `session`'s subscription (its waiting `Next` is answered
-    /// `not-found` as its sender drops); whether it had one.
+    /// Ends `session`'s subscription (a `Next` still waiting is told so);
+    /// whether it had one.
     pub fn unsubscribe(&mut self, session: SessionId) -> bool {
-        self.subs.remove(&session).is_some()
+        let Some(mut sub) = self.subs.remove(&session) else {
+            return false;
+        };
+        sub.cancel("the subscription ended");
+        true
     }
 
     /// `Next` for `who`: events now, `None` if not subscribed, or (if it
@@ -240,8 +259,8 @@ impl State {
             return Some(Next::Empty);
         }
         let (tx, rx) = oneshot::channel();
-        // A second wait on one connection replaces the first, whose answer
-        // then is `not-found` (its sender is dropped).
+        // A second wait on one connection replaces the first.
+        sub.cancel("a later Next on the same connection replaced it");
         sub.waiting = Some(Waiting { id, max, tx });
         Some(Next::Wait(id, rx))
     }
@@ -386,8 +405,27 @@ mod tests {
             s.raise(ME, vec![0; 4096]);
         }
         let (got, missed) = events(s.next(&who(2), 0, true));
-        assert_eq!(got.len(), 15, "a batch stops at {BATCH_BYTES} bytes");
+        assert_eq!(got.len(), 14, "a batch stops at {BATCH_BYTES} bytes");
         assert_eq!(missed, 70 - 64);
+        // Many small events: a batch stays within what a decoder allocates.
+        let mut s = State::default();
+        s.subscribe(&who(1), 4096);
+        for _ in 0..2000 {
+            s.raise(ME, Vec::new());
+        }
+        let Some(Next::Now(reply)) = s.next(&who(1), 0, true) else {
+            panic!("expected events now")
+        };
+        let frame = protocol::ServerFrame::Response {
+            id: 1,
+            fds: 0,
+            result: protocol::Outcome::Ok(protocol::Reply::Kind(reply)),
+        };
+        let bytes = protocol::encode_server(&frame).unwrap();
+        assert_eq!(protocol::decode_server(&bytes).unwrap(), frame);
+        let per_batch = BATCH_BYTES / EVENT_COST;
+        assert_eq!(events(s.next(&who(1), 0, true)).0.len(), per_batch);
+        assert_eq!(events(s.next(&who(1), 0, true)).0.len(), 2000 - 2 * per_batch);
     }
 
     #[tokio::test]
@@ -403,7 +441,17 @@ mod tests {
         // The session dropped the wait before taking it: the events go back.
         s.abandon(id, &who(1), Some(answer));
         assert_eq!(events(s.next(&who(1), 0, true)), (vec![1], 0));
+        // A second wait replaces the first, which is told; so is one waiting
+        // when the subscription ends.
+        let Some(Next::Wait(_, first)) = s.next(&who(1), 0, true) else {
+            panic!("expected a wait")
+        };
+        let Some(Next::Wait(_, second)) = s.next(&who(1), 0, true) else {
+            panic!("expected a wait")
+        };
+        assert!(matches!(first.await, Ok(Err(RequestError::InvalidArgument(_)))));
         assert!(s.unsubscribe(1));
+        assert!(matches!(second.await, Ok(Err(RequestError::InvalidArgument(_)))));
         assert_eq!(s.raise(ME, Vec::new()), (2, 0, 0));
     }
 }
