@@ -104,9 +104,9 @@ impl Subscriber {
     /// Answers its waiting `Next`, if any, with `invalid-argument` saying `why`.
     fn cancel(&mut self, why: &str) {
         if let Some(w) = self.waiting.take() {
-            let _ = w
-                .tx
-                .send(Err(RequestError::InvalidArgument(format!("Next ended: {why}"))));
+            let _ = w.tx.send(Err(RequestError::InvalidArgument(format!(
+                "Next ended: {why}"
+            ))));
         }
     }
 
@@ -425,7 +425,10 @@ mod tests {
         assert_eq!(protocol::decode_server(&bytes).unwrap(), frame);
         let per_batch = BATCH_BYTES / EVENT_COST;
         assert_eq!(events(s.next(&who(1), 0, true)).0.len(), per_batch);
-        assert_eq!(events(s.next(&who(1), 0, true)).0.len(), 2000 - 2 * per_batch);
+        assert_eq!(
+            events(s.next(&who(1), 0, true)).0.len(),
+            2000 - 2 * per_batch
+        );
     }
 
     #[tokio::test]
@@ -449,9 +452,15 @@ mod tests {
         let Some(Next::Wait(_, second)) = s.next(&who(1), 0, true) else {
             panic!("expected a wait")
         };
-        assert!(matches!(first.await, Ok(Err(RequestError::InvalidArgument(_)))));
+        assert!(matches!(
+            first.await,
+            Ok(Err(RequestError::InvalidArgument(_)))
+        ));
         assert!(s.unsubscribe(1));
-        assert!(matches!(second.await, Ok(Err(RequestError::InvalidArgument(_)))));
+        assert!(matches!(
+            second.await,
+            Ok(Err(RequestError::InvalidArgument(_)))
+        ));
         assert_eq!(s.raise(ME, Vec::new()), (2, 0, 0));
     }
 }
