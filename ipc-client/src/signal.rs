@@ -239,7 +239,7 @@ impl Subscription<'_> {
     /// Calls `f` with each event (or missed count) as it arrives until it
     /// returns `ControlFlow::Break`, an error occurs, or the deadline passes.
     pub fn for_each_event(&mut self, mut f: impl FnMut(Received) -> ControlFlow<()>) -> Result<()> {
-        while let Some(r) = self.next() {
+        for r in self.by_ref() {
             if f(r?).is_break() {
                 break;
             }
@@ -252,10 +252,9 @@ impl Iterator for Subscription<'_> {
     type Item = Result<Received>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let timeout = match self.deadline {
-            None => None,
-            Some(d) => Some(d.saturating_duration_since(Instant::now())),
-        };
+        let timeout = self
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
         if timeout == Some(Duration::ZERO) && self.pending.is_empty() {
             return None;
         }

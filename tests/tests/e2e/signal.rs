@@ -195,6 +195,25 @@ fn an_overflow_is_reported_as_a_count_of_missed_events() {
             .count();
         assert_eq!(got, 3000);
     }
+    // The same as a callback.
+    {
+        let mut sub = c.subscribe_signal("o", 0).unwrap();
+        raiser.signal_raise("o", b"a").unwrap();
+        raiser.signal_raise("o", b"b").unwrap();
+        let mut seen = Vec::new();
+        sub.for_each_event(|r| {
+            if let Received::Event(e) = r {
+                seen.push(e.payload);
+            }
+            if seen.len() == 2 {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+        assert_eq!(seen, [b"a".to_vec(), b"b".to_vec()]);
+    }
 
     // ipcctl says so too: a watcher stopped while events pile up (the first
     // may have gone to the read it was waiting in, before it stopped).
