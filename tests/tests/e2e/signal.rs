@@ -531,3 +531,23 @@ fn a_version_5_client_sees_no_signal_channel() {
     new.delete("signal:v6").unwrap();
     new.delete("event:v5e").unwrap();
 }
+
+#[test]
+fn a_subscribed_process_is_signalled_again_after_ipcd_is_killed_and_restarted() {
+    let mut d = TestDaemon::start();
+    d.ipcctl_ok(&["create", "signal:fleet"]);
+    let mut child = counter(&["HUP"]);
+    let pid = child.pid().to_string();
+    d.ipcctl_ok(&["subscribe", "signal:fleet", "--pid", &pid, "--deliver", "HUP"]);
+    // Saved before it was answered: a crash right after keeps it.
+    d.kill9();
+    d.restart();
+    assert_eq!(stat(&d, "signal:fleet")["signalled"][0]["pid"], child.pid());
+    d.ipcctl_ok(&["send", "signal:fleet"]);
+    assert_eq!(child.line(), "HUP 1");
+    child.stop();
+    eventually("the exited child's subscription to end", || {
+        stat(&d, "signal:fleet")["signalled"] == serde_json::json!([])
+    });
+    d.ipcctl_ok(&["delete", "signal:fleet"]);
+}
