@@ -2,8 +2,9 @@
 //! processes (one killed mid-stream disturbs none of the others); an
 //! overflow reported as a count; real signals delivered to a child that
 //! counts them, none after it exits (nor to a process that reused its pid);
-//! a shell subscribing itself; a bound SIGUSR2 raising its channel (also
-//! after a restart); what may not be bound; `kill` through ipcd and the
+//! a shell subscribing itself; a subscribed process signalled again after
+//! ipcd is killed with -9 and restarted; a bound SIGUSR2 raising its channel
+//! (also after a restart); what may not be bound; `kill` through ipcd and the
 //! per-uid rules; the subscription budget; a version 5 client sees nothing.
 
 use std::io::{BufRead, BufReader, Lines};
@@ -538,7 +539,14 @@ fn a_subscribed_process_is_signalled_again_after_ipcd_is_killed_and_restarted() 
     d.ipcctl_ok(&["create", "signal:fleet"]);
     let mut child = counter(&["HUP"]);
     let pid = child.pid().to_string();
-    d.ipcctl_ok(&["subscribe", "signal:fleet", "--pid", &pid, "--deliver", "HUP"]);
+    d.ipcctl_ok(&[
+        "subscribe",
+        "signal:fleet",
+        "--pid",
+        &pid,
+        "--deliver",
+        "HUP",
+    ]);
     // Saved before it was answered: a crash right after keeps it.
     d.kill9();
     d.restart();
