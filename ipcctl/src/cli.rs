@@ -7,10 +7,12 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::parse::{parse_bytes, parse_duration, parse_mode, parse_size};
 
+mod docs;
 mod exec;
 mod messages;
 mod shm;
 mod sync;
+pub use docs::{CompletionsArgs, ManArgs, Shell};
 pub use exec::{ExecArgs, ExecChildArgs};
 pub use messages::{RecvArgs, SendArgs};
 pub use shm::{ReadArgs, ResizeArgs, WriteArgs};
@@ -430,6 +432,14 @@ Exit status: 0 success, 64 unknown command.")]
         #[arg(value_name = "COMMAND")]
         command: Vec<String>,
     },
+
+    /// Print a shell completion script for ipcctl (bash, zsh or fish)
+    #[command(after_help = docs::COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+
+    /// Write ipcctl's manual pages: ipcctl(1) and ipcctl-COMMAND(1)
+    #[command(after_help = docs::MAN_HELP)]
+    Man(ManArgs),
 }
 
 /// `ipcctl create`.

@@ -5,6 +5,7 @@
 mod cli;
 mod cmd;
 mod connect;
+mod docs;
 mod errors;
 mod exec;
 mod output;
@@ -41,8 +42,11 @@ fn main() -> ExitCode {
 
 /// Runs the command; returns the exit status (0, or `exec`'s command's).
 fn run(cli: Cli) -> anyhow::Result<u8> {
-    if let Command::Help { command } = &cli.command {
-        return help(command);
+    match &cli.command {
+        Command::Help { command } => return help(command),
+        Command::Completions(args) => return docs::completions(args.shell).map(|()| 0),
+        Command::Man(args) => return docs::man(&args.out).map(|()| 0),
+        _ => {}
     }
     // A mistyped address or kind is reported without a daemon, in the daemon's
     // words and with its code (exit status 2).
@@ -95,7 +99,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         // Only an explicit --socket: bench passes it on to the processes it starts.
         Command::Bench(args) => bench::run(args, cli.socket.as_deref(), json),
         Command::BenchPeer(args) => bench::peer(args),
-        Command::Help { .. } => unreachable!("answered above"),
+        Command::Help { .. } | Command::Completions(_) | Command::Man(_) => {
+            unreachable!("answered above")
+        }
     }
     .map(|()| 0)
 }
@@ -143,7 +149,9 @@ fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
         | Command::Bench(_)
         | Command::BenchPeer(_)
         | Command::ExecChild(_)
-        | Command::Help { .. } => Vec::new(),
+        | Command::Help { .. }
+        | Command::Completions(_)
+        | Command::Man(_) => Vec::new(),
     }
 }
 
