@@ -3,6 +3,7 @@
 //! stops cleanly and leaves no kernel objects behind.
 
 pub mod raw;
+pub mod service;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;

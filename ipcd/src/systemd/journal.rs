@@ -21,7 +21,8 @@ pub fn stderr_is_journal() -> bool {
 }
 
 /// A `tracing` layer writing to journald with structured fields (each event's
-/// fields as `IPCD_<FIELD>=`, the level as `PRIORITY=`, `SYSLOG_IDENTIFIER=ipcd`),
+/// fields as `IPCD_<FIELD>=`, the level as syslog's `PRIORITY=` — error 3,
+/// warn 4, info 6, debug and trace 7 —, `SYSLOG_IDENTIFIER=ipcd`),
 /// when stderr is the journal; `None` otherwise or if journald cannot be
 /// reached (logs then go to stderr as text).
 pub fn layer() -> Option<tracing_journald::Layer> {
@@ -29,8 +30,15 @@ pub fn layer() -> Option<tracing_journald::Layer> {
         return None;
     }
     tracing_journald::layer().ok().map(|layer| {
+        use tracing_journald::{Priority, PriorityMappings};
         layer
             .with_field_prefix(Some("IPCD".into()))
             .with_syslog_identifier("ipcd".into())
+            .with_priority_mappings(PriorityMappings {
+                info: Priority::Informational,
+                debug: Priority::Debug,
+                trace: Priority::Debug,
+                ..PriorityMappings::new()
+            })
     })
 }
