@@ -7,6 +7,7 @@
 //! (on the development machines and CI every one is there).
 
 mod activation;
+mod fdstore;
 mod units;
 
 use std::path::{Path, PathBuf};
