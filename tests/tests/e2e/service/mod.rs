@@ -8,6 +8,7 @@
 
 mod activation;
 mod fdstore;
+mod install;
 mod units;
 
 use std::path::{Path, PathBuf};
