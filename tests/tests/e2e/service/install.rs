@@ -304,7 +304,11 @@ fn the_debian_package_ships_everything_a_service_needs() {
         .arg(deb)
         .arg(&control));
     let conffiles = std::fs::read_to_string(control.join("conffiles")).unwrap();
-    assert_eq!(conffiles.trim(), "/etc/ipcd/ipcd.toml", "the config file is the admin's");
+    assert_eq!(
+        conffiles.trim(),
+        "/etc/ipcd/ipcd.toml",
+        "the config file is the admin's"
+    );
     let postinst = std::fs::read_to_string(control.join("postinst")).unwrap();
     assert!(postinst.contains("systemd-sysusers") && postinst.contains("enable --now ipcd.socket"));
     // What it unpacks runs.
