@@ -220,7 +220,9 @@ fn reload(shared: &Shared, new: Tunables) {
     for change in &changes {
         info!("configuration changed: {change}");
     }
-    if (old.socket_mode, &old.socket_group) != (new.socket_mode, &new.socket_group)
+    // An inherited socket (socket activation) is the manager's to set up.
+    if shared.config.remove_socket
+        && (old.socket_mode, &old.socket_group) != (new.socket_mode, &new.socket_group)
         && let Err(e) = socket::apply_permissions(&shared.config.socket_path, &new)
     {
         warn!("cannot apply new socket permissions: {e}");

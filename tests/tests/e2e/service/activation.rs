@@ -112,7 +112,15 @@ fn the_first_ping_starts_ipcd_on_the_activated_socket_then_reload_and_stop() {
     // SIGHUP (ExecReload=): RELOADING=1 with MONOTONIC_USEC=, then READY=1.
     let config = dir.path().join("ipcd.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("{text}\nmax_objects_per_uid = 77\n")).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}\nmax_objects_per_uid = 77\nsocket_mode = \"0640\"\n"),
+    )
+    .unwrap();
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+    };
+    let mode_before = mode(&socket);
     signal(&child, Signal::SIGHUP);
     let reloading = manager.wait_for("RELOADING=1", WAIT, |n| has(n, "RELOADING=1"));
     assert!(
@@ -125,6 +133,12 @@ fn the_first_ping_starts_ipcd_on_the_activated_socket_then_reload_and_stop() {
             .unwrap()
             .contains("max_objects_per_uid")
     });
+    // The activated socket's mode is the manager's (SocketMode=), not the config's.
+    assert_eq!(
+        mode(&socket),
+        mode_before,
+        "ipcd chmodded an inherited socket"
+    );
 
     // SIGTERM: STOPPING=1, exit 0, and the socket stays: it is the activator's.
     ipcctl_ok(&socket, &["delete", "event:act"]);
