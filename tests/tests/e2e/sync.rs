@@ -155,7 +155,9 @@ fn with_runs_the_command_holding_the_lock_and_passes_its_status() {
 fn counted(guard: &str, count: u64) -> u64 {
     let d = TestDaemon::start();
     d.ipcctl_ok(&["create", "shm:counter", "--size", "4096"]);
-    if guard.starts_with("sem:") {
+    if let Some(name) = guard.strip_prefix("direct:") {
+        d.ipcctl_ok(&["create", &format!("sem:{name}"), "--initial", "1"]);
+    } else if guard.starts_with("sem:") {
         d.ipcctl_ok(&["create", guard, "--initial", "1", "--max", "1"]);
     } else if guard != "none" {
         d.ipcctl_ok(&["create", guard]);
@@ -209,6 +211,41 @@ fn four_processes_lose_no_update_under_a_lock() {
 #[test]
 fn four_processes_lose_no_update_under_a_semaphore_of_one() {
     no_update_is_lost("sem:guard", 5_000);
+}
+
+#[test]
+fn four_processes_lose_none_of_a_million_updates_under_a_directly_used_semaphore() {
+    // The full million of the issue: the direct path (sem_wait/sem_post on
+    // the mapped sem_t) needs no daemon round trip, so it fits a default run.
+    no_update_is_lost("direct:guard", 250_000);
+}
+
+#[test]
+fn the_direct_path_and_the_daemon_share_one_semaphore() {
+    let d = TestDaemon::start();
+    let mut c = Client::connect_to(&d.socket).unwrap();
+    c.create_sem("both", 0, None, None).unwrap();
+    let direct = c.open_sem("both").unwrap();
+    assert_eq!(direct.address(), "sem:both");
+    assert!(matches!(direct.try_wait(), Err(Error::WouldBlock)));
+    let err = direct.wait_timeout(Duration::from_millis(20)).unwrap_err();
+    assert!(matches!(err, Error::TimedOut), "{err}");
+    // A direct post wakes a waiter queued in the daemon.
+    let w = waiter(&d, "sem:both");
+    thread::sleep(Duration::from_millis(100));
+    direct.post().unwrap();
+    let got = w.join().unwrap();
+    assert!(got.elapsed() < Duration::from_secs(5));
+    // The waiter's connection has closed: the daemon posts its permit back,
+    // and the direct path takes it.
+    direct.wait_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(direct.value().unwrap(), 0);
+    // A permit released through the daemon is taken directly too.
+    let mut other = Client::connect_to(&d.socket).unwrap();
+    other.sem_release("both").unwrap();
+    direct.wait_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(direct.value().unwrap(), 0);
+    c.delete("sem:both").unwrap();
 }
 
 #[test]
