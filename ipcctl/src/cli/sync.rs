@@ -94,9 +94,11 @@ later wait, fails with broken until ipcctl reset.
 
 Examples:
   ipcctl wait event:ready --timeout 30s && ./start.sh
+  ipcctl wait event:ready --nonblock || echo 'not ready yet'
   ipcctl wait barrier:start              # in each of the parties
 
-Exit status: 0 set / all arrived, 1 not within --timeout (timed-out), 2 error
+Exit status: 0 set / all arrived, 1 not within --timeout (timed-out) or not set
+now with --nonblock (would-block), 2 error
 (a broken barrier: broken; deleted while waiting: not-found; not an event or a
 barrier: wrong-kind), 64 usage error.";
 
@@ -181,6 +183,21 @@ pub struct WaitArgs {
     pub address: String,
 
     /// Wait at most this long (e.g. 500ms, 2s), then exit 1 [default: no limit]
-    #[arg(long, short, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, short, value_name = "DUR", value_parser = parse_duration, conflicts_with = "nonblock")]
     pub timeout: Option<Duration>,
+
+    /// Events only: do not wait, exit 1 at once unless the event is set
+    #[arg(long, short)]
+    pub nonblock: bool,
+}
+
+impl WaitArgs {
+    /// How long to wait: `None` for as long as it takes.
+    pub fn wait(&self) -> Option<Duration> {
+        if self.nonblock {
+            Some(Duration::ZERO)
+        } else {
+            self.timeout
+        }
+    }
 }

@@ -528,3 +528,26 @@ fn an_event_set_is_on_disk_before_it_is_answered() {
     d.restart();
     assert_eq!(stat(&d, "event:e")["set"], false);
 }
+
+#[test]
+fn wait_nonblock_looks_at_an_event_without_waiting() {
+    let d = TestDaemon::start();
+    d.ipcctl_ok(&["create", "event:e"]);
+    let out = d.run_ipcctl(&["wait", "event:e", "--nonblock"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr_text(&out).contains("would-block"), "{out:?}");
+    d.ipcctl_ok(&["set", "event:e"]);
+    d.ipcctl_ok(&["wait", "event:e", "--nonblock"]);
+    // A barrier party that does not wait would break the barrier: refused
+    // before connecting.
+    d.ipcctl_ok(&["create", "barrier:b", "--parties", "2"]);
+    let out = d.run_ipcctl(&["wait", "barrier:b", "--nonblock"]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert_eq!(stat(&d, "barrier:b")["broken"], false);
+    let out = d.run_ipcctl(&["wait", "event:e", "--nonblock", "--timeout", "1s"]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+}
+
+fn stderr_text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
