@@ -30,7 +30,7 @@ use super::{
 use crate::access::Need;
 use crate::error::RequestError;
 use crate::peer::SessionId;
-use crate::sys::sem::{self, NamedSem, SEM_VALUE_MAX};
+use crate::sys::sem::{self, HeldLedger, NamedSem, SEM_VALUE_MAX};
 
 /// How long the helper thread waits in one `sem_timedwait` before looking
 /// whether it is still needed.
@@ -51,11 +51,24 @@ struct State {
     /// A helper thread serves `waiters`.
     helper: bool,
     deleted: bool,
+    /// The count of held permits kept in the semaphore's file, so that the
+    /// next daemon gives back what connections held if this one is killed.
+    ledger: Option<HeldLedger>,
 }
 
 impl State {
     fn value(&self) -> u32 {
         self.sem.value().unwrap_or(0)
+    }
+
+    /// Writes the permits held now to the ledger. Called after every change
+    /// of `holders`; a permit is taken before it is recorded and unrecorded
+    /// before it is posted, so a kill between the two loses that one permit
+    /// rather than letting the next daemon post one too many.
+    fn record(&self) {
+        if let Some(ledger) = &self.ledger {
+            ledger.set(self.holders.values().map(|h| u64::from(h.count)).sum());
+        }
     }
 
     /// Records the permit `who` took: a posted one (a credit) is consumed,
@@ -69,6 +82,7 @@ impl State {
             .entry(who.session)
             .and_modify(|h| h.count += 1)
             .or_insert_with(|| waitlist::holder(who, 1));
+        self.record();
     }
 
     /// A permit was posted by a connection that held none: it stands for one
@@ -95,6 +109,7 @@ impl State {
                 self.holders.remove(&session);
             }
         }
+        self.record();
     }
 
     /// Gives one permit `session` holds back to the kernel; whether it held one.
@@ -106,6 +121,7 @@ impl State {
         if h.count == 0 {
             self.holders.remove(&session);
         }
+        self.record();
         if let Err(e) = self.sem.post() {
             warn!("sem_post giving back a permit: {e}");
         }
@@ -146,6 +162,48 @@ fn owner(name: &str) -> Option<u32> {
     stat(&shm_path(name)).ok().map(|st| st.st_uid)
 }
 
+/// The ledger in the semaphore file of `name`, or `None` (logged) if it
+/// cannot be opened: the semaphore then works, without giving back across a
+/// daemon crash.
+fn open_ledger(name: &str) -> Option<HeldLedger> {
+    HeldLedger::open(&shm_path(name))
+        .inspect_err(|e| {
+            warn!(
+                semaphore = name,
+                "cannot keep a held-permits ledger ({e}): permits held when ipcd is \
+                 killed will not be given back"
+            );
+        })
+        .ok()
+}
+
+/// At start: posts back the permits the previous daemon's connections held
+/// (they ended with it), at most up to the bound, each unrecorded first.
+fn give_back_held(name: &str, sem: &NamedSem, max: Option<u32>, ledger: &HeldLedger) {
+    let held = ledger.get();
+    if held == 0 {
+        return;
+    }
+    let room = match max {
+        Some(m) => u64::from(m.saturating_sub(sem.value().unwrap_or(0))),
+        None => u64::from(SEM_VALUE_MAX),
+    };
+    let n = held.min(room);
+    for i in 0..n {
+        ledger.set(held - i - 1);
+        if let Err(e) = sem.post() {
+            warn!(semaphore = name, "sem_post giving back a held permit: {e}");
+            break;
+        }
+    }
+    ledger.set(0);
+    info!(
+        semaphore = name,
+        permits = n,
+        "gave back the permits connections of the previous ipcd held"
+    );
+}
+
 /// Serves the queue of `state` until it empties or the object is deleted.
 fn serve(state: Arc<Mutex<State>>, sem: Arc<NamedSem>) {
     loop {
@@ -180,7 +238,13 @@ fn serve(state: Arc<Mutex<State>>, sem: Arc<NamedSem>) {
 }
 
 impl SemObject {
-    fn new(name: &str, sem: NamedSem, max: Option<u32>, adopted: bool) -> Self {
+    fn new(
+        name: &str,
+        sem: NamedSem,
+        max: Option<u32>,
+        adopted: bool,
+        ledger: Option<HeldLedger>,
+    ) -> Self {
         SemObject {
             name: name.to_owned(),
             path: shm_path(name),
@@ -192,6 +256,7 @@ impl SemObject {
                 waiters: WaitList::default(),
                 helper: false,
                 deleted: false,
+                ledger,
             })),
             adopted,
         }
@@ -291,7 +356,12 @@ impl KindModule for Module {
                 )));
             }
             let s = sem::open(name).map_err(|e| RequestError::os(format!("sem_open {name}"), e))?;
-            return Ok(Box::new(SemObject::new(name, s, *max, true)));
+            // Whatever the file held past the sem_t was not this daemon's count.
+            let ledger = open_ledger(name);
+            if let Some(l) = &ledger {
+                l.set(0);
+            }
+            return Ok(Box::new(SemObject::new(name, s, *max, true, ledger)));
         }
         if *initial > max.unwrap_or(SEM_VALUE_MAX) {
             return Err(RequestError::InvalidArgument(format!(
@@ -312,11 +382,14 @@ impl KindModule for Module {
         let kernel_mode = Mode::from_bits_truncate(0o600 | (args.mode & 0o006));
         let chmod = open_file(&path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
             .and_then(|fd| fchmod(fd.as_fd(), kernel_mode));
-        if let Err(e) = chmod {
-            let _ = sem::unlink(name);
-            return Err(RequestError::os(format!("fchmod {}", path.display()), e));
+        let ledger = chmod.and_then(|()| HeldLedger::open(&path));
+        match ledger {
+            Ok(ledger) => Ok(Box::new(SemObject::new(name, s, *max, false, Some(ledger)))),
+            Err(e) => {
+                let _ = sem::unlink(name);
+                Err(RequestError::os(format!("preparing {}", path.display()), e))
+            }
         }
-        Ok(Box::new(SemObject::new(name, s, *max, false)))
     }
 
     fn reopen(
@@ -333,9 +406,15 @@ impl KindModule for Module {
             .map(|m| m.min(u64::from(SEM_VALUE_MAX)) as u32);
         let adopted = state.get("adopted").and_then(|v| v.as_bool()) == Some(true);
         match sem::open(name) {
-            Ok(s) => Ok(Reopened::Alive(Box::new(SemObject::new(
-                name, s, max, adopted,
-            )))),
+            Ok(s) => {
+                let ledger = open_ledger(name);
+                if let Some(l) = &ledger {
+                    give_back_held(name, &s, max, l);
+                }
+                Ok(Reopened::Alive(Box::new(SemObject::new(
+                    name, s, max, adopted, ledger,
+                ))))
+            }
             Err(Errno::ENOENT) => Ok(Reopened::Gone(format!(
                 "semaphore {name} vanished while ipcd was down"
             ))),

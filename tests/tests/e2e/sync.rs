@@ -551,3 +551,30 @@ fn wait_nonblock_looks_at_an_event_without_waiting() {
 fn stderr_text(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+#[test]
+fn permits_held_when_the_daemon_is_killed_come_back_when_it_restarts() {
+    let mut d = TestDaemon::start();
+    d.ipcctl_ok(&["create", "sem:s", "--initial", "3", "--max", "3"]);
+    // Two permits held by one connection, one by another.
+    let mut a = Client::connect_to(&d.socket).unwrap();
+    a.sem_acquire("s", None).unwrap();
+    a.sem_acquire("s", None).unwrap();
+    let mut holder = spawn_ipcctl(&d, &["with", "sem:s", "--", "sleep", "30"]);
+    eventually("the with command holds a permit", || {
+        stat(&d, "sem:s")["value"] == 0
+    });
+    d.kill9();
+    // Nobody can give them back now: the connections ended with the daemon.
+    let _ = holder.kill();
+    let _ = holder.wait();
+    drop(a);
+    d.restart();
+    let v = stat(&d, "sem:s");
+    assert_eq!(v["value"], 3, "{v}");
+    assert_eq!(v["holders"].as_array().map(Vec::len), Some(0), "{v}");
+    // And a plain restart gives back nothing twice.
+    d.kill9();
+    d.restart();
+    assert_eq!(stat(&d, "sem:s")["value"], 3);
+}

@@ -22,7 +22,8 @@ fn object(initial: u32, max: Option<u32>) -> (SemObject, String) {
         max.unwrap_or(0)
     );
     let s = sem::create(&name, 0o600, initial).unwrap();
-    (SemObject::new(&name, s, max, false), name)
+    let ledger = HeldLedger::open(&shm_path(&name)).unwrap();
+    (SemObject::new(&name, s, max, false, Some(ledger)), name)
 }
 
 fn op(o: &mut SemObject, op: SemOp, s: SessionId) -> Result<OpAnswer, RequestError> {
@@ -138,4 +139,47 @@ async fn a_post_by_another_connection_settles_the_oldest_holding() {
     };
     assert_eq!((d.value, d.holders.len()), (2, 0));
     Box::new(o).remove().unwrap();
+}
+
+#[test]
+fn held_permits_are_in_the_ledger_and_a_new_daemon_gives_them_back() {
+    let (mut o, name) = object(3, Some(3));
+    let ledger = || HeldLedger::open(&shm_path(&name)).unwrap().get();
+    assert!(matches!(
+        op(&mut o, acquire(Some(0)), 1),
+        Ok(OpAnswer::Now(_))
+    ));
+    assert!(matches!(
+        op(&mut o, acquire(Some(0)), 2),
+        Ok(OpAnswer::Now(_))
+    ));
+    assert!(matches!(
+        op(&mut o, acquire(Some(0)), 2),
+        Ok(OpAnswer::Now(_))
+    ));
+    assert_eq!(ledger(), 3);
+    op(&mut o, SemOp::Release, 2).unwrap();
+    assert_eq!(ledger(), 2);
+    // The daemon is killed here (no session_ended): what a restart does.
+    let again = sem::open(&name).unwrap();
+    assert_eq!(again.value().unwrap(), 1);
+    give_back_held(
+        &name,
+        &again,
+        Some(3),
+        &HeldLedger::open(&shm_path(&name)).unwrap(),
+    );
+    assert_eq!(again.value().unwrap(), 3);
+    assert_eq!(ledger(), 0);
+    // Never above the bound, even if the ledger says more.
+    HeldLedger::open(&shm_path(&name)).unwrap().set(5);
+    give_back_held(
+        &name,
+        &again,
+        Some(3),
+        &HeldLedger::open(&shm_path(&name)).unwrap(),
+    );
+    assert_eq!(again.value().unwrap(), 3);
+    assert_eq!(ledger(), 0);
+    sem::unlink(&name).unwrap();
 }
