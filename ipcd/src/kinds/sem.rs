@@ -205,7 +205,8 @@ fn give_back_held(name: &str, sem: &NamedSem, max: Option<u32>, ledger: &HeldLed
 }
 
 /// Serves the queue of `state` until it empties or the object is deleted.
-fn serve(state: Arc<Mutex<State>>, sem: Arc<NamedSem>) {
+fn serve(state: Arc<Mutex<State>>, sem: Arc<NamedSem>, charge: helpers::Charge) {
+    let _charge = charge;
     loop {
         {
             let mut s = lock(&state);
@@ -276,12 +277,16 @@ impl SemObject {
                 self.name
             )));
         }
+        let charge = match s.helper {
+            true => None,
+            false => Some(helpers::Charge::take(who.peer.uid)?),
+        };
         let (id, rx) = s.waiters.push(*who);
-        if !s.helper {
+        if let Some(charge) = charge {
             let (state, sem) = (self.state.clone(), s.sem.clone());
             std::thread::Builder::new()
                 .name("ipcd-sem".into())
-                .spawn(move || serve(state, sem))
+                .spawn(move || serve(state, sem, charge))
                 .map_err(|e| {
                     s.waiters.remove(id);
                     RequestError::os(
@@ -526,5 +531,6 @@ impl KindObject for SemObject {
     }
 }
 
+mod helpers;
 #[cfg(test)]
 mod tests;
