@@ -578,3 +578,49 @@ fn permits_held_when_the_daemon_is_killed_come_back_when_it_restarts() {
     d.restart();
     assert_eq!(stat(&d, "sem:s")["value"], 3);
 }
+
+#[test]
+fn a_uid_waits_in_ipcd_on_at_most_16_semaphores_at_once() {
+    use std::os::unix::process::CommandExt as _;
+    let d = TestDaemon::start();
+    for i in 0..17 {
+        let address = format!("sem:s{i}");
+        d.ipcctl_ok(&["create", &address, "--initial", "0", "--mode", "0666"]);
+    }
+    // Each waiting acquire keeps one helper thread busy, charged to nobody.
+    let mut waiting: Vec<Child> = (0..16)
+        .map(|i| {
+            d.ipcctl()
+                .args(["acquire", &format!("sem:s{i}"), "--timeout", "60s"])
+                .uid(65534)
+                .gid(65534)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    eventually("16 acquires wait", || {
+        (0..16).all(|i| stat(&d, &format!("sem:s{i}"))["waiters"] == 1)
+    });
+    let out = as_nobody(&d, &["acquire", "sem:s16", "--timeout", "5s"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = stderr_text(&out);
+    assert!(
+        err.contains("limit-exceeded") && err.contains("its share"),
+        "{err}"
+    );
+    // Others are not held to nobody's share.
+    d.ipcctl_ok(&["release", "sem:s16"]);
+    d.ipcctl_ok(&["acquire", "sem:s16", "--timeout", "5s"]);
+    // A share comes back when the waits end: a wait times out (1), not refused (2).
+    for w in &mut waiting {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    eventually("nobody's helpers end", || {
+        as_nobody(&d, &["acquire", "sem:s0", "--timeout", "100ms"])
+            .status
+            .code()
+            == Some(1)
+    });
+}
