@@ -53,10 +53,23 @@ impl Client {
         self.sem_acquire(name, Some(Duration::ZERO))
     }
 
-    /// Gives a permit back (one this connection holds, else a plain post that
-    /// settles the oldest permit another connection holds, so that one is not
-    /// given back again when its connection closes: a producer posting an item,
-    /// a signal); returns the permits free after it.
+    /// Takes a permit for good, waiting up to `timeout`: as
+    /// [`sem_acquire`](Client::sem_acquire), but the permit is consumed, not
+    /// held, so it is not given back when this connection closes — a consumer
+    /// taking an item a producer posted. Returns the permits left free.
+    pub fn sem_take(&mut self, name: &str, timeout: Option<Duration>) -> Result<u32> {
+        let op = KindOp::Sem(SemOp::Take {
+            timeout_ms: millis(timeout),
+        });
+        match self.operate(&sem_address(name), op)? {
+            KindReply::Sem(SemReply::Acquired { value }) => Ok(value),
+            other => Err(unexpected_kind("Acquired", &other)),
+        }
+    }
+
+    /// Gives a permit back: one this connection holds if it holds any, else a
+    /// plain post (a producer's item, a signal, a permit a direct user lost);
+    /// returns the permits free after it.
     pub fn sem_release(&mut self, name: &str) -> Result<u32> {
         match self.operate(&sem_address(name), KindOp::Sem(SemOp::Release))? {
             KindReply::Sem(SemReply::Released { value }) => Ok(value),

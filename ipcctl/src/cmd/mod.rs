@@ -124,10 +124,13 @@ pub fn check_flags(command: &Command, json: bool) -> anyhow::Result<()> {
             "--json does not apply to with: the command's output is its own, and with \
              exits with its status",
         )),
-        Command::Wait(args) if args.nonblock && kind_of(&args.address)? == Kind::Barrier => {
+        Command::Wait(args)
+            if (args.nonblock || args.timeout.is_some_and(|t| t.is_zero()))
+                && kind_of(&args.address)? == Kind::Barrier =>
+        {
             Err(usage(format!(
-                "--nonblock does not apply to a barrier: a party that does not wait leaves \
-                 at once and breaks {} for the others; give --timeout DUR",
+                "a barrier party that does not wait leaves at once and breaks {} for the \
+                 others: give --timeout a duration above 0 (or none)",
                 args.address
             )))
         }

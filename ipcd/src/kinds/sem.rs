@@ -7,7 +7,7 @@
 //! soon as the queue empties or the object is deleted. `Open` passes the
 //! `/dev/shm` file for clients' direct path (no crash safety there).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -44,10 +44,10 @@ struct State {
     sem: Arc<NamedSem>,
     max: Option<u32>,
     holders: HashMap<SessionId, Holder>,
-    /// Permits posted by connections that held none while nobody held any (a
-    /// producer's items, signals): taking one consumes it, held by nobody.
-    credits: u32,
     waiters: WaitList,
+    /// The waits in `waiters` that are `Take`s: what they get is consumed,
+    /// not held.
+    takers: HashSet<u64>,
     /// A helper thread serves `waiters`.
     helper: bool,
     deleted: bool,
@@ -71,44 +71,13 @@ impl State {
         }
     }
 
-    /// Records the permit `who` took: a posted one (a credit) is consumed,
-    /// any other is held until given back or the connection closes.
+    /// Records the permit `who` acquired: held until given back or the
+    /// connection closes.
     fn took(&mut self, who: &Asker) {
-        if self.credits > 0 {
-            self.credits -= 1;
-            return;
-        }
         self.holders
             .entry(who.session)
             .and_modify(|h| h.count += 1)
             .or_insert_with(|| waitlist::holder(who, 1));
-        self.record();
-    }
-
-    /// A permit was posted by a connection that held none: it stands for one
-    /// that another connection took and will never give back itself (a
-    /// consumer giving back the space a producer took, a signal answered), so
-    /// the oldest holding stops counting — else closing that connection would
-    /// post it a second time. With no holding, it is a credit the next taker
-    /// consumes (a producer's item). Nothing is posted here.
-    fn settle_oldest(&mut self) {
-        if self.holders.is_empty() {
-            self.credits = self.credits.saturating_add(1);
-            return;
-        }
-        let oldest = self
-            .holders
-            .iter()
-            .min_by_key(|(session, h)| (h.since_ms, **session))
-            .map(|(session, _)| *session);
-        if let Some(session) = oldest
-            && let Some(h) = self.holders.get_mut(&session)
-        {
-            h.count -= 1;
-            if h.count == 0 {
-                self.holders.remove(&session);
-            }
-        }
         self.record();
     }
 
@@ -132,14 +101,14 @@ impl State {
 impl Abandon for State {
     fn abandon(&mut self, id: u64, who: &Asker, granted: Option<Answer>) {
         self.waiters.remove(id);
+        let took = self.takers.remove(&id);
         if let Some(Ok(_)) = granted
-            && !self.give_back(who.session)
+            && (took || !self.give_back(who.session))
         {
-            // It consumed a credit: post it back and restore the credit.
+            // A take's permit, never received: post it back.
             if let Err(e) = self.sem.post() {
                 warn!("sem_post giving back an untaken permit: {e}");
             }
-            self.credits = self.credits.saturating_add(1);
         }
     }
 }
@@ -223,7 +192,11 @@ fn serve(state: Arc<Mutex<State>>, sem: Arc<NamedSem>, charge: helpers::Charge) 
                     .waiters
                     .grant(|_| Ok(KindReply::Sem(SemReply::Acquired { value })));
                 match granted {
-                    Some(who) => s.took(&who),
+                    Some((id, who)) => {
+                        if !s.takers.remove(&id) {
+                            s.took(&who);
+                        }
+                    }
                     None => {
                         let _ = sem.post();
                     }
@@ -253,8 +226,8 @@ impl SemObject {
                 sem: Arc::new(sem),
                 max,
                 holders: HashMap::new(),
-                credits: 0,
                 waiters: WaitList::default(),
+                takers: HashSet::new(),
                 helper: false,
                 deleted: false,
                 ledger,
@@ -263,11 +236,19 @@ impl SemObject {
         }
     }
 
-    fn acquire(&self, timeout_ms: Option<u64>, who: &Asker) -> Result<OpAnswer, RequestError> {
+    /// Takes a permit for `who`: held by its connection if `held`, consumed if not.
+    fn acquire(
+        &self,
+        timeout_ms: Option<u64>,
+        who: &Asker,
+        held: bool,
+    ) -> Result<OpAnswer, RequestError> {
         let mut s = lock(&self.state);
         let sem_op = |e| RequestError::os(format!("sem_trywait {}", self.name), e);
         if s.waiters.is_empty() && s.sem.try_wait().map_err(sem_op)? {
-            s.took(who);
+            if held {
+                s.took(who);
+            }
             let value = s.value();
             return Ok(OpAnswer::Now(KindReply::Sem(SemReply::Acquired { value })));
         }
@@ -282,6 +263,9 @@ impl SemObject {
             false => Some(helpers::Charge::take(who.peer.uid)?),
         };
         let (id, rx) = s.waiters.push(*who);
+        if !held {
+            s.takers.insert(id);
+        }
         if let Some(charge) = charge {
             let (state, sem) = (self.state.clone(), s.sem.clone());
             std::thread::Builder::new()
@@ -310,7 +294,7 @@ impl SemObject {
             && value >= max
         {
             return Err(RequestError::InvalidArgument(format!(
-                "{} already has {value} permits free, its bound (max {max})",
+                "{} is at its bound: {value} free of max {max}",
                 self.name
             )));
         }
@@ -322,7 +306,6 @@ impl SemObject {
                 )),
                 e => RequestError::os(format!("sem_post {}", self.name), e),
             })?;
-            s.settle_oldest();
         }
         let value = s.value();
         Ok(OpAnswer::Now(KindReply::Sem(SemReply::Released { value })))
@@ -440,7 +423,7 @@ impl KindModule for Module {
 
     fn op_needs(&self, op: &KindOp) -> Need {
         match op {
-            KindOp::Sem(SemOp::Acquire { .. } | SemOp::Release) => Need::Write,
+            KindOp::Sem(SemOp::Acquire { .. } | SemOp::Take { .. } | SemOp::Release) => Need::Write,
             // Never called with another kind's operation; the strictest answer is safe.
             KindOp::Mq(_)
             | KindOp::Pipe(_)
@@ -491,7 +474,8 @@ impl KindObject for SemObject {
             return Err(wrong_op(&op, Kind::Sem));
         };
         match op {
-            SemOp::Acquire { timeout_ms } => self.acquire(timeout_ms, who),
+            SemOp::Acquire { timeout_ms } => self.acquire(timeout_ms, who, true),
+            SemOp::Take { timeout_ms } => self.acquire(timeout_ms, who, false),
             SemOp::Release => self.release(who),
         }
     }

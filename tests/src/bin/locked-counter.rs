@@ -63,6 +63,12 @@ fn run() -> Result<(), String> {
     for _ in 0..count {
         if unlocked {
             let n = counter.load(Ordering::Acquire);
+            // A few hundred nanoseconds between the load and the store, so the
+            // processes overlap even on a loaded machine: a preemption there,
+            // or another CPU's store, loses updates.
+            for _ in 0..50 {
+                std::hint::spin_loop();
+            }
             counter.store(n + 1, Ordering::Release);
             continue;
         }

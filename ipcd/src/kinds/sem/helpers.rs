@@ -33,14 +33,14 @@ impl Charge {
         if total >= IN_ALL {
             return Err(RequestError::LimitExceeded(format!(
                 "ipcd serves waiters on at most {IN_ALL} semaphores at once; retry later \
-                 or acquire with a timeout of 0"
+                 or acquire with --nonblock (a timeout of 0)"
             )));
         }
         let mine = running.entry(uid).or_default();
         if uid != 0 && *mine >= PER_UID {
             return Err(RequestError::LimitExceeded(format!(
                 "uid {uid} already waits in ipcd on {PER_UID} semaphores, its share; \
-                 acquire with a timeout of 0, or wait on fewer at once"
+                 acquire with --nonblock (a timeout of 0), or wait on fewer at once"
             )));
         }
         *mine += 1;
