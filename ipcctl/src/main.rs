@@ -8,6 +8,7 @@ mod connect;
 mod docs;
 mod errors;
 mod exec;
+mod holding;
 mod output;
 mod parse;
 mod watch;
@@ -90,6 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Exec(args) => return exec::exec(connect()?, args),
         Command::ExecChild(args) => return exec::exec_child(args),
         Command::Acquire(args) => cmd::acquire(&mut connect()?, args, json),
+        Command::Take(args) => cmd::sem::take(&mut connect()?, &args.address, args.wait(), json),
         Command::Release { address } => cmd::release(&mut connect()?, address, json),
         Command::With(args) => return exec::with(connect()?, args),
         Command::Set { address } => event::set(&mut connect()?, address, json),
@@ -126,6 +128,7 @@ fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
         Command::Resize(args) => vec![(&args.address, "resize", SEGMENTS)],
         Command::WaitFor(args) => vec![(&args.address, "wait-for", &[Kind::Mq])],
         Command::Acquire(args) => vec![(&args.address, "acquire", PERMITS)],
+        Command::Take(args) => vec![(&args.address, "take", &[Kind::Sem])],
         Command::Release { address } => vec![(address, "release", PERMITS)],
         Command::With(args) => vec![(&args.address, "with", PERMITS)],
         Command::Set { address } => vec![(address, "set", &[Kind::Event])],

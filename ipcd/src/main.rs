@@ -62,7 +62,9 @@ for shared-memory bytes):
   mq_budget_bytes = 67108864      (RLIMIT_MSGQUEUE asked for at start; needs CAP_SYS_RESOURCE)
   mq_bytes_per_uid = N            (default: a quarter of the queue budget ipcd got)
   shm_budget_bytes = 1073741824   (/dev/shm bytes all unprivileged users' segments and rings may take)
-  shm_bytes_per_uid = N           (default: a quarter of shm_budget_bytes)"
+  shm_bytes_per_uid = N           (default: a quarter of shm_budget_bytes)
+Fixed: 16 semaphores per uid with acquisitions waiting in ipcd (one helper thread
+each), 256 in all."
 )]
 struct Args {
     /// Socket to listen on [default: $IPCD_SOCKET, else $XDG_RUNTIME_DIR/ipcd/ipcd.sock,
