@@ -175,9 +175,9 @@ mod tests {
         assert!(parse(&["--size", "0"]).is_err());
         assert!(parse(&["--repeat", "0"]).is_err());
         assert!(parse(&["--placement", "far"]).is_err());
-        assert!(parse(&["sem"]).is_err());
-        let a = parse(&["pipe", "fifo", "memory", "shm"]).unwrap();
-        assert_eq!(a.targets, ["pipe", "fifo", "memory", "shm"]);
+        assert!(parse(&["queue"]).is_err());
+        let a = parse(&["pipe", "fifo", "memory", "shm", "sem"]).unwrap();
+        assert_eq!(a.targets, ["pipe", "fifo", "memory", "shm", "sem"]);
         assert_eq!(a.options().connections, 1000);
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Each kind is one module under `kinds/` with one [`KindBench`] value; the
 //! machinery (runs, ABBA blocks, the peer protocol, statistics, the report)
-//! reaches kinds only through [`KINDS`]. A new kind, say `sem`, is one file,
-//! `kinds/sem.rs` (its [`crate::datapath::Channels`] for the bench's side and
+//! reaches kinds only through [`KINDS`]. A new kind, say `queue`, is one file,
+//! `kinds/queue.rs` (its [`crate::datapath::Channels`] for the bench's side and
 //! [`KindBench::open_peer`] for the peer's), its `mod` line and one row here.
 //! `ring` and `ring-spin` share their machinery (`kinds/ring.rs`, with the raw
 //! futex ring and the memcpy yardstick under `kinds/ring/`); `ring_spin.rs`
@@ -16,6 +16,7 @@ mod mq;
 mod pipe;
 mod ring;
 mod ring_spin;
+mod sem;
 mod shm;
 mod signal;
 mod spawn;
@@ -34,6 +35,7 @@ pub const KINDS: &[&dyn KindBench] = &[
     &ring::RING,
     &ring_spin::RING_SPIN,
     &signal::SignalBench,
+    &sem::Sem,
 ];
 
 #[cfg(test)]

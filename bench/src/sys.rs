@@ -1,7 +1,8 @@
-//! The shared memory of the raw baselines (`shm`, `ring`): a memfd mapped
+//! The shared memory of the raw baselines (`shm`, `ring`, `sem`): a memfd mapped
 //! `MAP_SHARED` ([`Mapping`]), its words as atomics at aligned offsets, bytes
 //! copied in and out, and futex wait and wake on its words (shared futexes,
-//! not private: the other process waits on the same word).
+//! not private: the other process waits on the same word), and
+//! process-shared semaphores (`sem_init`, `sem_wait`, `sem_post`) in it.
 //!
 //! Another process writes this memory at any time, so, as in ipc-client,
 //! nothing here forms `&[u8]` or `&mut [u8]` over it: bytes are copied with
@@ -123,6 +124,65 @@ impl Mapping {
                 data.len(),
             );
         }
+    }
+}
+
+/// Bytes of one `sem_t` (a multiple of its alignment, 8).
+pub const SEM_SIZE: usize = std::mem::size_of::<libc::sem_t>();
+
+impl Mapping {
+    /// The `sem_t` at `offset` (a multiple of 8) as a pointer, checked.
+    #[inline]
+    #[track_caller]
+    fn sem_at(&self, offset: usize) -> *mut libc::sem_t {
+        self.check(offset, SEM_SIZE);
+        assert!(
+            offset.is_multiple_of(8),
+            "a sem_t at {offset} is misaligned"
+        );
+        // SAFETY: in bounds of the mapping (checked above).
+        unsafe { self.map.as_mut_ptr().add(offset).cast() }
+    }
+
+    /// Makes the bytes at `offset` a process-shared semaphore holding
+    /// `value` (`sem_init` with `pshared` = 1), for the processes that map
+    /// this file. Only before any process uses it.
+    #[track_caller]
+    pub fn sem_init(&self, offset: usize, value: u32) -> anyhow::Result<()> {
+        // SAFETY: `sem_at` checked the `sem_t` lies in the mapping and is aligned;
+        // pshared = 1 because other processes map the same file.
+        let rc = unsafe { libc::sem_init(self.sem_at(offset), 1, value) };
+        nix::errno::Errno::result(rc).context("sem_init")?;
+        Ok(())
+    }
+
+    /// `sem_wait` on the semaphore at `offset` (made by [`sem_init`](Self::sem_init)),
+    /// retried after a signal.
+    #[inline]
+    #[track_caller]
+    pub fn sem_wait(&self, offset: usize) -> anyhow::Result<()> {
+        let sem = self.sem_at(offset);
+        loop {
+            // SAFETY: a checked, aligned `sem_t` in the live mapping; its bytes
+            // are only ever changed by the semaphore calls of the processes
+            // sharing it.
+            let rc = unsafe { libc::sem_wait(sem) };
+            match nix::errno::Errno::result(rc) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("sem_wait"),
+            }
+        }
+    }
+
+    /// `sem_post` on the semaphore at `offset`.
+    #[inline]
+    #[track_caller]
+    pub fn sem_post(&self, offset: usize) -> anyhow::Result<()> {
+        // SAFETY: as in `sem_wait`.
+        let rc = unsafe { libc::sem_post(self.sem_at(offset)) };
+        nix::errno::Errno::result(rc).context("sem_post")?;
+        Ok(())
     }
 }
 

@@ -141,6 +141,15 @@ pub struct Client {
     events: Vec<Event>,
 }
 
+/// The connection's socket, to poll for the daemon going away (it becomes
+/// readable at end of stream, `POLLRDHUP`): reading or writing it directly
+/// would break the framing.
+impl std::os::fd::AsFd for Client {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.conn.as_fd()
+    }
+}
+
 impl Client {
     /// Connects to the socket [`default_socket_path`](crate::default_socket_path) names.
     pub fn connect() -> Result<Client> {

@@ -100,6 +100,12 @@ pub(crate) struct Connection {
     write_closed: bool,
 }
 
+impl std::os::fd::AsFd for Connection {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+}
+
 impl Connection {
     /// Connects to the socket at `path`.
     ///

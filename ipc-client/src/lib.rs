@@ -130,7 +130,7 @@ pub use mq::{MQ_PRIO_MAX, Message, MessageQueue, MqAttributes, MqOptions, mq_add
 pub use path::{SOCKET_ENV, SYSTEM_SOCKET, default_socket_path, resolve_socket_path};
 pub use pipe::{PipeOptions, PipeReader, PipeWriter, pipe_address};
 pub use ring::{Ring, RingMessage, RingOptions, SlotLoan, ring_address};
-pub use sem::sem_address;
+pub use sem::{DirectSem, sem_address};
 pub use shm::{SharedMemory, ShmOptions, shm_address};
 pub use signal::{Raised, Received, Subscription, signal_address};
 pub use stream::{MAX_MSG_LEN, MSG_HEADER_LEN, PIPE_BUF};

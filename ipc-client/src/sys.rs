@@ -2,6 +2,7 @@
 
 pub(crate) mod region;
 pub(crate) mod ring_mem;
+pub(crate) mod sem_map;
 mod shm_ptr;
 
 use std::collections::VecDeque;

@@ -7,11 +7,13 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::parse::{parse_bytes, parse_duration, parse_mode, parse_size};
 
+mod docs;
 mod exec;
 mod messages;
 mod shm;
 mod signal;
 mod sync;
+pub use docs::{CompletionsArgs, ManArgs, Shell};
 pub use exec::{ExecArgs, ExecChildArgs};
 pub use messages::{RecvArgs, SendArgs};
 pub use shm::{ReadArgs, ResizeArgs, WriteArgs};
@@ -181,7 +183,10 @@ buffered fifo: bytes), CAPACITY is mq: messages × message size, pipe: buffer
 bytes, shm: size, ring: slots × slot size; ENDS counts read/write ends handed
 out since ipcd started, and says closed (pipe) or buffered (fifo); for shm: the
 opens since ipcd started and the processes that have it mapped now; for ring:
-the handles attached to it now.
+the handles attached to it now. The sync kinds fill the three columns with
+their state: sem: \"N free\", \"max M\", \"Hh Ww\" (holders, waiters); lock: \"free\"
+or \"held by PID\", \"reentrant\", \"Ww\"; event: \"set\" or \"clear\", -, \"Ww\";
+barrier: \"arrived/parties\", \"broken\", \"N opened\" (times it let parties through).
 
 Examples:
   ipcctl list
@@ -218,7 +223,7 @@ Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error."
         address: String,
     },
 
-    /// Create an object: a message queue, a pipe, a FIFO, a shared-memory segment or ring
+    /// Create an object: a queue, pipe, FIFO, segment, ring, semaphore, lock, event or barrier
     #[command(after_help = "\
 --capacity means different things per kind: messages for mq:, bytes for pipe:.
 The kernel caps an mq: capacity at fs.mqueue.msg_max (10 by default) and its
@@ -252,6 +257,14 @@ message loses it (at most once); a sender killed while writing loses its
 message; neither blocks the others. --adopt registers an existing ring segment
 of that name (keeping its slots).
 
+A sem: is a counting semaphore with --initial permits (default 1), bounded by
+--max if given; it is also the POSIX named semaphore /ipcd.NAME for sem_open(3).
+A lock: is a mutex with an owner (--reentrant: its holder may take it again). An
+event: is a flag processes wait for (--set: created set). A barrier: lets
+--parties processes through together. What a connection acquires is given back
+when it closes (see ipcctl with). Permission bits: acquire, take, release, set,
+clear, reset and a barrier's wait need write; waiting for an event needs read.
+
 Examples:
   ipcctl create mq:jobs --capacity 10 --msg-size 1024 --mode 0660
   ipcctl create mq:scratch --session     # removed when ipcctl is interrupted
@@ -260,6 +273,9 @@ Examples:
   ipcctl create shm:frames --size 64MiB --mode 0640
   ipcctl create ring:jobs --slots 1024 --slot-size 512 --mode 0660
   ipcctl create signal:usr2 --bind SIGUSR2   # kill -USR2 <ipcd> raises it
+  ipcctl create sem:gpu --initial 2 --max 2 --mode 0660
+  ipcctl create lock:deploy
+  ipcctl create barrier:start --parties 3
 
 Exit status: 0 success, 2 error (a bad ADDRESS too; with --session: ipcd went
 away), 64 usage error.")]
@@ -271,7 +287,8 @@ Objects are deleted in the order given; the first that cannot be stops delete, a
 the error says which were deleted before it. --all deletes every object you own
 (created under your uid; root's are root's), of every kind or of --kind, and
 prints each it deleted. With --json, delete prints {\"deleted\":[ADDRESS…]}.
-Readers waiting on a deleted pipe or FIFO see end of file once no writer is left.
+Readers waiting on a deleted pipe or FIFO see end of file once no writer is left;
+waiters on a deleted semaphore, lock, event or barrier get not-found.
 
 Examples:
   ipcctl delete mq:jobs
@@ -382,6 +399,10 @@ Exit status: the command's; before it runs: 1 nothing within --timeout,
     #[command(after_help = sync::ACQUIRE_HELP)]
     Acquire(AcquireArgs),
 
+    /// Take a semaphore permit for good (consume a posted item or signal)
+    #[command(after_help = sync::TAKE_HELP)]
+    Take(AcquireArgs),
+
     /// Post a semaphore permit (or release a lock this connection holds)
     #[command(after_help = sync::RELEASE_HELP)]
     Release {
@@ -453,12 +474,20 @@ Exit status: 0 success, 64 unknown command.")]
         #[arg(value_name = "COMMAND")]
         command: Vec<String>,
     },
+
+    /// Print a shell completion script for ipcctl (bash, zsh or fish)
+    #[command(after_help = docs::COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+
+    /// Write ipcctl's manual pages: ipcctl(1) and ipcctl-COMMAND(1)
+    #[command(after_help = docs::MAN_HELP)]
+    Man(ManArgs),
 }
 
 /// `ipcctl create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// Address of the new object, KIND:NAME (e.g. mq:jobs, pipe:logs, shm:buf, ring:r)
+    /// Address of the new object, KIND:NAME (e.g. mq:jobs, pipe:logs, shm:buf, sem:gpu)
     pub address: String,
 
     /// shm only, and required for it: the segment's size in bytes, e.g. 4096,
@@ -510,15 +539,19 @@ pub struct CreateArgs {
     #[arg(long)]
     pub adopt: bool,
 
-    /// Permits free at creation (sem: only; default 1)
-    #[arg(long, value_name = "N")]
+    /// Permits free at creation, 0 to 2147483647 (sem: only; default 1)
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=i32::MAX as i64))]
     pub initial: Option<u32>,
 
-    /// A bounded semaphore's largest value: a release above it is refused (sem: only)
-    #[arg(long, value_name = "M")]
+    /// A bounded semaphore's largest value, 1 to 2147483647: a release above it
+    /// is refused (sem: only)
+    #[arg(long, value_name = "M",
+          value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
     pub max: Option<u32>,
 
-    /// The holder may acquire it again (lock: only)
+    /// The holder may acquire it again (lock: only; matters to programs that
+    /// hold one connection: every ipcctl is a new one)
     #[arg(long)]
     pub reentrant: bool,
 
@@ -526,8 +559,9 @@ pub struct CreateArgs {
     #[arg(long)]
     pub set: bool,
 
-    /// Parties that must arrive (barrier: only; required)
-    #[arg(long, value_name = "N")]
+    /// Parties that must arrive, 1 or more (barrier: only; required)
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub parties: Option<u32>,
 
     /// signal: only: raise the channel whenever ipcd receives this real signal

@@ -80,7 +80,13 @@ pub fn with(mut client: Client, args: &WithArgs) -> anyhow::Result<u8> {
     }
     .map_err(|e| wait_error(e, address, wait, "acquiring"))?;
     let program = &args.command[0];
+    let watch = crate::holding::Watch::start(
+        &client,
+        address.clone(),
+        program.to_string_lossy().into_owned(),
+    );
     let status = run(dying_with_us(&args.command), program);
+    drop(watch);
     // Given back whatever happened; a connection that is gone gave it back already.
     let released = match kind {
         Kind::Lock => client.lock_release(address).map(drop),

@@ -5,8 +5,10 @@
 mod cli;
 mod cmd;
 mod connect;
+mod docs;
 mod errors;
 mod exec;
+mod holding;
 mod output;
 mod parse;
 mod watch;
@@ -41,8 +43,11 @@ fn main() -> ExitCode {
 
 /// Runs the command; returns the exit status (0, or `exec`'s command's).
 fn run(cli: Cli) -> anyhow::Result<u8> {
-    if let Command::Help { command } = &cli.command {
-        return help(command);
+    match &cli.command {
+        Command::Help { command } => return help(command),
+        Command::Completions(args) => return docs::completions(args.shell).map(|()| 0),
+        Command::Man(args) => return docs::man(&args.out).map(|()| 0),
+        _ => {}
     }
     // A mistyped address or kind is reported without a daemon, in the daemon's
     // words and with its code (exit status 2).
@@ -86,6 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Exec(args) => return exec::exec(connect()?, args),
         Command::ExecChild(args) => return exec::exec_child(args),
         Command::Acquire(args) => cmd::acquire(&mut connect()?, args, json),
+        Command::Take(args) => cmd::sem::take(&mut connect()?, &args.address, args.wait(), json),
         Command::Release { address } => cmd::release(&mut connect()?, address, json),
         Command::With(args) => return exec::with(connect()?, args),
         Command::Set { address } => event::set(&mut connect()?, address, json),
@@ -99,7 +105,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         // Only an explicit --socket: bench passes it on to the processes it starts.
         Command::Bench(args) => bench::run(args, cli.socket.as_deref(), json),
         Command::BenchPeer(args) => bench::peer(args),
-        Command::Help { .. } => unreachable!("answered above"),
+        Command::Help { .. } | Command::Completions(_) | Command::Man(_) => {
+            unreachable!("answered above")
+        }
     }
     .map(|()| 0)
 }
@@ -124,6 +132,7 @@ fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
         Command::Resize(args) => vec![(&args.address, "resize", SEGMENTS)],
         Command::WaitFor(args) => vec![(&args.address, "wait-for", &[Kind::Mq])],
         Command::Acquire(args) => vec![(&args.address, "acquire", PERMITS)],
+        Command::Take(args) => vec![(&args.address, "take", &[Kind::Sem])],
         Command::Release { address } => vec![(address, "release", PERMITS)],
         Command::With(args) => vec![(&args.address, "with", PERMITS)],
         Command::Set { address } => vec![(address, "set", &[Kind::Event])],
@@ -151,7 +160,9 @@ fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
         | Command::BenchPeer(_)
         | Command::ExecChild(_)
         | Command::Kill(_)
-        | Command::Help { .. } => Vec::new(),
+        | Command::Help { .. }
+        | Command::Completions(_)
+        | Command::Man(_) => Vec::new(),
     }
 }
 

@@ -47,6 +47,7 @@ use crate::intent::{Intent, Journal, Slot};
 use crate::kinds::{self, Namespace};
 use crate::peer::{Peer, SessionId};
 use crate::registry::{Registry, disk_error};
+use crate::systemd::Setup;
 
 /// Most changes run at once (each on a blocking thread, with a journal slot);
 /// more wait, in order of arrival, for a permit without holding a thread.
@@ -157,8 +158,14 @@ impl Store {
     /// Loads the registry, finishes every change the journal records as
     /// interrupted, saves, and blanks the journal (see `Registry::load`).
     pub fn load(state_dir: PathBuf, ns: Namespace) -> Result<Self, String> {
+        Self::load_with(state_dir, ns, Setup::default())
+    }
+
+    /// [`Store::load`] with what a service manager passed (see
+    /// `Registry::load_with`).
+    pub fn load_with(state_dir: PathBuf, ns: Namespace, setup: Setup) -> Result<Self, String> {
         let pending = Journal::pending(&state_dir);
-        let store = Store::new(Registry::load(state_dir, ns, &pending)?);
+        let store = Store::new(Registry::load_with(state_dir, ns, &pending, setup)?);
         if let Some(Err(e)) = store.journal.as_ref().map(Journal::reset) {
             warn!("cannot blank the intent journal: {e}");
         }

@@ -26,6 +26,7 @@ pub mod shared;
 pub mod socket;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod systemd;
 
 use std::sync::Arc;
 
@@ -52,6 +53,16 @@ impl Daemon {
         listener: std::os::unix::net::UnixListener,
         config: Config,
     ) -> Result<Self, DaemonError> {
+        Self::start_with(listener, config, systemd::Setup::default())
+    }
+
+    /// [`Daemon::start`] with what a service manager passed: descriptors
+    /// its fd store kept, and how many it may keep (`systemd::Setup`).
+    pub fn start_with(
+        listener: std::os::unix::net::UnixListener,
+        config: Config,
+        setup: systemd::Setup,
+    ) -> Result<Self, DaemonError> {
         let state_path = persist::state_path(&config.state_dir);
         let state_err = |message: String| DaemonError::State {
             path: state_path.clone(),
@@ -72,7 +83,8 @@ impl Daemon {
             prefix: config.prefix.clone(),
             runtime_dir: config.runtime_dir.clone(),
         };
-        let store = changes::Store::load(config.state_dir.clone(), namespace).map_err(state_err)?;
+        let store = changes::Store::load_with(config.state_dir.clone(), namespace, setup)
+            .map_err(state_err)?;
         let listener =
             tokio::net::UnixListener::from_std(listener).map_err(|error| DaemonError::Io {
                 context: "registering the listener".into(),
@@ -98,6 +110,11 @@ impl Daemon {
         }
         self.shared.set_catcher(catcher);
         bound::SignalSink::new(self.shared.clone())
+    }
+
+    /// The service status line (`STATUS=`): objects and clients now.
+    pub fn status_line(&self) -> String {
+        systemd::watchdog::status_line(&self.shared)
     }
 
     /// Serves until [`Control::Shutdown`] arrives or `control` closes, then shuts

@@ -17,12 +17,27 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 use tracing_subscriber::{EnvFilter, Registry, reload};
 
+const LONG_ABOUT: &str = "\
+ipcd hosts named IPC objects (message queues, pipes, FIFOs, shared memory, rings,
+semaphores, locks, events, barriers) for unrelated processes, checks who may use
+them, and hands out file descriptors so data flows through the kernel. It runs in
+the foreground; stop it with SIGTERM or Ctrl-C. ipcctl(1) is its client.
+
+Under systemd (ipcd.socket and ipcd.service, Type=notify) it takes the listening
+socket passed by socket activation (LISTEN_FDS) instead of binding its own,
+reports READY=1, RELOADING=1 and STOPPING=1 with a STATUS= line of object and
+client counts, pings the watchdog (WatchdogSec=) from its serving loop, logs to
+the journal with structured fields, and with --fd-store-max keeps hosted pipes
+and buffered FIFOs' bytes across a restart in the fd store.";
+
 /// ipcd hosts named IPC objects (POSIX message queues, …) for unrelated processes,
 /// checks who may use them, and hands out file descriptors so data flows through
 /// the kernel. Runs in the foreground; stop it with SIGTERM or Ctrl-C.
 #[derive(Debug, Parser)]
 #[command(
     version,
+    about = "host named IPC objects for unrelated processes and hand out their descriptors",
+    long_about = LONG_ABOUT,
     after_help = "\
 Examples:
   ipcd --socket /tmp/ipcd.sock --state-dir /tmp/ipcd-state
@@ -52,7 +67,9 @@ for shared-memory bytes):
   mq_bytes_per_uid = N            (default: a quarter of the queue budget ipcd got)
   shm_budget_bytes = 1073741824   (/dev/shm bytes all unprivileged users' segments and rings may take)
   shm_bytes_per_uid = N           (default: a quarter of shm_budget_bytes)
-  max_subscriptions_per_uid = 256 (signal-channel watchers and processes signalled)"
+  max_subscriptions_per_uid = 256 (signal-channel watchers and processes signalled)
+Fixed: 16 semaphores per uid with acquisitions waiting in ipcd (one helper thread
+each), 256 in all."
 )]
 struct Args {
     /// Socket to listen on [default: $IPCD_SOCKET, else $XDG_RUNTIME_DIR/ipcd/ipcd.sock,
@@ -77,6 +94,14 @@ struct Args {
     /// [default: the config file's log_level, else $RUST_LOG, else info]
     #[arg(long, value_name = "L")]
     log_level: Option<String>,
+    /// Under systemd: hand at most N descriptors (hosted pipes' ends, buffered
+    /// FIFOs' held ends) to the fd store, so they survive a restart; match
+    /// the unit's FileDescriptorStoreMax= [default: $FDSTORE, else 0: off]
+    #[arg(long, value_name = "N", env = "FDSTORE", default_value_t = 0)]
+    fd_store_max: usize,
+    /// Print the ipcd(8) manual page (roff) and exit
+    #[arg(long, hide = true)]
+    print_man: bool,
 }
 
 type FilterHandle = reload::Handle<EnvFilter, Registry>;
@@ -100,13 +125,17 @@ fn init_logging(level: Option<&str>) -> Result<FilterHandle> {
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
     let (filter, handle) = reload::Layer::new(filter);
+    // Under systemd, to the journal with structured fields; else stderr.
+    let journal = ipcd::systemd::journal::layer();
+    let stderr = journal.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    });
     tracing_subscriber::registry()
         .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
-        )
+        .with(journal)
+        .with(stderr)
         .init();
     Ok(handle)
 }
@@ -122,6 +151,15 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
+    if args.print_man {
+        let page = clap_mangen::Man::new(<Args as clap::CommandFactory>::command().name("ipcd"))
+            .section("8")
+            .manual("System Manager's Manual");
+        return match page.render(&mut std::io::stdout()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            done => Ok(done?),
+        };
+    }
     // Whatever umask ipcd inherits, what it creates is not writable by others
     // unless it says so (the socket, FIFOs and their directory get explicit modes).
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
@@ -132,10 +170,15 @@ fn run(args: Args) -> Result<()> {
     let cli_level = args.log_level.clone();
     let filter = init_logging(cli_level.as_deref().or(tunables.log_level.as_deref()))?;
     config::check_prefix(&args.prefix).map_err(anyhow::Error::msg)?;
-    let socket_path = config::resolve_socket_path(args.socket.as_deref());
+    // Socket activation: the listener (and the fd store's descriptors) passed.
+    let inherited = ipcd::systemd::activation::take()?;
+    let socket_path = match &inherited.listener {
+        Some((_, path)) => path.clone(),
+        None => config::resolve_socket_path(args.socket.as_deref()),
+    };
     let config = Config {
         socket_path: socket_path.clone(),
-        remove_socket: true,
+        remove_socket: inherited.listener.is_none(),
         state_dir: config::resolve_state_dir(args.state_dir.as_deref()),
         runtime_dir: match &args.runtime_dir {
             Some(dir) => dir.clone(),
@@ -154,16 +197,26 @@ fn run(args: Args) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = socket::bind(&config.socket_path, &config.tunables)?;
-        let socket_path = config.socket_path.clone();
-        // From here on the socket file is ours: remove it if we fail to start.
+        let ipcd::systemd::activation::Inherited { listener, stored } = inherited;
+        let listener = match listener {
+            Some((listener, _)) => listener,
+            None => socket::bind(&config.socket_path, &config.tunables)?,
+        };
+        let (socket_path, ours) = (config.socket_path.clone(), config.remove_socket);
+        let setup = ipcd::systemd::Setup {
+            stored,
+            fd_store_max: args.fd_store_max,
+        };
+        // From here on a socket file we bound is ours: remove it if we fail to start.
         let started = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
             .context("installing signal handlers")
-            .and_then(|signals| Ok((signals, ipcd::Daemon::start(listener, config)?)));
+            .and_then(|signals| Ok((signals, ipcd::Daemon::start_with(listener, config, setup)?)));
         let (signals, daemon) = match started {
             Ok(started) => started,
             Err(e) => {
-                let _ = std::fs::remove_file(&socket_path);
+                if ours {
+                    let _ = std::fs::remove_file(&socket_path);
+                }
                 return Err(e);
             }
         };
@@ -176,9 +229,9 @@ fn run(args: Args) -> Result<()> {
             cli_level,
             filter,
         ));
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        ipcd::systemd::notify::ready(&daemon.status_line());
         daemon.serve(control_rx).await;
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        ipcd::systemd::notify::stopping();
         signal_task.abort();
         bound_signals.abort();
         Ok(())
@@ -206,7 +259,7 @@ async fn forward_signals(
                 let _ = control.send(Control::Shutdown).await;
             }
             SIGHUP => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                ipcd::systemd::notify::reloading();
                 match &config_path {
                     None => info!("SIGHUP: no --config file to re-read"),
                     Some(path) => match Tunables::load(path) {
@@ -226,7 +279,7 @@ async fn forward_signals(
                         Err(e) => error!("keeping the old configuration: {e}"),
                     },
                 }
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                ipcd::systemd::notify::tell("READY=1\n");
             }
             SIGUSR1 => {
                 let _ = control.send(Control::DumpStatus).await;

@@ -24,6 +24,7 @@ use crate::error::RequestError;
 use crate::kinds::{self, Asker, Held, KindObject, Namespace, OpAnswer};
 use crate::peer::{Peer, SessionId};
 use crate::persist::StoredObject;
+use crate::systemd::fdstore::FdStore;
 
 mod change;
 mod load;
@@ -155,6 +156,8 @@ pub struct Registry {
     generation: u64,
     /// The daemon's effective uid: kernel objects it made belong to it.
     daemon_uid: u32,
+    /// What the service manager's fd store holds for the objects (pipes).
+    fdstore: FdStore,
 }
 
 fn now_ms() -> u64 {
@@ -195,6 +198,7 @@ impl Registry {
             in_flight: BTreeMap::new(),
             generation: 0,
             daemon_uid: nix::unistd::geteuid().as_raw(),
+            fdstore: FdStore::default(),
         }
     }
 
@@ -377,12 +381,18 @@ impl Registry {
             self.check_shares(peer.uid, address, asker_cost, quota)?;
         }
         let obj = self.get_mut(address, peer, need)?;
-        Ok(match obj.handle.operate(op, who)? {
+        let answer = obj.handle.operate(op, who);
+        let gone = obj.gone.subscribe();
+        // An operation may drop a descriptor (a pipe closed for writing).
+        if let Some(obj) = self.objects.get(address) {
+            self.fdstore.refresh(address, &obj.handle.stored_fds());
+        }
+        Ok(match answer? {
             OpAnswer::Now(reply) => OpResult::Now(reply),
             OpAnswer::Later { wait, timeout } => OpResult::Later(Waiter {
                 wait,
                 timeout,
-                gone: obj.gone.subscribe(),
+                gone,
                 address: address.clone(),
             }),
         })

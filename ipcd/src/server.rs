@@ -45,6 +45,8 @@ pub async fn serve(
     let mut trim = Trimmer::default();
     let mut trim_tick = tokio::time::interval(TRIM_EVERY);
     let mut refusals = Throttled::new("connection refused");
+    // Watchdog pings and the status line come from this loop: a wedged loop stops them.
+    let mut heartbeat = crate::systemd::watchdog::Heartbeat::new();
     info!(socket = %shared.config.socket_path.display(), prefix = %shared.config.prefix, "ipcd ready");
     loop {
         tokio::select! {
@@ -71,6 +73,7 @@ pub async fn serve(
                 }
             }
             _ = trim_tick.tick() => trim.check(sessions.len()),
+            _ = heartbeat.tick() => heartbeat.beat(&shared),
             cmd = control.recv() => match cmd {
                 Some(Control::Shutdown) | None => break,
                 Some(Control::Reload(tunables)) => reload(&shared, tunables),
@@ -217,7 +220,9 @@ fn reload(shared: &Shared, new: Tunables) {
     for change in &changes {
         info!("configuration changed: {change}");
     }
-    if (old.socket_mode, &old.socket_group) != (new.socket_mode, &new.socket_group)
+    // An inherited socket (socket activation) is the manager's to set up.
+    if shared.config.remove_socket
+        && (old.socket_mode, &old.socket_group) != (new.socket_mode, &new.socket_group)
         && let Err(e) = socket::apply_permissions(&shared.config.socket_path, &new)
     {
         warn!("cannot apply new socket permissions: {e}");

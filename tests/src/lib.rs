@@ -3,6 +3,7 @@
 //! stops cleanly and leaves no kernel objects behind.
 
 pub mod raw;
+pub mod service;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
@@ -289,7 +290,8 @@ impl TestDaemon {
 
     /// Kernel objects with this daemon's prefix that exist now, as names
     /// (`mq:` entries from `/dev/mqueue` when it is mounted; in `/dev/shm`,
-    /// `ring:<prefix>ring:NAME` for a ring's segment, `shm:<prefix>NAME` else).
+    /// `ring:<prefix>ring:NAME` for a ring's segment, `sem:<prefix>NAME` for a
+    /// semaphore's `sem.<prefix>NAME`, `shm:<prefix>NAME` else).
     pub fn kernel_leftovers(&self) -> Vec<String> {
         let mut found = Vec::new();
         let fifo_dir = self.dir.path().join("fifo");
@@ -302,14 +304,18 @@ impl TestDaemon {
             if let Ok(entries) = std::fs::read_dir(dir) {
                 for e in entries.flatten() {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    let bare = name.strip_prefix("sem.").unwrap_or(&name);
+                    // A named semaphore `/PREFIXNAME` is the file `sem.PREFIXNAME`.
+                    let (bare, tag) = match name.strip_prefix("sem.") {
+                        Some(bare) if tag == "shm" => (bare, "sem"),
+                        _ => (name.as_str(), tag),
+                    };
                     if let Some(rest) = bare.strip_prefix(&self.prefix) {
                         let tag = if tag == "shm" && rest.starts_with("ring:") {
                             "ring"
                         } else {
                             tag
                         };
-                        found.push(format!("{tag}:{name}"));
+                        found.push(format!("{tag}:{bare}"));
                     }
                 }
             }
@@ -361,6 +367,8 @@ impl TestDaemon {
                 let _ = nix::mqueue::mq_unlink(format!("/{name}").as_str());
             } else if leftover.starts_with("fifo:") {
                 let _ = std::fs::remove_file(self.dir.path().join("fifo").join(name));
+            } else if leftover.starts_with("sem:") {
+                let _ = std::fs::remove_file(Path::new("/dev/shm").join(format!("sem.{name}")));
             } else {
                 let _ = std::fs::remove_file(Path::new("/dev/shm").join(name));
             }

@@ -1,5 +1,5 @@
 //! The command line of the synchronization kinds (`sem:`, `lock:`, `event:`,
-//! `barrier:`): `acquire`, `release`, `with`, `set`, `clear`, `wait` and
+//! `barrier:`): `acquire`, `take`, `release`, `with`, `set`, `clear`, `wait` and
 //! `reset`, with their help texts (kept here so `cli.rs` stays a readable size).
 
 use std::ffi::OsString;
@@ -30,14 +30,32 @@ Exit status: 0 acquired (and given back on exit), 1 not within --timeout
 waiting: not-found; no permission: permission-denied; not a sem: or lock:
 wrong-kind), 64 usage error.";
 
+/// `ipcctl take --help`, after the options.
+pub const TAKE_HELP: &str = "\
+Takes one permit of a semaphore for good: the value goes down by one and stays
+down when ipcctl exits (acquire gives its permit back then). That is how a
+consumer takes an item or a signal another process posted with release.
+Waiters (take and acquire alike) are served first come, first served.
+
+Prints \"took sem:NAME (N free)\"; with --json {\"taken\":ADDRESS,\"free\":N}.
+
+Examples:
+  ipcctl take sem:jobs-ready && ./run-one-job.sh    # a consumer
+  ipcctl release sem:jobs-ready                      # the producer, per job
+  ipcctl take sem:jobs-ready --nonblock || echo 'nothing to do'
+
+Exit status: 0 taken, 1 not within --timeout (timed-out) or none free now with
+--nonblock (would-block), 2 error (deleted while waiting: not-found; no
+permission: permission-denied; not a sem: wrong-kind), 64 usage error.";
+
 /// `ipcctl release --help`, after the options.
 pub const RELEASE_HELP: &str = "\
 sem: posts one permit: the semaphore's value goes up by one (a bounded one
 refuses to go above its --max: invalid-argument). That is how a signal or an
-item is posted, and how a permit lost by a program that used sem_wait(3) on
-the kernel semaphore is given back by hand. A post settles a permit another
-connection took through ipcd (the oldest): that one is not posted back again
-when its connection closes. lock: only the connection that holds a lock may release it,
+item is posted (a consumer takes it with ipcctl take), and how a permit lost
+by a program that used sem_wait(3) on the kernel semaphore is given back by
+hand. A permit another connection holds stays held (and is given back when
+that connection closes). lock: only the connection that holds a lock may release it,
 and that is never a new ipcctl (acquire's lock goes when it exits), so release
 on a held lock is refused with the daemon's reason; ipcctl delete removes it.
 
@@ -58,7 +76,10 @@ ipcctl's connection, so it is given back even if ipcctl is killed (kill -9):
 ipcd sees the connection drop; CMD is killed too if ipcctl dies. ipcctl exits
 with CMD's status (128+N if signal N killed it; 127 if it was not found, 126
 if it could not run), as exec does; signals sent to ipcctl are passed on to
-CMD. --json does not apply: the output is CMD's.
+CMD. --json does not apply: the output is CMD's. If ipcd itself goes away
+while CMD runs (killed, restarted), the connection no longer holds the permit
+(ipcd gives back what a closed connection held): ipcctl warns at once on
+stderr and lets CMD finish.
 
 Examples:
   ipcctl with lock:deploy -- ./deploy.sh
@@ -94,9 +115,11 @@ later wait, fails with broken until ipcctl reset.
 
 Examples:
   ipcctl wait event:ready --timeout 30s && ./start.sh
+  ipcctl wait event:ready --nonblock || echo 'not ready yet'
   ipcctl wait barrier:start              # in each of the parties
 
-Exit status: 0 set / all arrived, 1 not within --timeout (timed-out), 2 error
+Exit status: 0 set / all arrived, 1 not within --timeout (timed-out) or not set
+now with --nonblock (would-block), 2 error
 (a broken barrier: broken; deleted while waiting: not-found; not an event or a
 barrier: wrong-kind), 64 usage error.";
 
@@ -181,6 +204,21 @@ pub struct WaitArgs {
     pub address: String,
 
     /// Wait at most this long (e.g. 500ms, 2s), then exit 1 [default: no limit]
-    #[arg(long, short, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, short, value_name = "DUR", value_parser = parse_duration, conflicts_with = "nonblock")]
     pub timeout: Option<Duration>,
+
+    /// Events only: do not wait, exit 1 at once unless the event is set
+    #[arg(long, short)]
+    pub nonblock: bool,
+}
+
+impl WaitArgs {
+    /// How long to wait: `None` for as long as it takes.
+    pub fn wait(&self) -> Option<Duration> {
+        if self.nonblock {
+            Some(Duration::ZERO)
+        } else {
+            self.timeout
+        }
+    }
 }

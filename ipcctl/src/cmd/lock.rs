@@ -23,7 +23,7 @@ pub fn wait_error(
     match (e.code(), wait) {
         (Some(ErrorCode::WouldBlock), _) => fail(
             ErrorCode::WouldBlock,
-            format!("{address} is not free now (nothing waited: --nonblock)"),
+            format!("{address} is not free now (nothing waited)"),
         ),
         (Some(ErrorCode::TimedOut), Some(t)) if t.is_zero() => {
             fail(ErrorCode::WouldBlock, format!("{doing} {address}: not now"))

@@ -134,6 +134,16 @@ pub fn check_flags(command: &Command, json: bool) -> anyhow::Result<()> {
             "--json does not apply to with: the command's output is its own, and with \
              exits with its status",
         )),
+        Command::Wait(args)
+            if (args.nonblock || args.timeout.is_some_and(|t| t.is_zero()))
+                && kind_of(&args.address)? == Kind::Barrier =>
+        {
+            Err(usage(format!(
+                "a barrier party that does not wait leaves at once and breaks {} for the \
+                 others: give --timeout a duration above 0 (or none)",
+                args.address
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -210,6 +220,6 @@ pub fn wait(client: &mut Client, args: &WaitArgs, json: bool) -> anyhow::Result<
     let address = &args.address;
     match check_kind(address, "wait", WAITABLE)? {
         Kind::Barrier => barrier::wait(client, address, args.timeout, json),
-        _ => event::wait(client, address, args.timeout, json),
+        _ => event::wait(client, address, args.wait(), json),
     }
 }

@@ -1,5 +1,5 @@
 //! `sem:` objects: `acquire` (a permit held by ipcctl's connection, given
-//! back when it exits) and `release` (a post).
+//! back when it exits), `take` (a permit consumed) and `release` (a post).
 
 use std::time::Duration;
 
@@ -23,6 +23,23 @@ pub fn acquire(
         json,
         || json!({ "acquired": address, "free": free }),
         || format!("acquired {address} ({free} free; given back as ipcctl exits)"),
+    )
+}
+
+/// `ipcctl take sem:NAME`: consumes a permit (not given back).
+pub fn take(
+    client: &mut Client,
+    address: &str,
+    wait: Option<Duration>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let free = client
+        .sem_take(address, wait)
+        .map_err(|e| wait_error(e, address, wait, "taking"))?;
+    output::print(
+        json,
+        || json!({ "taken": address, "free": free }),
+        || format!("took {address} ({free} free)"),
     )
 }
 

@@ -138,7 +138,7 @@ pub fn sem_rows(o: &ObjectInfo, d: &SemDetails) -> Vec<(&'static str, String)> {
 pub fn lock_rows(d: &LockDetails) -> Vec<(&'static str, String)> {
     vec![
         ("reentrant", if d.reentrant { "yes" } else { "no" }.into()),
-        ("owner", holders_text(d.owner.as_slice())),
+        ("held by", holders_text(d.owner.as_slice())),
         ("waiters", d.waiters.to_string()),
     ]
 }
@@ -194,6 +194,6 @@ pub fn barrier_cells(d: &BarrierDetails) -> [String; 3] {
     [
         format!("{}/{}", d.waiting, d.parties),
         if d.broken { "broken" } else { "-" }.into(),
-        format!("{} passed", d.passed),
+        format!("{} opened", d.passed),
     ]
 }

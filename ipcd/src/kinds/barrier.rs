@@ -35,7 +35,12 @@ struct State {
 }
 
 fn broken() -> RequestError {
-    RequestError::Broken("the barrier is broken (a party left or timed out); reset it".into())
+    RequestError::Broken("a party left or timed out; reset the barrier to use it again".into())
+}
+
+/// What the parties waiting when the barrier is reset are told.
+fn reset_under() -> RequestError {
+    RequestError::Broken("the barrier was reset while this party waited; wait again".into())
 }
 
 impl State {
@@ -159,7 +164,7 @@ impl KindObject for BarrierObject {
         let mut s = lock(&self.state);
         match op {
             BarrierOp::Reset => {
-                s.waiters.drain(|_| Err(broken()));
+                s.waiters.drain(|_| Err(reset_under()));
                 s.broken = false;
                 Ok(OpAnswer::Now(KindReply::Barrier(BarrierReply::Reset)))
             }

@@ -5,9 +5,11 @@
 //! reader answers `WouldBlock` and the client retries until its timeout. A
 //! `buffered` FIFO is held open by the daemon (`O_RDWR`), so writers always get
 //! in and their bytes wait in the kernel buffer until a reader comes.
-//! FIFOs are files: they survive a daemon restart and are re-adopted.
+//! FIFOs are files: they survive a daemon restart and are re-adopted; the
+//! bytes in a buffered one survive too when a service manager's fd store
+//! kept the held end (`stored_fds`, `reopen_stored`).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
@@ -81,6 +83,37 @@ impl KindModule for Module {
             Err(_) => Ok(Reopened::Gone(format!(
                 "FIFO {path} vanished while ipcd was down"
             ))),
+        }
+    }
+
+    fn reopen_stored(
+        &self,
+        kernel_name: Option<&str>,
+        state: &serde_json::Value,
+        stored: Vec<(String, OwnedFd)>,
+    ) -> Result<Reopened, RequestError> {
+        let reopened = self.reopen(kernel_name, state)?;
+        let Reopened::Alive(object) = reopened else {
+            return Ok(reopened);
+        };
+        let (Some(path), Some((_, held))) =
+            (kernel_name, stored.into_iter().find(|(r, _)| r == "hold"))
+        else {
+            return Ok(Reopened::Alive(object));
+        };
+        // The end the fd store kept holds the bytes written before the
+        // restart; it replaces the one `reopen` opened, if it is this FIFO's.
+        match same_fifo(path, &held) {
+            Ok(()) => Ok(Reopened::Alive(Box::new(FifoObject {
+                path: path.to_owned(),
+                hold: Some(held),
+                readers_opened: 0,
+                writers_opened: 0,
+            }))),
+            Err(why) => {
+                tracing::warn!(%path, "not using the stored end: {why}");
+                Ok(Reopened::Alive(object))
+            }
         }
     }
 
@@ -180,6 +213,21 @@ fn create(
     })
 }
 
+/// Whether `fd` is a read-write descriptor of the FIFO at `path`.
+fn same_fifo(path: &str, fd: &OwnedFd) -> Result<(), String> {
+    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| format!("fstat: {e}"))?;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{path}: {e}"))?;
+    let flags = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_GETFL)
+        .map_err(|e| format!("F_GETFL: {e}"))?;
+    if st.st_dev != meta.dev() || st.st_ino != meta.ino() {
+        return Err("it is not the FIFO at the path (the file was replaced)".into());
+    }
+    if OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE != OFlag::O_RDWR {
+        return Err("it is not open for reading and writing".into());
+    }
+    Ok(())
+}
+
 fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
@@ -252,6 +300,10 @@ impl KindObject for FifoObject {
             shm_bytes: 0,
             subscriptions: 0,
         }
+    }
+
+    fn stored_fds(&self) -> Vec<(&'static str, BorrowedFd<'_>)> {
+        self.hold.iter().map(|fd| ("hold", fd.as_fd())).collect()
     }
 
     fn state(&self) -> serde_json::Value {

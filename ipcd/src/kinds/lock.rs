@@ -60,7 +60,7 @@ impl State {
         self.owner = self
             .waiters
             .grant(acquired)
-            .map(|who| (who.session, waitlist::holder(&who, 1)));
+            .map(|(_, who)| (who.session, waitlist::holder(&who, 1)));
     }
 
     /// Gives back one level held by `session`; returns the depth left.

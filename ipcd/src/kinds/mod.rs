@@ -19,7 +19,7 @@ pub mod signal;
 mod waitlist;
 
 use std::future::Future;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
@@ -125,6 +125,19 @@ pub trait KindModule: Sync {
         state: &serde_json::Value,
     ) -> Result<Reopened, RequestError>;
 
+    /// [`KindModule::reopen`] with the descriptors a service manager's fd
+    /// store kept for the object across the restart (by role, see
+    /// [`KindObject::stored_fds`]); kinds that store none ignore them.
+    fn reopen_stored(
+        &self,
+        kernel_name: Option<&str>,
+        state: &serde_json::Value,
+        stored: Vec<(String, OwnedFd)>,
+    ) -> Result<Reopened, RequestError> {
+        drop(stored);
+        self.reopen(kernel_name, state)
+    }
+
     /// Removes a kernel object that is no longer registered (a previous run's
     /// session object); one already gone is not an error.
     fn unlink(&self, kernel_name: &str) -> Result<(), RequestError>;
@@ -200,6 +213,14 @@ pub trait KindObject: Send + std::fmt::Debug {
     /// ipcd received the real signal this object binds, sent by `origin`
     /// (`None`: the kernel did not say).
     fn signalled(&mut self, _signal: i32, _origin: Option<Peer>) {}
+
+    /// Descriptors only the daemon holds, which a service manager's fd store
+    /// should keep across a restart (a hosted pipe's ends), each under a
+    /// role the kind's [`KindModule::reopen_stored`] recognises; none for
+    /// kinds whose kernel objects outlive the process anyway.
+    fn stored_fds(&self) -> Vec<(&'static str, BorrowedFd<'_>)> {
+        Vec::new()
+    }
 
     /// The kind's own fields to save with the record (`null` if none).
     fn state(&self) -> serde_json::Value;

@@ -3,9 +3,10 @@
 //! The daemon holds both ends. Opening hands out a *fresh* open file
 //! description of the requested end (re-opened through `/proc/self/fd`), so a
 //! client's `O_NONBLOCK` never leaks to others. The buffer lives only in the
-//! kernel; it dies with the daemon process.
+//! kernel; it dies with the daemon process, unless a service manager's fd
+//! store keeps both ends across the restart (`stored_fds`, `reopen_stored`).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -61,6 +62,18 @@ impl KindModule for Module {
         Ok(Reopened::Gone(
             "an anonymous pipe dies with the daemon process".into(),
         ))
+    }
+
+    fn reopen_stored(
+        &self,
+        _kernel_name: Option<&str>,
+        _state: &serde_json::Value,
+        stored: Vec<(String, OwnedFd)>,
+    ) -> Result<Reopened, RequestError> {
+        Ok(match from_stored(stored) {
+            Ok(pipe) => Reopened::Alive(Box::new(pipe)),
+            Err(why) => Reopened::Gone(why),
+        })
     }
 
     fn unlink(&self, _kernel_name: &str) -> Result<(), RequestError> {
@@ -129,6 +142,47 @@ fn create(params: &PipeParams) -> Result<PipeObject, RequestError> {
         readers_opened: 0,
         writers_opened: 0,
     })
+}
+
+/// The pipe whose ends the fd store kept: role `r` (the read end, needed) and
+/// `w` (the write end, absent once the pipe was closed for writing), checked
+/// to be the two ends of one pipe.
+fn from_stored(stored: Vec<(String, OwnedFd)>) -> Result<PipeObject, String> {
+    let (mut read, mut write) = (None, None);
+    for (role, fd) in stored {
+        match role.as_str() {
+            "r" => read = Some(fd),
+            "w" => write = Some(fd),
+            other => return Err(format!("the fd store passed an unknown pipe end '{other}'")),
+        }
+    }
+    let read = read.ok_or(
+        "an anonymous pipe dies with the daemon process, and the fd store kept no read end",
+    )?;
+    let inode = pipe_end(&read, OFlag::O_RDONLY)?;
+    if let Some(write) = &write
+        && pipe_end(write, OFlag::O_WRONLY)? != inode
+    {
+        return Err("the fd store passed ends of two different pipes".into());
+    }
+    Ok(PipeObject {
+        read,
+        write,
+        readers_opened: 0,
+        writers_opened: 0,
+    })
+}
+
+/// The pipe `fd` is an end of (device and inode), if it is one opened `access`.
+fn pipe_end(fd: &OwnedFd, access: OFlag) -> Result<(u64, u64), String> {
+    let st =
+        nix::sys::stat::fstat(fd.as_fd()).map_err(|e| format!("fstat of a stored end: {e}"))?;
+    let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFL).map_err(|e| format!("F_GETFL: {e}"))?;
+    let is_fifo = st.st_mode & libc::S_IFMT == libc::S_IFIFO;
+    if !is_fifo || OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE != access {
+        return Err("a stored descriptor is not the pipe end it is named for".into());
+    }
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// A fresh open file description of `fd`'s pipe, opened with `flags`, blocking.
@@ -201,6 +255,12 @@ impl KindObject for PipeObject {
             shm_bytes: 0,
             subscriptions: 0,
         }
+    }
+
+    fn stored_fds(&self) -> Vec<(&'static str, BorrowedFd<'_>)> {
+        let mut fds = vec![("r", self.read.as_fd())];
+        fds.extend(self.write.as_ref().map(|w| ("w", w.as_fd())));
+        fds
     }
 
     fn state(&self) -> serde_json::Value {

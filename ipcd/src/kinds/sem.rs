@@ -7,7 +7,7 @@
 //! soon as the queue empties or the object is deleted. `Open` passes the
 //! `/dev/shm` file for clients' direct path (no crash safety there).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -30,7 +30,7 @@ use super::{
 use crate::access::Need;
 use crate::error::RequestError;
 use crate::peer::SessionId;
-use crate::sys::sem::{self, NamedSem, SEM_VALUE_MAX};
+use crate::sys::sem::{self, HeldLedger, NamedSem, SEM_VALUE_MAX};
 
 /// How long the helper thread waits in one `sem_timedwait` before looking
 /// whether it is still needed.
@@ -44,13 +44,16 @@ struct State {
     sem: Arc<NamedSem>,
     max: Option<u32>,
     holders: HashMap<SessionId, Holder>,
-    /// Permits posted by connections that held none while nobody held any (a
-    /// producer's items, signals): taking one consumes it, held by nobody.
-    credits: u32,
     waiters: WaitList,
+    /// The waits in `waiters` that are `Take`s: what they get is consumed,
+    /// not held.
+    takers: HashSet<u64>,
     /// A helper thread serves `waiters`.
     helper: bool,
     deleted: bool,
+    /// The count of held permits kept in the semaphore's file, so that the
+    /// next daemon gives back what connections held if this one is killed.
+    ledger: Option<HeldLedger>,
 }
 
 impl State {
@@ -58,43 +61,24 @@ impl State {
         self.sem.value().unwrap_or(0)
     }
 
-    /// Records the permit `who` took: a posted one (a credit) is consumed,
-    /// any other is held until given back or the connection closes.
-    fn took(&mut self, who: &Asker) {
-        if self.credits > 0 {
-            self.credits -= 1;
-            return;
+    /// Writes the permits held now to the ledger. Called after every change
+    /// of `holders`; a permit is taken before it is recorded and unrecorded
+    /// before it is posted, so a kill between the two loses that one permit
+    /// rather than letting the next daemon post one too many.
+    fn record(&self) {
+        if let Some(ledger) = &self.ledger {
+            ledger.set(self.holders.values().map(|h| u64::from(h.count)).sum());
         }
+    }
+
+    /// Records the permit `who` acquired: held until given back or the
+    /// connection closes.
+    fn took(&mut self, who: &Asker) {
         self.holders
             .entry(who.session)
             .and_modify(|h| h.count += 1)
             .or_insert_with(|| waitlist::holder(who, 1));
-    }
-
-    /// A permit was posted by a connection that held none: it stands for one
-    /// that another connection took and will never give back itself (a
-    /// consumer giving back the space a producer took, a signal answered), so
-    /// the oldest holding stops counting — else closing that connection would
-    /// post it a second time. With no holding, it is a credit the next taker
-    /// consumes (a producer's item). Nothing is posted here.
-    fn settle_oldest(&mut self) {
-        if self.holders.is_empty() {
-            self.credits = self.credits.saturating_add(1);
-            return;
-        }
-        let oldest = self
-            .holders
-            .iter()
-            .min_by_key(|(session, h)| (h.since_ms, **session))
-            .map(|(session, _)| *session);
-        if let Some(session) = oldest
-            && let Some(h) = self.holders.get_mut(&session)
-        {
-            h.count -= 1;
-            if h.count == 0 {
-                self.holders.remove(&session);
-            }
-        }
+        self.record();
     }
 
     /// Gives one permit `session` holds back to the kernel; whether it held one.
@@ -106,6 +90,7 @@ impl State {
         if h.count == 0 {
             self.holders.remove(&session);
         }
+        self.record();
         if let Err(e) = self.sem.post() {
             warn!("sem_post giving back a permit: {e}");
         }
@@ -116,14 +101,14 @@ impl State {
 impl Abandon for State {
     fn abandon(&mut self, id: u64, who: &Asker, granted: Option<Answer>) {
         self.waiters.remove(id);
+        let took = self.takers.remove(&id);
         if let Some(Ok(_)) = granted
-            && !self.give_back(who.session)
+            && (took || !self.give_back(who.session))
         {
-            // It consumed a credit: post it back and restore the credit.
+            // A take's permit, never received: post it back.
             if let Err(e) = self.sem.post() {
                 warn!("sem_post giving back an untaken permit: {e}");
             }
-            self.credits = self.credits.saturating_add(1);
         }
     }
 }
@@ -146,8 +131,51 @@ fn owner(name: &str) -> Option<u32> {
     stat(&shm_path(name)).ok().map(|st| st.st_uid)
 }
 
+/// The ledger in the semaphore file of `name`, or `None` (logged) if it
+/// cannot be opened: the semaphore then works, without giving back across a
+/// daemon crash.
+fn open_ledger(name: &str) -> Option<HeldLedger> {
+    HeldLedger::open(&shm_path(name))
+        .inspect_err(|e| {
+            warn!(
+                semaphore = name,
+                "cannot keep a held-permits ledger ({e}): permits held when ipcd is \
+                 killed will not be given back"
+            );
+        })
+        .ok()
+}
+
+/// At start: posts back the permits the previous daemon's connections held
+/// (they ended with it), at most up to the bound, each unrecorded first.
+fn give_back_held(name: &str, sem: &NamedSem, max: Option<u32>, ledger: &HeldLedger) {
+    let held = ledger.get();
+    if held == 0 {
+        return;
+    }
+    let room = match max {
+        Some(m) => u64::from(m.saturating_sub(sem.value().unwrap_or(0))),
+        None => u64::from(SEM_VALUE_MAX),
+    };
+    let n = held.min(room);
+    for i in 0..n {
+        ledger.set(held - i - 1);
+        if let Err(e) = sem.post() {
+            warn!(semaphore = name, "sem_post giving back a held permit: {e}");
+            break;
+        }
+    }
+    ledger.set(0);
+    info!(
+        semaphore = name,
+        permits = n,
+        "gave back the permits connections of the previous ipcd held"
+    );
+}
+
 /// Serves the queue of `state` until it empties or the object is deleted.
-fn serve(state: Arc<Mutex<State>>, sem: Arc<NamedSem>) {
+fn serve(state: Arc<Mutex<State>>, sem: Arc<NamedSem>, charge: helpers::Charge) {
+    let _charge = charge;
     loop {
         {
             let mut s = lock(&state);
@@ -164,7 +192,11 @@ fn serve(state: Arc<Mutex<State>>, sem: Arc<NamedSem>) {
                     .waiters
                     .grant(|_| Ok(KindReply::Sem(SemReply::Acquired { value })));
                 match granted {
-                    Some(who) => s.took(&who),
+                    Some((id, who)) => {
+                        if !s.takers.remove(&id) {
+                            s.took(&who);
+                        }
+                    }
                     None => {
                         let _ = sem.post();
                     }
@@ -180,7 +212,13 @@ fn serve(state: Arc<Mutex<State>>, sem: Arc<NamedSem>) {
 }
 
 impl SemObject {
-    fn new(name: &str, sem: NamedSem, max: Option<u32>, adopted: bool) -> Self {
+    fn new(
+        name: &str,
+        sem: NamedSem,
+        max: Option<u32>,
+        adopted: bool,
+        ledger: Option<HeldLedger>,
+    ) -> Self {
         SemObject {
             name: name.to_owned(),
             path: shm_path(name),
@@ -188,20 +226,29 @@ impl SemObject {
                 sem: Arc::new(sem),
                 max,
                 holders: HashMap::new(),
-                credits: 0,
                 waiters: WaitList::default(),
+                takers: HashSet::new(),
                 helper: false,
                 deleted: false,
+                ledger,
             })),
             adopted,
         }
     }
 
-    fn acquire(&self, timeout_ms: Option<u64>, who: &Asker) -> Result<OpAnswer, RequestError> {
+    /// Takes a permit for `who`: held by its connection if `held`, consumed if not.
+    fn acquire(
+        &self,
+        timeout_ms: Option<u64>,
+        who: &Asker,
+        held: bool,
+    ) -> Result<OpAnswer, RequestError> {
         let mut s = lock(&self.state);
         let sem_op = |e| RequestError::os(format!("sem_trywait {}", self.name), e);
         if s.waiters.is_empty() && s.sem.try_wait().map_err(sem_op)? {
-            s.took(who);
+            if held {
+                s.took(who);
+            }
             let value = s.value();
             return Ok(OpAnswer::Now(KindReply::Sem(SemReply::Acquired { value })));
         }
@@ -211,12 +258,19 @@ impl SemObject {
                 self.name
             )));
         }
+        let charge = match s.helper {
+            true => None,
+            false => Some(helpers::Charge::take(who.peer.uid)?),
+        };
         let (id, rx) = s.waiters.push(*who);
-        if !s.helper {
+        if !held {
+            s.takers.insert(id);
+        }
+        if let Some(charge) = charge {
             let (state, sem) = (self.state.clone(), s.sem.clone());
             std::thread::Builder::new()
                 .name("ipcd-sem".into())
-                .spawn(move || serve(state, sem))
+                .spawn(move || serve(state, sem, charge))
                 .map_err(|e| {
                     s.waiters.remove(id);
                     RequestError::os(
@@ -240,7 +294,7 @@ impl SemObject {
             && value >= max
         {
             return Err(RequestError::InvalidArgument(format!(
-                "{} already has {value} permits free, its bound (max {max})",
+                "{} is at its bound: {value} free of max {max}",
                 self.name
             )));
         }
@@ -252,7 +306,6 @@ impl SemObject {
                 )),
                 e => RequestError::os(format!("sem_post {}", self.name), e),
             })?;
-            s.settle_oldest();
         }
         let value = s.value();
         Ok(OpAnswer::Now(KindReply::Sem(SemReply::Released { value })))
@@ -291,7 +344,12 @@ impl KindModule for Module {
                 )));
             }
             let s = sem::open(name).map_err(|e| RequestError::os(format!("sem_open {name}"), e))?;
-            return Ok(Box::new(SemObject::new(name, s, *max, true)));
+            // Whatever the file held past the sem_t was not this daemon's count.
+            let ledger = open_ledger(name);
+            if let Some(l) = &ledger {
+                l.set(0);
+            }
+            return Ok(Box::new(SemObject::new(name, s, *max, true, ledger)));
         }
         if *initial > max.unwrap_or(SEM_VALUE_MAX) {
             return Err(RequestError::InvalidArgument(format!(
@@ -312,11 +370,14 @@ impl KindModule for Module {
         let kernel_mode = Mode::from_bits_truncate(0o600 | (args.mode & 0o006));
         let chmod = open_file(&path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
             .and_then(|fd| fchmod(fd.as_fd(), kernel_mode));
-        if let Err(e) = chmod {
-            let _ = sem::unlink(name);
-            return Err(RequestError::os(format!("fchmod {}", path.display()), e));
+        let ledger = chmod.and_then(|()| HeldLedger::open(&path));
+        match ledger {
+            Ok(ledger) => Ok(Box::new(SemObject::new(name, s, *max, false, Some(ledger)))),
+            Err(e) => {
+                let _ = sem::unlink(name);
+                Err(RequestError::os(format!("preparing {}", path.display()), e))
+            }
         }
-        Ok(Box::new(SemObject::new(name, s, *max, false)))
     }
 
     fn reopen(
@@ -333,9 +394,15 @@ impl KindModule for Module {
             .map(|m| m.min(u64::from(SEM_VALUE_MAX)) as u32);
         let adopted = state.get("adopted").and_then(|v| v.as_bool()) == Some(true);
         match sem::open(name) {
-            Ok(s) => Ok(Reopened::Alive(Box::new(SemObject::new(
-                name, s, max, adopted,
-            )))),
+            Ok(s) => {
+                let ledger = open_ledger(name);
+                if let Some(l) = &ledger {
+                    give_back_held(name, &s, max, l);
+                }
+                Ok(Reopened::Alive(Box::new(SemObject::new(
+                    name, s, max, adopted, ledger,
+                ))))
+            }
             Err(Errno::ENOENT) => Ok(Reopened::Gone(format!(
                 "semaphore {name} vanished while ipcd was down"
             ))),
@@ -356,7 +423,7 @@ impl KindModule for Module {
 
     fn op_needs(&self, op: &KindOp) -> Need {
         match op {
-            KindOp::Sem(SemOp::Acquire { .. } | SemOp::Release) => Need::Write,
+            KindOp::Sem(SemOp::Acquire { .. } | SemOp::Take { .. } | SemOp::Release) => Need::Write,
             // Never called with another kind's operation; the strictest answer is safe.
             KindOp::Mq(_)
             | KindOp::Pipe(_)
@@ -408,7 +475,8 @@ impl KindObject for SemObject {
             return Err(wrong_op(&op, Kind::Sem));
         };
         match op {
-            SemOp::Acquire { timeout_ms } => self.acquire(timeout_ms, who),
+            SemOp::Acquire { timeout_ms } => self.acquire(timeout_ms, who, true),
+            SemOp::Take { timeout_ms } => self.acquire(timeout_ms, who, false),
             SemOp::Release => self.release(who),
         }
     }
@@ -448,5 +516,6 @@ impl KindObject for SemObject {
     }
 }
 
+mod helpers;
 #[cfg(test)]
 mod tests;

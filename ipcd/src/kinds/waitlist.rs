@@ -108,11 +108,12 @@ impl WaitList {
     }
 
     /// Answers the oldest waiter still listening with `answer(who)`; returns
-    /// who got it (the caller records what it now holds), `None` if nobody waits.
-    pub fn grant(&mut self, answer: impl Fn(&Asker) -> Answer) -> Option<Asker> {
+    /// its id and who it is (the caller records what it now holds), `None` if
+    /// nobody waits.
+    pub fn grant(&mut self, answer: impl Fn(&Asker) -> Answer) -> Option<(u64, Asker)> {
         while let Some(e) = self.queue.pop_front() {
             if e.tx.send(answer(&e.who)).is_ok() {
-                return Some(e.who);
+                return Some((e.id, e.who));
             }
         }
         None

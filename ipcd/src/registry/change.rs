@@ -222,6 +222,7 @@ impl Registry {
         let obj = self.objects.remove(address);
         if obj.is_some() {
             self.generation += 1;
+            self.fdstore.forget(address);
         }
         (obj, self.generation)
     }
@@ -235,6 +236,7 @@ impl Registry {
 
     /// Puts an object (back) in; returns the generation with it.
     pub fn put(&mut self, obj: Object) -> u64 {
+        self.fdstore.offer(&obj.address, &obj.handle.stored_fds());
         self.objects.insert(obj.address.clone(), obj);
         self.generation += 1;
         self.generation

@@ -13,6 +13,8 @@ use crate::access::Permissions;
 use crate::intent::Intent;
 use crate::kinds::{self, Namespace, Reopened};
 use crate::persist::{self, StoredObject};
+use crate::systemd::Setup;
+use crate::systemd::fdstore::{self, FdStore, Stored};
 
 impl Registry {
     /// Loads the state file and re-adopts every recorded object that still exists.
@@ -23,11 +25,25 @@ impl Registry {
     /// Then each of the `pending` intents (the journal's records) is finished,
     /// and the result saved; the caller blanks the journal after.
     pub fn load(state_dir: PathBuf, ns: Namespace, pending: &[Intent]) -> Result<Self, String> {
+        Self::load_with(state_dir, ns, pending, Setup::default())
+    }
+
+    /// [`Registry::load`] under a service manager: objects whose descriptors
+    /// the fd store gave back (`setup.stored`) are reopened with them, and
+    /// from now on the store is kept in step (at most `setup.fd_store_max`).
+    pub fn load_with(
+        state_dir: PathBuf,
+        ns: Namespace,
+        pending: &[Intent],
+        setup: Setup,
+    ) -> Result<Self, String> {
         let mut reg = Registry::empty(state_dir, ns);
+        reg.fdstore = FdStore::new(setup.fd_store_max);
+        let mut stored = setup.stored;
         let mut rejected = Vec::new();
         if let Some(file) = persist::load(&reg.state_dir)? {
             for rec in file.objects {
-                if let Err(why) = reg.load_record(&rec) {
+                if let Err(why) = reg.load_record(&rec, &mut stored) {
                     warn!(address = %rec.address, "record set aside, neither adopted nor removed: {why}");
                     rejected.push((rec, why));
                 }
@@ -36,6 +52,8 @@ impl Registry {
         for intent in pending {
             reg.finish_intent(intent);
         }
+        // Descriptors of objects no record names any more.
+        fdstore::remove_names(&stored.leftover_names());
         if let Err(e) = persist::set_aside(&reg.state_dir, &rejected) {
             error!(
                 "cannot write the set-aside records to {}: {e}",
@@ -94,9 +112,45 @@ impl Registry {
     }
 
     /// Re-adopts one record; `Err` says why it is set aside instead.
-    fn load_record(&mut self, rec: &StoredObject) -> Result<(), String> {
+    fn load_record(&mut self, rec: &StoredObject, stored: &mut Stored) -> Result<(), String> {
         let address =
             Address::parse(&rec.address).map_err(|e| format!("unreadable address: {e}"))?;
+        let kept = stored.take(&address);
+        let passed: Vec<String> = kept.iter().map(|(role, _)| role.clone()).collect();
+        let loaded = self.reopen_record(&address, rec, kept);
+        // What the store kept and the object does not hold now goes.
+        let held: Vec<&'static str> = self
+            .objects
+            .get(&address)
+            .filter(|_| loaded.is_ok())
+            .map(|o| o.handle.stored_fds().iter().map(|(r, _)| *r).collect())
+            .unwrap_or_default();
+        let adopted: Vec<&'static str> = held
+            .iter()
+            .copied()
+            .filter(|r| passed.iter().any(|p| p == r))
+            .collect();
+        self.fdstore.adopted(&address, &adopted);
+        if let Some(obj) = self.objects.get(&address) {
+            self.fdstore.offer(&address, &obj.handle.stored_fds());
+        }
+        let unused: Vec<String> = passed
+            .iter()
+            .filter(|p| !held.contains(&p.as_str()))
+            .map(|r| fdstore::fd_name(&address, r))
+            .collect();
+        fdstore::remove_names(&unused);
+        loaded
+    }
+
+    /// Re-adopts one record, with the descriptors the fd store `kept` for it.
+    fn reopen_record(
+        &mut self,
+        address: &Address,
+        rec: &StoredObject,
+        kept: Vec<(String, std::os::fd::OwnedFd)>,
+    ) -> Result<(), String> {
+        let address = address.clone();
         if rec.mode > 0o777 {
             return Err(format!("mode {:o} has bits outside 0777", rec.mode));
         }
@@ -120,7 +174,7 @@ impl Registry {
             }
             return Ok(());
         }
-        match module.reopen(kernel_name.as_deref(), &rec.state) {
+        match module.reopen_stored(kernel_name.as_deref(), &rec.state, kept) {
             Ok(Reopened::Alive(handle)) => {
                 info!(%address, kernel_name = ?kernel_name, "re-adopted");
                 let obj = Object {

@@ -126,6 +126,60 @@ impl Drop for NamedSem {
     }
 }
 
+/// Where the daemon keeps, beside the `sem_t` in the semaphore's own file,
+/// how many permits connections hold through it: past the 32 bytes
+/// `sem_open(3)` maps, so programs using the semaphore never see it.
+const LEDGER_OFFSET: usize = 64;
+/// The semaphore file's size once it carries the ledger (one page).
+const LEDGER_FILE_LEN: usize = 4096;
+
+/// The held-permits word in a semaphore's file, mapped shared, so that it
+/// survives a `kill -9` of the daemon with the file: the next daemon posts
+/// back what the dead one's connections held.
+#[derive(Debug)]
+pub struct HeldLedger {
+    map: memmap2::MmapRaw,
+}
+
+impl HeldLedger {
+    /// Opens the ledger in the semaphore file `path` (`/dev/shm/sem.NAME`),
+    /// growing the file to hold it if it is the bare `sem_t`.
+    pub fn open(path: &std::path::Path) -> Result<HeldLedger, Errno> {
+        use nix::fcntl::{OFlag, open};
+        use nix::sys::stat::{Mode, fstat};
+        let fd = open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())?;
+        if (fstat(&fd)?.st_size as u64) < LEDGER_FILE_LEN as u64 {
+            nix::unistd::ftruncate(&fd, LEDGER_FILE_LEN as i64)?;
+        }
+        let map = memmap2::MmapOptions::new()
+            .len(LEDGER_FILE_LEN)
+            .map_raw(&fd)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        Ok(HeldLedger { map })
+    }
+
+    fn word(&self) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: LEDGER_OFFSET + 8 <= LEDGER_FILE_LEN, the mapping is
+        // page-aligned so the word is 8-aligned, and it lives as long as `&self`;
+        // processes that could write this file share it only through atomics
+        // or not at all (sem_open maps the first 32 bytes only).
+        unsafe {
+            std::sync::atomic::AtomicU64::from_ptr(self.map.as_mut_ptr().add(LEDGER_OFFSET).cast())
+        }
+    }
+
+    /// Permits recorded as held.
+    pub fn get(&self) -> u64 {
+        self.word().load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records `held` permits as held.
+    pub fn set(&self, held: u64) {
+        self.word()
+            .store(held, std::sync::atomic::Ordering::Release);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +198,21 @@ mod tests {
         assert_eq!(again.value().unwrap(), 1);
         unlink(&name).unwrap();
         assert_eq!(open(&name).unwrap_err(), Errno::ENOENT);
+    }
+
+    #[test]
+    fn the_ledger_lives_in_the_semaphore_file_beside_a_working_sem_t() {
+        let name = format!("/ipcd-test-sys-ledger-{}", std::process::id());
+        let s = create(&name, 0o600, 1).unwrap();
+        let path = std::path::PathBuf::from(format!("/dev/shm/sem.{}", &name[1..]));
+        let ledger = HeldLedger::open(&path).unwrap();
+        assert_eq!(ledger.get(), 0);
+        ledger.set(3);
+        // Another mapping (a restarted daemon) reads it; the semaphore still works.
+        assert_eq!(HeldLedger::open(&path).unwrap().get(), 3);
+        assert!(s.try_wait().unwrap());
+        s.post().unwrap();
+        assert_eq!(open(&name).unwrap().value().unwrap(), 1);
+        unlink(&name).unwrap();
     }
 }

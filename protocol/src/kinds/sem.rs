@@ -46,20 +46,27 @@ pub enum SemOp {
         timeout_ms: Option<u64>,
     },
     /// Give one permit back: one this connection holds if it holds any, else a
-    /// plain post (a semaphore used for signalling, a producer's item), which
-    /// also settles the oldest permit another connection holds: that one is
-    /// no longer given back when its connection closes. Above a bounded
-    /// semaphore's `max`: `invalid-argument`. Needs the write bit. Answered by
+    /// plain post (a semaphore used for signalling, a producer's item, a
+    /// permit a direct user lost). Above a bounded semaphore's `max`:
+    /// `invalid-argument`. Needs the write bit. Answered by
     /// [`SemReply::Released`]. Since version 5.
     Release,
+    /// Take one permit for good: as [`Acquire`](SemOp::Acquire), but the
+    /// permit is consumed, not held — it is not given back when the
+    /// connection closes (a consumer taking an item a producer posted).
+    /// Answered by [`SemReply::Acquired`]. Since version 5.
+    Take {
+        /// Give up after this many milliseconds.
+        timeout_ms: Option<u64>,
+    },
 }
 
 /// Answers to [`SemOp`]s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
 #[cfg_attr(test, derive(Arbitrary))]
 pub enum SemReply {
-    /// A permit is now held by this connection; `value` is what was left free.
-    /// Since version 5.
+    /// A permit is now held by this connection (taken, for
+    /// [`SemOp::Take`]); `value` is what was left free. Since version 5.
     Acquired {
         /// Permits free after the acquisition.
         value: u32,

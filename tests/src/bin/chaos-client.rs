@@ -43,8 +43,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ipc_client::protocol::{
-    self, ClientFrame, CreateSpec, ErrorCode, FifoParams, Hello, Kind, KindOp, KindParams,
-    Lifetime, MqOp, MqParams, PipeOp, PipeParams, Readiness, Request, RingParams, SHM_MAX_SIZE,
+    self, BarrierOp, BarrierParams, ClientFrame, CreateSpec, ErrorCode, EventOp, EventParams,
+    FifoParams, Hello, Kind, KindOp, KindParams, Lifetime, LockOp, LockParams, MqOp, MqParams,
+    PipeOp, PipeParams, Readiness, Request, RingParams, SHM_MAX_SIZE, SemOp, SemParams,
     ServerFrame, ShmOp, ShmParams, SignalOp, SignalParams,
 };
 use ipc_client::{
@@ -211,6 +212,66 @@ const KINDS: &[KindOps] = &[
                 payload: vec![b'x'; rng.below(8) as usize],
             })
         }),
+    },
+    KindOps {
+        kind: Kind::Sem,
+        params: |rng| {
+            let initial = rng.below(3) as u32;
+            KindParams::Sem(SemParams {
+                initial,
+                max: rng
+                    .chance(50)
+                    .then_some(initial.max(1) + rng.below(2) as u32),
+            })
+        },
+        ops: &[
+            ("sem-acquire", sem_acquire),
+            ("sem-release", sem_release),
+            ("sem-direct", sem_direct),
+        ],
+        protocol_op: Some(|_| KindOp::Sem(SemOp::Release)),
+    },
+    KindOps {
+        kind: Kind::Lock,
+        params: |rng| {
+            KindParams::Lock(LockParams {
+                reentrant: rng.chance(50),
+            })
+        },
+        ops: &[
+            ("lock-acquire", lock_acquire),
+            ("lock-release", lock_release),
+        ],
+        protocol_op: Some(|_| KindOp::Lock(LockOp::Release)),
+    },
+    KindOps {
+        kind: Kind::Event,
+        params: |rng| {
+            KindParams::Event(EventParams {
+                set: rng.chance(50),
+            })
+        },
+        ops: &[
+            ("event-set", |d, _, n| sync_op(d, |c| c.event_set(n))),
+            ("event-clear", |d, _, n| sync_op(d, |c| c.event_clear(n))),
+            ("event-wait", event_wait),
+        ],
+        protocol_op: Some(|_| KindOp::Event(EventOp::Set)),
+    },
+    KindOps {
+        kind: Kind::Barrier,
+        params: |rng| {
+            KindParams::Barrier(BarrierParams {
+                parties: 2 + rng.below(2) as u32,
+            })
+        },
+        ops: &[
+            ("barrier-wait", barrier_wait),
+            ("barrier-reset", |d, _, n| {
+                sync_op(d, |c| c.barrier_reset(n))
+            }),
+        ],
+        protocol_op: Some(|_| KindOp::Barrier(BarrierOp::Reset)),
     },
 ];
 
@@ -644,9 +705,12 @@ fn open(d: &mut Driver, kind: Kind, name: &str) -> Res {
         Err(e) if kind == Kind::Pipe && closed_pipe(&e) => return Err(Fail::Refused),
         r => r?,
     };
-    // A signal channel lives in the daemon: it hands out no descriptor.
-    let expected = if kind == Kind::Signal { 0 } else { 1 };
-    if fds.len() != expected || info.kind != kind {
+    // The daemon-hosted kinds have no kernel object to hand out.
+    let want = match kind {
+        Kind::Lock | Kind::Event | Kind::Barrier | Kind::Signal => 0,
+        _ => 1,
+    };
+    if fds.len() != want || info.kind != kind {
         return Err(Fail::Wrong(format!(
             "open gave {} descriptors for {info:?}",
             fds.len()
@@ -1019,6 +1083,75 @@ fn ring_borrow(d: &mut Driver, kind: Kind, name: &str) -> Res {
         Ok(msg) => check_ring_message(&msg.to_vec()),
         Err(e) => kernel(Err(e)),
     }
+}
+
+// ---------------------------------------------------------------------------
+// The sync kinds. Permits and locks taken here stay held by the connection
+// until released, or until the connection closes (a reconnect, a kill), when
+// the daemon gives them back: the chaos exercises exactly that.
+
+/// How long a sync wait may last: short, so a client never stalls long.
+fn short_wait(d: &mut Driver) -> Option<Duration> {
+    Some(Duration::from_millis(d.rng.below(40)))
+}
+
+/// Runs a sync operation; refusals its state explains are allowed (a lock
+/// not held, a release above a bound, a broken barrier).
+fn sync_op<T>(d: &mut Driver, f: impl FnOnce(&mut Client) -> Result<T, Error>) -> Res {
+    match f(d.client()?) {
+        Ok(_) => Ok(()),
+        Err(Error::Server(w))
+            if matches!(w.code, ErrorCode::InvalidArgument | ErrorCode::Broken) =>
+        {
+            Err(Fail::Refused)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn sem_acquire(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let wait = short_wait(d);
+    sync_op(d, |c| c.sem_acquire(name, wait))
+}
+
+fn sem_release(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    sync_op(d, |c| c.sem_release(name))
+}
+
+/// The direct path: takes a free permit on the mapped semaphore and posts
+/// it back at once (no daemon round trip, nothing held).
+fn sem_direct(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let sem = d.client()?.open_sem(name)?;
+    match sem.try_wait() {
+        Ok(()) => Ok(sem.post()?),
+        Err(Error::WouldBlock) => Err(Fail::Refused),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn lock_acquire(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let wait = short_wait(d);
+    sync_op(d, |c| c.lock_acquire(name, wait))
+}
+
+fn lock_release(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    match sync_op(d, |c| c.lock_release(name)) {
+        // Held by another connection: only its holder may release it, even root.
+        Err(Fail::Client(Error::Server(w))) if w.code == ErrorCode::PermissionDenied => {
+            Err(Fail::Refused)
+        }
+        r => r,
+    }
+}
+
+fn event_wait(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let wait = short_wait(d);
+    sync_op(d, |c| c.event_wait(name, wait))
+}
+
+fn barrier_wait(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let wait = short_wait(d);
+    sync_op(d, |c| c.barrier_wait(name, wait))
 }
 
 fn pipe_close(d: &mut Driver, _kind: Kind, name: &str) -> Res {

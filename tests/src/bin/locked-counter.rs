@@ -3,9 +3,11 @@
 //! `sem:` taken through ipcd, for the e2e test that checks no update is lost.
 //!
 //! ```text
-//! locked-counter SOCKET shm:NAME lock:NAME|sem:NAME|none COUNT PROCESSES
+//! locked-counter SOCKET shm:NAME lock:NAME|sem:NAME|direct:NAME|none COUNT PROCESSES
 //! ```
 //!
+//! `direct:NAME` uses the semaphore `sem:NAME` through the client's direct
+//! path (`sem_wait`/`sem_post` on the mapped `sem_t`, no daemon round trip);
 //! `none` takes no lock, to show that updates are lost then.
 //!
 //! It opens the segment through ipcd, announces itself by adding 1 to the
@@ -31,7 +33,9 @@ fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [socket, address, guard, count, processes] = args.as_slice() else {
         return Err(
-            "usage: locked-counter SOCKET shm:NAME lock:NAME|sem:NAME|none COUNT PROCESSES".into(),
+            "usage: locked-counter SOCKET shm:NAME lock:NAME|sem:NAME|direct:NAME|none COUNT \
+             PROCESSES"
+                .into(),
         );
     };
     let number = |s: &str| s.parse::<u64>().map_err(|e| format!("{s}: {e}"));
@@ -42,6 +46,10 @@ fn run() -> Result<(), String> {
     let shm = client
         .open_shm(address, Access::ReadWrite)
         .map_err(|e| e.to_string())?;
+    let direct = match guard.strip_prefix("direct:") {
+        Some(name) => Some(client.open_sem(name).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let counter = shm.atomic_u64(0).map_err(|e| e.to_string())?;
     let ready = shm.atomic_u64(8).map_err(|e| e.to_string())?;
     ready.fetch_add(1, Ordering::AcqRel);
@@ -55,7 +63,20 @@ fn run() -> Result<(), String> {
     for _ in 0..count {
         if unlocked {
             let n = counter.load(Ordering::Acquire);
+            // A few hundred nanoseconds between the load and the store, so the
+            // processes overlap even on a loaded machine: a preemption there,
+            // or another CPU's store, loses updates.
+            for _ in 0..50 {
+                std::hint::spin_loop();
+            }
             counter.store(n + 1, Ordering::Release);
+            continue;
+        }
+        if let Some(sem) = &direct {
+            sem.wait().map_err(|e| format!("sem_wait: {e}"))?;
+            let n = counter.load(Ordering::Acquire);
+            counter.store(n + 1, Ordering::Release);
+            sem.post().map_err(|e| format!("sem_post: {e}"))?;
             continue;
         }
         if sem {

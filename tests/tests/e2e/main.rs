@@ -15,6 +15,7 @@ mod pipe;
 mod protocol_v3;
 mod protocol_v4;
 mod ring;
+mod service;
 mod shm;
 mod signal;
 mod sync;
