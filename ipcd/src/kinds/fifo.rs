@@ -149,6 +149,21 @@ fn open_path(path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
     )
 }
 
+/// The FIFO file's mode for an object of `mode` created by `caller` in a
+/// daemon running as `daemon`. Root gives the file to the caller, and so
+/// does a daemon of the caller's own uid: the object's bits then mean on the
+/// file what they mean in ipcd. Otherwise (a service user's ipcd, another
+/// user's object) the file is the daemon's, owner and group, and its group
+/// is everyone allowed to use the service: only the "other" bits are kept,
+/// as for queues and segments, and the object is used through ipcd.
+fn file_mode(mode: u32, daemon: u32, caller: u32) -> u32 {
+    if daemon == 0 || daemon == caller {
+        mode
+    } else {
+        0o600 | (mode & 0o006)
+    }
+}
+
 /// Creates the FIFO file with the object's mode, owned by the object's owner.
 fn create(
     path: &str,
@@ -196,9 +211,11 @@ fn create(
     let finish = || -> Result<FifoObject, RequestError> {
         // The file's mode is the object's mode (mkfifo's is masked by umask), and
         // it belongs to the object's owner so `ipcctl path` works from a shell.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(args.mode))
+        let daemon = nix::unistd::geteuid();
+        let mode = file_mode(args.mode, daemon.as_raw(), args.peer.uid);
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
             .map_err(|e| RequestError::os(format!("chmod {path}"), io_errno(&e)))?;
-        if nix::unistd::geteuid().is_root() {
+        if daemon.is_root() {
             nix::unistd::chown(
                 path,
                 Some(nix::unistd::Uid::from_raw(args.peer.uid)),
@@ -340,5 +357,19 @@ fn unlink(path: &str) -> Result<(), RequestError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(RequestError::os(format!("unlink {path}"), io_errno(&e))),
+    }
+}
+
+#[cfg(test)]
+mod file_mode_tests {
+    use super::file_mode;
+
+    #[test]
+    fn a_service_users_fifo_keeps_only_the_other_bits() {
+        assert_eq!(file_mode(0o660, 0, 1000), 0o660);
+        assert_eq!(file_mode(0o660, 1000, 1000), 0o660);
+        assert_eq!(file_mode(0o660, 999, 1000), 0o600);
+        assert_eq!(file_mode(0o666, 999, 1000), 0o606);
+        assert_eq!(file_mode(0o640, 999, 1000), 0o600);
     }
 }
