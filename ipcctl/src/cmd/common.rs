@@ -108,6 +108,26 @@ pub fn not_for(args: &CreateArgs, flag: &str, what: &str) -> anyhow::Error {
 }
 
 /// `--slots` and `--slot-size` given to create an object that is no ring: a
+/// Refuses the flags of the message and stream kinds (ring's, --size,
+/// --capacity, --msg-size, --buffered) for a kind that takes none; `what`
+/// says why, e.g. "not for signal channels".
+pub fn no_message_flags(args: &CreateArgs, what: &str) -> anyhow::Result<()> {
+    no_ring_flags(args)?;
+    if args.size.is_some() {
+        return Err(not_for(args, "--size", what));
+    }
+    if args.capacity.is_some() {
+        return Err(not_for(args, "--capacity", what));
+    }
+    if args.msg_size.is_some() {
+        return Err(not_for(args, "--msg-size", what));
+    }
+    if args.buffered {
+        return Err(not_for(args, "--buffered", what));
+    }
+    Ok(())
+}
+
 /// usage error.
 pub fn no_ring_flags(args: &CreateArgs) -> anyhow::Result<()> {
     if args.slots.is_some() {

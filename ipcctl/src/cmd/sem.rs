@@ -19,10 +19,12 @@ pub fn acquire(
     let free = client
         .sem_acquire(address, wait)
         .map_err(|e| wait_error(e, address, wait, "acquiring"))?;
-    output::print(
+    report(
         json,
-        || json!({ "acquired": address, "free": free }),
-        || format!("acquired {address} ({free} free; given back as ipcctl exits)"),
+        ("acquired", "acquired"),
+        address,
+        free,
+        "; given back as ipcctl exits",
     )
 }
 
@@ -36,10 +38,21 @@ pub fn take(
     let free = client
         .sem_take(address, wait)
         .map_err(|e| wait_error(e, address, wait, "taking"))?;
+    report(json, ("taken", "took"), address, free, "")
+}
+
+/// Prints what was done: `{KEY:ADDRESS,"free":N}`, or `SAID ADDRESS (N free NOTE)`.
+fn report(
+    json: bool,
+    (key, said): (&str, &str),
+    address: &str,
+    free: u32,
+    note: &str,
+) -> anyhow::Result<()> {
     output::print(
         json,
-        || json!({ "taken": address, "free": free }),
-        || format!("took {address} ({free} free)"),
+        || json!({ key: address, "free": free }),
+        || format!("{said} {address} ({free} free{note})"),
     )
 }
 
@@ -48,9 +61,5 @@ pub fn release(client: &mut Client, address: &str, json: bool) -> anyhow::Result
     let free = client
         .sem_release(address)
         .map_err(|e| anyhow::Error::new(e).context(format!("releasing {address}")))?;
-    output::print(
-        json,
-        || json!({ "released": address, "free": free }),
-        || format!("released {address} ({free} free)"),
-    )
+    report(json, ("released", "released"), address, free, "")
 }

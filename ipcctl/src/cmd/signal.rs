@@ -9,7 +9,7 @@ use ipc_client::protocol::{SignalDetails, SignalParams};
 use ipc_client::{Client, ErrorCode, KindParams, Received, SignalEvent};
 use serde_json::{Value, json};
 
-use super::common::{Sent, no_ring_flags, not_for};
+use super::common::{Sent, no_message_flags, not_for};
 use super::sync::no_sync_flags;
 use crate::cli::{CreateArgs, KillArgs, SendArgs, SubscribeArgs, UnsubscribeArgs, WatchArgs};
 use crate::errors::{fail, usage};
@@ -18,21 +18,8 @@ use crate::watch::show;
 
 /// The channel's parameters from `create`'s flags.
 pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
-    no_ring_flags(args)?;
+    no_message_flags(args, "not for signal channels")?;
     no_sync_flags(args, None)?;
-    let what = "not for signal channels";
-    if args.size.is_some() {
-        return Err(not_for(args, "--size", what));
-    }
-    if args.capacity.is_some() {
-        return Err(not_for(args, "--capacity", what));
-    }
-    if args.msg_size.is_some() {
-        return Err(not_for(args, "--msg-size", what));
-    }
-    if args.buffered {
-        return Err(not_for(args, "--buffered", what));
-    }
     Ok(KindParams::Signal(SignalParams { bind: args.bind }))
 }
 

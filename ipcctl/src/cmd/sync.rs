@@ -8,27 +8,13 @@ use ipc_client::protocol::{
 use ipc_client::{Kind, KindParams, ObjectInfo};
 use serde_json::{Value, json};
 
-use super::common::{no_ring_flags, not_for};
+use super::common::{no_message_flags, not_for};
 use crate::cli::CreateArgs;
 use crate::errors::usage;
 
 /// Refuses the flags of the message kinds (size, capacity, …) for `kind`.
 fn no_channel_flags(args: &CreateArgs) -> anyhow::Result<()> {
-    no_ring_flags(args)?;
-    let what = "for channels only, not synchronization objects";
-    if args.size.is_some() {
-        return Err(not_for(args, "--size", what));
-    }
-    if args.capacity.is_some() {
-        return Err(not_for(args, "--capacity", what));
-    }
-    if args.msg_size.is_some() {
-        return Err(not_for(args, "--msg-size", what));
-    }
-    if args.buffered {
-        return Err(not_for(args, "--buffered", what));
-    }
-    Ok(())
+    no_message_flags(args, "for channels only, not synchronization objects")
 }
 
 /// Refuses the synchronization flags for every kind but `kind` (which takes them).
