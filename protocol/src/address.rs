@@ -41,6 +41,8 @@ pub enum Kind {
     Barrier,
     /// A channel of events fanned out to subscribers (and real signals). Since version 6.
     Signal,
+    /// A work queue hosted by the daemon, with acknowledgements. Since version 7.
+    Queue,
 }
 
 impl Kind {
@@ -56,6 +58,7 @@ impl Kind {
         Kind::Event,
         Kind::Barrier,
         Kind::Signal,
+        Kind::Queue,
     ];
 
     /// The protocol version that introduced this kind; older peers cannot decode it.
@@ -66,6 +69,7 @@ impl Kind {
             Kind::Shm | Kind::Ring => 4,
             Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier => 5,
             Kind::Signal => 6,
+            Kind::Queue => 7,
         }
     }
 
@@ -82,6 +86,7 @@ impl Kind {
             Kind::Event => "event",
             Kind::Barrier => "barrier",
             Kind::Signal => "signal",
+            Kind::Queue => "queue",
         }
     }
 

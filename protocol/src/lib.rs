@@ -38,7 +38,7 @@ pub use kinds::*;
 pub use message::*;
 
 /// The protocol version this crate speaks. Bumped when a message is added.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// The oldest protocol version this crate can still speak.
 pub const MIN_PROTOCOL_VERSION: u16 = 1;

@@ -137,7 +137,8 @@ impl KindModule for Module {
             | KindOp::Sem(_)
             | KindOp::Lock(_)
             | KindOp::Event(_)
-            | KindOp::Signal(_) => Need::Owner,
+            | KindOp::Signal(_)
+            | KindOp::Queue(_) => Need::Owner,
         }
     }
 }

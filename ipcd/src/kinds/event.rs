@@ -102,7 +102,8 @@ impl KindModule for Module {
             | KindOp::Sem(_)
             | KindOp::Lock(_)
             | KindOp::Barrier(_)
-            | KindOp::Signal(_) => Need::Owner,
+            | KindOp::Signal(_)
+            | KindOp::Queue(_) => Need::Owner,
         }
     }
 }

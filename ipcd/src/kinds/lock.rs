@@ -136,7 +136,8 @@ impl KindModule for Module {
             | KindOp::Sem(_)
             | KindOp::Event(_)
             | KindOp::Barrier(_)
-            | KindOp::Signal(_) => Need::Owner,
+            | KindOp::Signal(_)
+            | KindOp::Queue(_) => Need::Owner,
         }
     }
 }

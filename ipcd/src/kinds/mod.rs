@@ -11,6 +11,7 @@ pub mod fifo;
 pub mod lock;
 pub mod mq;
 pub mod pipe;
+pub mod queue;
 pub mod ring;
 mod segment;
 pub mod sem;
@@ -54,6 +55,7 @@ pub fn module(kind: Kind) -> &'static dyn KindModule {
         Kind::Event => &event::Module,
         Kind::Barrier => &barrier::Module,
         Kind::Signal => &signal::Module,
+        Kind::Queue => &queue::Module,
     }
 }
 

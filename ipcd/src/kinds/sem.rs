@@ -431,7 +431,8 @@ impl KindModule for Module {
             | KindOp::Lock(_)
             | KindOp::Event(_)
             | KindOp::Barrier(_)
-            | KindOp::Signal(_) => Need::Owner,
+            | KindOp::Signal(_)
+            | KindOp::Queue(_) => Need::Owner,
         }
     }
 }

@@ -65,7 +65,8 @@ pub fn binds(params: &KindParams) -> Option<i32> {
         | KindParams::Sem(_)
         | KindParams::Lock(_)
         | KindParams::Event(_)
-        | KindParams::Barrier(_) => None,
+        | KindParams::Barrier(_)
+        | KindParams::Queue(_) => None,
     }
 }
 
@@ -257,7 +258,8 @@ impl KindModule for Module {
             | KindOp::Sem(_)
             | KindOp::Lock(_)
             | KindOp::Event(_)
-            | KindOp::Barrier(_) => Need::Owner,
+            | KindOp::Barrier(_)
+            | KindOp::Queue(_) => Need::Owner,
         }
     }
 }

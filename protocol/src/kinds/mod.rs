@@ -9,6 +9,7 @@ pub mod holder;
 pub mod lock;
 pub mod mq;
 pub mod pipe;
+pub mod queue;
 pub mod ring;
 pub mod sem;
 pub mod shm;
@@ -26,6 +27,10 @@ pub use holder::Holder;
 pub use lock::{LockDetails, LockOp, LockParams, LockReply};
 pub use mq::{MqDetails, MqOp, MqParams, MqReply, Readiness};
 pub use pipe::{PipeDetails, PipeOp, PipeParams, PipeReply};
+pub use queue::{
+    DEAD_SUFFIX, Fsync, QUEUE_MESSAGE_OVERHEAD, QueueConsumer, QueueDelivery, QueueDetails,
+    QueueItem, QueueJournal, QueueOp, QueueOrder, QueueParams, QueueReply,
+};
 pub use ring::{RingDetails, RingParams};
 pub use sem::{SemDetails, SemOp, SemParams, SemReply};
 pub use shm::{SHM_MAX_SIZE, ShmDetails, ShmOp, ShmParams, ShmReply};
@@ -55,6 +60,8 @@ pub enum KindParams {
     Barrier(BarrierParams),
     /// Signal channel parameters. Since version 6.
     Signal(SignalParams),
+    /// Work queue parameters. Since version 7.
+    Queue(QueueParams),
 }
 
 /// Kind-specific details of an object.
@@ -81,6 +88,8 @@ pub enum KindDetails {
     Barrier(BarrierDetails),
     /// A signal channel. Since version 6.
     Signal(SignalDetails),
+    /// A work queue (boxed: the largest details). Since version 7.
+    Queue(Box<QueueDetails>),
 }
 
 /// A kind-specific operation, carried by [`Request::Kind`](crate::Request::Kind).
@@ -103,6 +112,8 @@ pub enum KindOp {
     Barrier(BarrierOp),
     /// An operation on a signal channel. Since version 6.
     Signal(SignalOp),
+    /// An operation on a work queue. Since version 7.
+    Queue(QueueOp),
 }
 
 /// The answer to a [`KindOp`], carried by [`Reply::Kind`](crate::Reply::Kind).
@@ -125,6 +136,8 @@ pub enum KindReply {
     Barrier(BarrierReply),
     /// A signal channel's answer. Since version 6.
     Signal(SignalReply),
+    /// A work queue's answer. Since version 7.
+    Queue(QueueReply),
 }
 
 impl KindParams {
@@ -141,6 +154,7 @@ impl KindParams {
             KindParams::Event(_) => Kind::Event,
             KindParams::Barrier(_) => Kind::Barrier,
             KindParams::Signal(_) => Kind::Signal,
+            KindParams::Queue(_) => Kind::Queue,
         }
     }
 }
@@ -157,6 +171,7 @@ impl KindOp {
             KindOp::Event(_) => Kind::Event,
             KindOp::Barrier(_) => Kind::Barrier,
             KindOp::Signal(_) => Kind::Signal,
+            KindOp::Queue(_) => Kind::Queue,
         }
     }
 }

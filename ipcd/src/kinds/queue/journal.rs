@@ -1,0 +1,1 @@
+//! The durable queue's journal (written by the journal helper).
