@@ -135,6 +135,7 @@ impl Shared {
             wait_fds: u64::from(self.ledger.waits_of(peer.uid)),
             mq_budget: self.granted.mq_bytes,
             shm_budget: t.budgets.shm_budget_bytes,
+            queue_budget: t.budgets.queue_budget_bytes,
         }
     }
 
