@@ -104,7 +104,8 @@ impl Shared {
 
     /// The limits in force now.
     pub fn limits(&self) -> Limits {
-        self.tunables().limits
+        // Read in place: every request asks, and the tunables hold strings.
+        self.tunables.read().unwrap_or_else(|e| e.into_inner()).limits
     }
 
     /// The tunables in force now.
@@ -128,7 +129,7 @@ impl Shared {
 
     /// What `peer`'s uid may still take, for the registry's checks.
     pub fn quota(&self, peer: &Peer) -> Quota {
-        let t = self.tunables();
+        let t = self.tunables.read().unwrap_or_else(|e| e.into_inner());
         Quota {
             privileged: self.privileged(peer),
             shares: t.budgets.shares(&self.granted, t.limits.max_connections),
