@@ -71,7 +71,8 @@ for shared-memory bytes):
   queue_budget_bytes = 1073741824 (memory all unprivileged users' queue: objects may reserve)
   queue_bytes_per_uid = N         (default: a quarter of queue_budget_bytes)
 Fixed: 16 semaphores per uid with acquisitions waiting in ipcd (one helper thread
-each), 256 in all."
+each), 256 in all; 16 durable queues per uid (one journal writer thread each), 1024
+in all."
 )]
 struct Args {
     /// Socket to listen on [default: $IPCD_SOCKET, else $XDG_RUNTIME_DIR/ipcd/ipcd.sock,

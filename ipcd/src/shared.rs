@@ -105,7 +105,10 @@ impl Shared {
     /// The limits in force now.
     pub fn limits(&self) -> Limits {
         // Read in place: every request asks, and the tunables hold strings.
-        self.tunables.read().unwrap_or_else(|e| e.into_inner()).limits
+        self.tunables
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .limits
     }
 
     /// The tunables in force now.

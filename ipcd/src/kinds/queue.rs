@@ -21,6 +21,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod waits;
+mod writers;
 
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
@@ -92,7 +93,11 @@ impl KindModule for Module {
                 "a queue lives in ipcd only, so there is nothing to adopt".into(),
             ));
         }
-        let state = State::create(params, args.kernel_name.map(Path::new))?;
+        let charge = match params.durable {
+            Some(_) => Some(writers::Charge::take(args.peer.uid)?),
+            None => None,
+        };
+        let state = State::create(params, args.kernel_name.map(Path::new), charge)?;
         Ok(Box::new(QueueObject::new(state)))
     }
 
@@ -104,7 +109,14 @@ impl KindModule for Module {
         let params: QueueParams = state::params_from_json(saved).ok_or_else(|| {
             RequestError::InvalidArgument(format!("unreadable queue settings {saved}"))
         })?;
-        let state = State::reopen(params, kernel_name.map(Path::new))?;
+        let charge = params.durable.map(|_| {
+            let uid = saved
+                .get("journal_uid")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            writers::Charge::again(u32::try_from(uid).unwrap_or(0))
+        });
+        let state = State::reopen(params, kernel_name.map(Path::new), charge)?;
         Ok(Reopened::Alive(Box::new(QueueObject::new(state))))
     }
 
@@ -217,7 +229,7 @@ impl KindObject for QueueObject {
     }
 
     fn state(&self) -> serde_json::Value {
-        state::params_to_json(&lock(&self.state).params)
+        lock(&self.state).saved()
     }
 
     fn remove(self: Box<Self>) -> Result<(), RequestError> {

@@ -17,6 +17,7 @@ use super::held::{Held, Message};
 use super::journal::{Journal, Record};
 use super::rates::Meter;
 use super::waits::{Abandon, Durable, Grant, Granted, JoinWait, PutWait, Waiting, Waits};
+use super::writers::Charge;
 use crate::error::RequestError;
 use crate::kinds::waitlist::lock;
 use crate::kinds::{Asker, OpAnswer, Pending};
@@ -52,6 +53,8 @@ pub struct State {
     /// Messages that reached `max_deliveries`, for the companion.
     dead_letters: Vec<Message>,
     journal: Option<Journal>,
+    /// The journal writer's charge to its creator's budget.
+    charge: Option<Charge>,
     /// What the last start cut from the journal's end, if anything.
     recovery: Option<String>,
 }
@@ -98,7 +101,7 @@ fn journal_error(what: &str, e: &std::io::Error) -> RequestError {
 }
 
 impl State {
-    fn new(params: QueueParams, journal: Option<Journal>) -> Self {
+    fn new(params: QueueParams, journal: Option<Journal>, charge: Option<Charge>) -> Self {
         State {
             params,
             held: Held::new(params.order),
@@ -109,12 +112,17 @@ impl State {
             ack_meter: Meter::new(0),
             dead_letters: Vec::new(),
             journal,
+            charge,
             recovery: None,
         }
     }
 
     /// A new queue; a durable one gets a new journal at `path`.
-    pub fn create(params: QueueParams, path: Option<&Path>) -> Result<Self, RequestError> {
+    pub fn create(
+        params: QueueParams,
+        path: Option<&Path>,
+        charge: Option<Charge>,
+    ) -> Result<Self, RequestError> {
         let journal = match (params.durable, path) {
             (Some(fsync), Some(path)) => {
                 if let Some(dir) = path.parent() {
@@ -130,17 +138,21 @@ impl State {
             }
             _ => None,
         };
-        Ok(State::new(params, journal))
+        Ok(State::new(params, journal, charge))
     }
 
     /// A queue after a restart: empty, or, if durable, what its journal holds.
-    pub fn reopen(params: QueueParams, path: Option<&Path>) -> Result<Self, RequestError> {
+    pub fn reopen(
+        params: QueueParams,
+        path: Option<&Path>,
+        charge: Option<Charge>,
+    ) -> Result<Self, RequestError> {
         let (Some(fsync), Some(path)) = (params.durable, path) else {
-            return Ok(State::new(params, None));
+            return Ok(State::new(params, None, None));
         };
         let (journal, recovery) = Journal::open(path, fsync)
             .map_err(|e| journal_error(&format!("reading the journal {}", path.display()), &e))?;
-        let mut s = State::new(params, Some(journal));
+        let mut s = State::new(params, Some(journal), charge);
         s.next_seq = recovery.next_seq.max(1);
         let n = recovery.messages.len();
         for r in recovery.messages {
@@ -336,6 +348,16 @@ impl State {
         dropped
     }
 
+    /// What is saved with the registry record: the settings, and whom the
+    /// journal writer is charged to.
+    pub fn saved(&self) -> serde_json::Value {
+        let mut v = params_to_json(&self.params);
+        if let Some(c) = &self.charge {
+            v["journal_uid"] = c.uid().into();
+        }
+        v
+    }
+
     /// What `stat` shows.
     pub fn details(&self) -> QueueDetails {
         QueueDetails {
@@ -373,6 +395,7 @@ impl State {
         self.waits.clear();
         self.held.clear();
         self.dead_letters.clear();
+        self.charge = None;
         match self.journal.take() {
             Some(j) => j
                 .delete()

@@ -30,7 +30,9 @@ fn queue(capacity: u64, max_deliveries: u32) -> QueueObject {
         max_deliveries,
         durable: None,
     };
-    QueueObject::new(State::create(resolve(&KindParams::Queue(params)).unwrap(), None).unwrap())
+    QueueObject::new(
+        State::create(resolve(&KindParams::Queue(params)).unwrap(), None, None).unwrap(),
+    )
 }
 
 fn put(
@@ -224,6 +226,7 @@ fn priorities_only_on_priority_queues_and_settings_round_trip() {
     );
     assert!(matches!(r, Err(RequestError::InvalidArgument(_))));
     let saved = q.state();
+    assert!(saved.get("journal_uid").is_none(), "{saved}");
     let back = state::params_from_json(&saved).unwrap();
     assert_eq!(back, lock(&q.state).params);
 }
