@@ -116,6 +116,11 @@ impl Writer {
             self.commit();
             self.maybe_compact();
         }
+        // Removals whose write failed last, if any, get one more try.
+        if self.broken.is_none() {
+            self.retry_failed_removes();
+            self.commit();
+        }
         if self.broken.is_none()
             && let Err(e) = self.file.sync_data()
         {
