@@ -41,6 +41,11 @@ pub struct Budgets {
     /// Signal-channel subscriptions (socket subscribers and processes
     /// signalled) one unprivileged uid may hold, on anyone's channels.
     pub max_subscriptions_per_uid: u32,
+    /// Memory all unprivileged uids' `queue:` objects may reserve together.
+    pub queue_budget_bytes: u64,
+    /// Memory one unprivileged uid's `queue:` objects may reserve; `None`: a
+    /// quarter of `queue_budget_bytes`.
+    pub queue_bytes_per_uid: Option<u64>,
 }
 
 impl Default for Budgets {
@@ -57,6 +62,8 @@ impl Default for Budgets {
             shm_budget_bytes: 1 << 30,
             shm_bytes_per_uid: None,
             max_subscriptions_per_uid: 256,
+            queue_budget_bytes: 1 << 30,
+            queue_bytes_per_uid: None,
         }
     }
 }
@@ -85,6 +92,8 @@ pub struct Shares {
     pub waits: u32,
     /// Signal-channel subscriptions.
     pub subscriptions: u64,
+    /// Memory its `queue:` objects reserve.
+    pub queue_bytes: u64,
 }
 
 impl Budgets {
@@ -99,6 +108,9 @@ impl Budgets {
             shm_bytes: self.shm_bytes_per_uid.unwrap_or(self.shm_budget_bytes / 4),
             waits: self.max_waits_per_uid,
             subscriptions: u64::from(self.max_subscriptions_per_uid),
+            queue_bytes: self
+                .queue_bytes_per_uid
+                .unwrap_or(self.queue_budget_bytes / 4),
         }
     }
 }
@@ -116,6 +128,8 @@ pub struct Quota {
     pub mq_budget: u64,
     /// Shared-memory bytes all unprivileged uids may take together.
     pub shm_budget: u64,
+    /// Queue memory all unprivileged uids may reserve together.
+    pub queue_budget: u64,
 }
 
 /// Live counts for one uid.

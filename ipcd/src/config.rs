@@ -94,6 +94,8 @@ struct FileConfig {
     shm_budget_bytes: Option<u64>,
     shm_bytes_per_uid: Option<u64>,
     max_subscriptions_per_uid: Option<u32>,
+    queue_budget_bytes: Option<u64>,
+    queue_bytes_per_uid: Option<u64>,
     mq_default_capacity: Option<u32>,
     mq_default_msg_size: Option<u32>,
 }
@@ -191,6 +193,10 @@ impl Tunables {
         b.shm_bytes_per_uid = at_least_one("shm_bytes_per_uid", file.shm_bytes_per_uid)?;
         if let Some(v) = at_least_one("shm_budget_bytes", file.shm_budget_bytes)? {
             b.shm_budget_bytes = v;
+        }
+        b.queue_bytes_per_uid = at_least_one("queue_bytes_per_uid", file.queue_bytes_per_uid)?;
+        if let Some(v) = at_least_one("queue_budget_bytes", file.queue_budget_bytes)? {
+            b.queue_budget_bytes = v;
         }
         t.mq_default_capacity = at_least_one("mq_default_capacity", file.mq_default_capacity)?;
         t.mq_default_msg_size = at_least_one("mq_default_msg_size", file.mq_default_msg_size)?;

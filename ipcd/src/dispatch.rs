@@ -37,10 +37,11 @@ pub enum Answer {
 
 impl Caller {
     /// The caller as a kind operation sees it.
-    fn asker(&self) -> crate::kinds::Asker {
+    fn asker(&self, max_frame: u32) -> crate::kinds::Asker {
         crate::kinds::Asker {
             peer: self.peer,
             session: self.session,
+            max_frame,
         }
     }
 
@@ -116,11 +117,19 @@ pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answ
             }
             let tunables = shared.tunables();
             let quota = shared.quota(peer);
-            let info =
-                shared
-                    .store()
-                    .create(address, &spec, peer, caller.session, &tunables, &quota)?;
+            let companion = crate::kinds::module(address.kind).companion(&spec.params);
+            let info = shared.store().create(
+                address.clone(),
+                &spec,
+                peer,
+                caller.session,
+                &tunables,
+                &quota,
+            )?;
             AtomicCounters::bump(&shared.counters.created, 1);
+            if let Some((suffix, params)) = companion {
+                create_companion(shared, caller, &address, suffix, params, &spec)?;
+            }
             Reply::Created(info)
         }
         Request::Open { address, access } => {
@@ -139,18 +148,24 @@ pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answ
             }
             let op = protocol::KindOp::Pipe(protocol::PipeOp::Close);
             let quota = shared.quota(peer);
-            shared
-                .registry()
-                .operate(&address, op, &caller.asker(), &quota)?;
+            shared.registry().operate(
+                &address,
+                op,
+                &caller.asker(shared.limits().max_frame),
+                &quota,
+            )?;
             Reply::Closed
         }
         Request::Kind { address, op } => {
             let saves = saves_state(&op);
             let address = caller.parse(&address)?;
             let quota = shared.quota(peer);
-            let done = shared
-                .registry()
-                .operate(&address, op, &caller.asker(), &quota)?;
+            let done = shared.registry().operate(
+                &address,
+                op,
+                &caller.asker(shared.limits().max_frame),
+                &quota,
+            )?;
             if saves && let Err(e) = shared.store().save_state() {
                 // The change is made (waiters were woken); it is only not on
                 // disk yet: the next save takes it.
@@ -166,12 +181,78 @@ pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answ
             Reply::Killed
         }
         Request::Delete { address } => {
-            shared.store().delete(&caller.parse(&address)?, peer)?;
+            let address = caller.parse(&address)?;
+            let companion = shared.registry().companion_of(&address);
+            shared.store().delete(&address, peer)?;
             AtomicCounters::bump(&shared.counters.deleted, 1);
+            if let Some(companion) = companion {
+                match shared.store().delete(&companion, peer) {
+                    Ok(()) => AtomicCounters::bump(&shared.counters.deleted, 1),
+                    Err(RequestError::NotFound(_)) => {}
+                    Err(e) => tracing::warn!(%companion, "deleting the companion: {e}"),
+                }
+            }
             Reply::Deleted
         }
     };
     Ok(Answer::Now(reply, Vec::new()))
+}
+
+/// Creates the companion `primary` has (a queue's `NAME.dead`), with the
+/// same mode and lifetime; if that fails, `primary` is deleted again and the
+/// answer says why.
+fn create_companion(
+    shared: &Shared,
+    caller: &Caller,
+    primary: &Address,
+    suffix: &str,
+    params: protocol::KindParams,
+    spec: &protocol::CreateSpec,
+) -> Result<(), RequestError> {
+    let made = protocol::Name::new(&format!("{}{suffix}", primary.name))
+        .map_err(RequestError::BadAddress)
+        .and_then(|name| {
+            let address = Address::new(primary.kind, name);
+            let spec = protocol::CreateSpec {
+                params,
+                adopt: false,
+                ..spec.clone()
+            };
+            let tunables = shared.tunables();
+            let quota = shared.quota(&caller.peer);
+            shared.store().create(
+                address,
+                &spec,
+                &caller.peer,
+                caller.session,
+                &tunables,
+                &quota,
+            )
+        });
+    match made {
+        Ok(_) => {
+            AtomicCounters::bump(&shared.counters.created, 1);
+            Ok(())
+        }
+        Err(e) => {
+            if let Err(undo) = shared.store().delete(primary, &caller.peer) {
+                tracing::warn!(%primary, "undoing the create: {undo}");
+            }
+            Err(companion_error(primary, suffix, e))
+        }
+    }
+}
+
+/// `e`, saying it was the companion that could not be made.
+fn companion_error(primary: &Address, suffix: &str, e: RequestError) -> RequestError {
+    let why =
+        format!("'{primary}' was not created: its companion '{primary}{suffix}' could not be: {e}");
+    match e {
+        RequestError::AlreadyExists(_) => RequestError::AlreadyExists(why),
+        RequestError::LimitExceeded(_) => RequestError::LimitExceeded(why),
+        RequestError::BadAddress(w) => RequestError::InvalidArgument(format!("{why} ({w})")),
+        _ => RequestError::InvalidArgument(why),
+    }
 }
 
 /// The whole listing in one reply (versions 1 and 2; a reply over the frame

@@ -82,6 +82,7 @@ impl Daemon {
         let namespace = kinds::Namespace {
             prefix: config.prefix.clone(),
             runtime_dir: config.runtime_dir.clone(),
+            state_dir: config.state_dir.clone(),
         };
         let store = changes::Store::load_with(config.state_dir.clone(), namespace, setup)
             .map_err(state_err)?;

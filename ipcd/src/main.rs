@@ -68,8 +68,11 @@ for shared-memory bytes):
   shm_budget_bytes = 1073741824   (/dev/shm bytes all unprivileged users' segments and rings may take)
   shm_bytes_per_uid = N           (default: a quarter of shm_budget_bytes)
   max_subscriptions_per_uid = 256 (signal-channel watchers and processes signalled)
+  queue_budget_bytes = 1073741824 (memory all unprivileged users' queue: objects may reserve)
+  queue_bytes_per_uid = N         (default: a quarter of queue_budget_bytes)
 Fixed: 16 semaphores per uid with acquisitions waiting in ipcd (one helper thread
-each), 256 in all."
+each), 256 in all; 16 durable queues per uid (one journal writer thread each), 1024
+in all."
 )]
 struct Args {
     /// Socket to listen on [default: $IPCD_SOCKET, else $XDG_RUNTIME_DIR/ipcd/ipcd.sock,
@@ -274,7 +277,7 @@ async fn forward_signals(
                                     Err(e) => warn!("{e:#}"),
                                 }
                             }
-                            let _ = control.send(Control::Reload(t)).await;
+                            let _ = control.send(Control::Reload(Box::new(t))).await;
                         }
                         Err(e) => error!("keeping the old configuration: {e}"),
                     },

@@ -80,7 +80,10 @@ impl Object {
         Ok(ObjectInfo {
             address: self.address.to_string(),
             kind: self.address.kind,
-            kernel_name: self.kernel_name.clone().unwrap_or_default(),
+            kernel_name: match &self.kernel_name {
+                Some(k) if self.handle.kernel_name_shown() => k.clone(),
+                _ => String::new(),
+            },
             owner_uid: self.perms.owner_uid,
             owner_gid: self.perms.owner_gid,
             mode: self.perms.mode,
@@ -129,6 +132,8 @@ pub struct UidHolds {
     pub shm_bytes: u64,
     /// Signal-channel subscriptions it holds, on anyone's channels.
     pub subscriptions: u64,
+    /// Memory its `queue:` objects reserve.
+    pub queue_bytes: u64,
 }
 
 impl UidHolds {
@@ -140,6 +145,7 @@ impl UidHolds {
             mq_bytes: self.mq_bytes + other.mq_bytes,
             shm_bytes: self.shm_bytes + other.shm_bytes,
             subscriptions: self.subscriptions + other.subscriptions,
+            queue_bytes: self.queue_bytes + other.queue_bytes,
         }
     }
 }
@@ -236,11 +242,13 @@ impl Registry {
                 held.mq_bytes += owned.mq_bytes;
                 held.shm_bytes += owned.shm_bytes;
                 held.subscriptions += owned.subscriptions;
+                held.queue_bytes += owned.queue_bytes;
             }
             h.fds += held.fds;
             h.mq_bytes += held.mq_bytes;
             h.shm_bytes += held.shm_bytes;
             h.subscriptions += held.subscriptions;
+            h.queue_bytes += held.queue_bytes;
         }
         h
     }
@@ -300,6 +308,9 @@ impl Registry {
                 held.subscriptions
             )));
         }
+        if cost.queue_bytes > 0 {
+            self.check_queue_bytes(uid, address, held.queue_bytes, cost.queue_bytes, quota)?;
+        }
         if cost.shm_bytes == 0 {
             return Ok(());
         }
@@ -317,6 +328,41 @@ impl Registry {
                 "ipcd's users' shared memory takes {all} bytes and '{address}' needs {} more, over \
                  the daemon's budget of {} bytes (shm_budget_bytes)",
                 cost.shm_bytes, quota.shm_budget
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a queue that would take `uid` past its queue-memory share or
+    /// all unprivileged users past the daemon's queue budget.
+    fn check_queue_bytes(
+        &self,
+        uid: u32,
+        address: &Address,
+        held: u64,
+        cost: u64,
+        quota: &Quota,
+    ) -> Result<(), RequestError> {
+        if held + cost > quota.shares.queue_bytes {
+            return Err(RequestError::LimitExceeded(format!(
+                "uid {uid}'s queues reserve {held} bytes and '{address}' needs {cost} more, over \
+                 its share of {} bytes (queue_bytes_per_uid); use a smaller --max-bytes or \
+                 delete unused queues",
+                quota.shares.queue_bytes
+            )));
+        }
+        let all: u64 = self
+            .objects
+            .values()
+            .filter(|o| self.unprivileged(o.perms.owner_uid))
+            .map(|o| o.handle.held().queue_bytes)
+            .sum::<u64>()
+            + self.reserved(|u| self.unprivileged(u)).queue_bytes;
+        if all + cost > quota.queue_budget {
+            return Err(RequestError::LimitExceeded(format!(
+                "ipcd's users' queues reserve {all} bytes and '{address}' needs {cost} more, over \
+                 the daemon's budget of {} bytes (queue_budget_bytes)",
+                quota.queue_budget
             )));
         }
         Ok(())
@@ -402,9 +448,45 @@ impl Registry {
     /// synchronization objects give back what it held. Its waits are dropped
     /// first (the session's task set goes before this is called).
     pub fn session_ended(&mut self, session: SessionId) {
+        let mut spills = Vec::new();
         for obj in self.objects.values_mut() {
             obj.handle.session_ended(session);
+            if let Some(spill) = obj.handle.spill() {
+                spills.push((obj.address.clone(), spill));
+            }
         }
+        for (from, spill) in spills {
+            self.hand_to_companion(&from, spill);
+        }
+    }
+
+    /// Gives what `from` spilled to its companion; what it cannot take (or
+    /// everything, if the companion was deleted) is dropped, and logged.
+    fn hand_to_companion(&mut self, from: &Address, spill: kinds::Spill) {
+        let n = spill.items.len();
+        let name = format!("{}{}", from.name, spill.suffix);
+        let to = protocol::Name::new(&name).map(|name| Address {
+            kind: from.kind,
+            name,
+        });
+        let dropped = match to.ok().and_then(|to| self.objects.get_mut(&to)) {
+            Some(obj) => obj.handle.take_spill(spill.items),
+            None => n,
+        };
+        if dropped > 0 {
+            warn!(%from, companion = %name, dropped,
+                "dropping messages its companion could not take (full, or deleted)");
+        }
+    }
+
+    /// The address of the companion `address` has (deleted with it), if any.
+    pub fn companion_of(&self, address: &Address) -> Option<Address> {
+        let suffix = self.objects.get(address)?.handle.companion()?;
+        let name = protocol::Name::new(&format!("{}{suffix}", address.name)).ok()?;
+        Some(Address {
+            kind: address.kind,
+            name,
+        })
     }
 
     /// The real signals objects are bound to (each once), which ipcd must catch.

@@ -28,7 +28,7 @@ pub enum Control {
     /// Stop gracefully.
     Shutdown,
     /// Apply new tunables (re-read config file).
-    Reload(Tunables),
+    Reload(Box<Tunables>),
     /// Log a status dump.
     DumpStatus,
 }
@@ -76,7 +76,7 @@ pub async fn serve(
             _ = heartbeat.tick() => heartbeat.beat(&shared),
             cmd = control.recv() => match cmd {
                 Some(Control::Shutdown) | None => break,
-                Some(Control::Reload(tunables)) => reload(&shared, tunables),
+                Some(Control::Reload(tunables)) => reload(&shared, *tunables),
                 Some(Control::DumpStatus) => dump_status(&shared),
             },
         }

@@ -104,7 +104,11 @@ impl Shared {
 
     /// The limits in force now.
     pub fn limits(&self) -> Limits {
-        self.tunables().limits
+        // Read in place: every request asks, and the tunables hold strings.
+        self.tunables
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .limits
     }
 
     /// The tunables in force now.
@@ -128,13 +132,14 @@ impl Shared {
 
     /// What `peer`'s uid may still take, for the registry's checks.
     pub fn quota(&self, peer: &Peer) -> Quota {
-        let t = self.tunables();
+        let t = self.tunables.read().unwrap_or_else(|e| e.into_inner());
         Quota {
             privileged: self.privileged(peer),
             shares: t.budgets.shares(&self.granted, t.limits.max_connections),
             wait_fds: u64::from(self.ledger.waits_of(peer.uid)),
             mq_budget: self.granted.mq_bytes,
             shm_budget: t.budgets.shm_budget_bytes,
+            queue_budget: t.budgets.queue_budget_bytes,
         }
     }
 

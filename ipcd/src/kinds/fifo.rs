@@ -56,6 +56,7 @@ impl KindModule for Module {
             mq_bytes: 0,
             shm_bytes: 0,
             subscriptions: 0,
+            queue_bytes: 0,
         })
     }
 
@@ -316,6 +317,7 @@ impl KindObject for FifoObject {
             mq_bytes: 0,
             shm_bytes: 0,
             subscriptions: 0,
+            queue_bytes: 0,
         }
     }
 

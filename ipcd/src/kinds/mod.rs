@@ -40,6 +40,9 @@ pub struct Asker {
     pub peer: Peer,
     /// Its connection.
     pub session: SessionId,
+    /// The largest frame its connection may be sent (an answer carrying
+    /// messages stays below it).
+    pub max_frame: u32,
 }
 
 /// The kind module for `kind`.
@@ -66,6 +69,9 @@ pub struct Namespace {
     pub prefix: String,
     /// Directory for file-system objects (FIFOs live in `<runtime_dir>/fifo`).
     pub runtime_dir: PathBuf,
+    /// The daemon's state directory (durable queues' journals live in
+    /// `<state_dir>/queue`).
+    pub state_dir: PathBuf,
 }
 
 /// What a create request asks of a kind module.
@@ -95,6 +101,8 @@ pub struct Held {
     pub shm_bytes: u64,
     /// Signal-channel subscriptions (socket subscribers, processes signalled).
     pub subscriptions: u64,
+    /// Bytes of memory a daemon-hosted queue reserves (its `max_bytes`).
+    pub queue_bytes: u64,
 }
 
 /// What reopening a recorded object after a restart found.
@@ -151,6 +159,22 @@ pub trait KindModule: Sync {
 
     /// What `op` needs of the caller. Only called with this kind's operations.
     fn op_needs(&self, op: &KindOp) -> Need;
+
+    /// A companion object created with (and deleted with) one made with
+    /// `params`: the suffix of its name and its parameters (a queue's
+    /// dead-letter queue, `queue:NAME.dead`). None for most kinds.
+    fn companion(&self, _params: &KindParams) -> Option<(&'static str, KindParams)> {
+        None
+    }
+}
+
+/// Messages an object hands to its companion (see [`KindModule::companion`]).
+#[derive(Debug)]
+pub struct Spill {
+    /// The suffix of the companion's name.
+    pub suffix: &'static str,
+    /// The messages, in order.
+    pub items: Vec<protocol::QueueItem>,
 }
 
 /// A future answering an operation later; it holds no registry lock.
@@ -222,6 +246,28 @@ pub trait KindObject: Send + std::fmt::Debug {
     /// kinds whose kernel objects outlive the process anyway.
     fn stored_fds(&self) -> Vec<(&'static str, BorrowedFd<'_>)> {
         Vec::new()
+    }
+
+    /// Whether the kernel name is worth showing (a queue kept in memory
+    /// only has none on disk).
+    fn kernel_name_shown(&self) -> bool {
+        true
+    }
+
+    /// The suffix of this object's companion, deleted with it, if it has one.
+    fn companion(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Messages to hand to the companion, taken out of this object.
+    fn spill(&mut self) -> Option<Spill> {
+        None
+    }
+
+    /// Takes messages another object spilled to this one; returns how many
+    /// it could not take (they are dropped, and the caller logs it).
+    fn take_spill(&mut self, items: Vec<protocol::QueueItem>) -> usize {
+        items.len()
     }
 
     /// The kind's own fields to save with the record (`null` if none).

@@ -93,6 +93,7 @@ impl KindModule for Module {
                 mq_bytes: 0,
                 shm_bytes: 0,
                 subscriptions: 0,
+                queue_bytes: 0,
             });
         }
         let (capacity, msg_size) = checked_sizes(params, args.tunables)?;
@@ -101,6 +102,7 @@ impl KindModule for Module {
             mq_bytes: charged_bytes(capacity, msg_size),
             shm_bytes: 0,
             subscriptions: 0,
+            queue_bytes: 0,
         })
     }
 
@@ -190,6 +192,7 @@ impl KindObject for MqObject {
             mq_bytes: self.charged,
             shm_bytes: 0,
             subscriptions: 0,
+            queue_bytes: 0,
         }
     }
 

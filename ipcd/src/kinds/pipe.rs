@@ -39,6 +39,7 @@ impl KindModule for Module {
             mq_bytes: 0,
             shm_bytes: 0,
             subscriptions: 0,
+            queue_bytes: 0,
         })
     }
 
@@ -254,6 +255,7 @@ impl KindObject for PipeObject {
             mq_bytes: 0,
             shm_bytes: 0,
             subscriptions: 0,
+            queue_bytes: 0,
         }
     }
 

@@ -103,6 +103,7 @@ impl Registry {
                 h.fds += cost.fds;
                 h.mq_bytes += cost.mq_bytes;
                 h.shm_bytes += cost.shm_bytes;
+                h.queue_bytes += cost.queue_bytes;
             }
         }
         h

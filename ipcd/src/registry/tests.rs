@@ -60,10 +60,12 @@ const QUOTA: Quota = Quota {
         shm_bytes: 64 << 20,
         waits: 256,
         subscriptions: 256,
+        queue_bytes: 64 << 20,
     },
     wait_fds: 0,
     mq_budget: 256 << 20,
     shm_budget: 1 << 30,
+    queue_budget: 1 << 30,
 };
 
 /// Fails unless `$result` is an `Err` matching `$pattern`.
@@ -100,6 +102,7 @@ impl Fixture {
         let ns = Namespace {
             prefix: format!("ipcdut{pid}_{n}."),
             runtime_dir: dir.0.join("run"),
+            state_dir: state_dir.clone(),
         };
         Fixture {
             store: Store::new(Registry::empty(state_dir.clone(), ns.clone())),
@@ -1227,5 +1230,9 @@ fn a_segment_that_is_not_a_ring_cannot_be_adopted_as_one() {
 mod changes;
 
 fn who(peer: Peer) -> crate::kinds::Asker {
-    crate::kinds::Asker { peer, session: 1 }
+    crate::kinds::Asker {
+        peer,
+        session: 1,
+        max_frame: protocol::HARD_MAX_FRAME,
+    }
 }

@@ -178,7 +178,10 @@ async fn drive(id: u64, waiter: Waiter) -> Done {
             None => std::future::pending().await,
         }
     };
+    // Biased: an answer that is ready wins over a timeout passing at the
+    // same moment (a queue's delivery is then not handed back).
     let result = tokio::select! {
+        biased;
         answer = wait => answer,
         _ = gone.changed() => Err(RequestError::KernelObjectMissing(format!(
             "'{address}' was deleted while waiting"

@@ -12,6 +12,7 @@ fn who(session: SessionId) -> Asker {
             gid: 1000,
         },
         session,
+        max_frame: protocol::HARD_MAX_FRAME,
     }
 }
 

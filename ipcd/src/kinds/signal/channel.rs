@@ -371,6 +371,7 @@ mod tests {
                 gid: 1000,
             },
             session,
+            max_frame: protocol::HARD_MAX_FRAME,
         }
     }
 

@@ -15,6 +15,7 @@ fn me(session: SessionId) -> Asker {
             gid: nix::unistd::getgid().as_raw(),
         },
         session,
+        max_frame: protocol::HARD_MAX_FRAME,
     }
 }
 
