@@ -44,9 +44,10 @@ use std::time::{Duration, Instant};
 
 use ipc_client::protocol::{
     self, BarrierOp, BarrierParams, ClientFrame, CreateSpec, ErrorCode, EventOp, EventParams,
-    FifoParams, Hello, Kind, KindOp, KindParams, Lifetime, LockOp, LockParams, MqOp, MqParams,
-    PipeOp, PipeParams, Readiness, Request, RingParams, SHM_MAX_SIZE, SemOp, SemParams,
-    ServerFrame, ShmOp, ShmParams, SignalOp, SignalParams,
+    FifoParams, Fsync, Hello, Kind, KindOp, KindParams, Lifetime, LockOp, LockParams, MqOp,
+    MqParams, PipeOp, PipeParams, QueueItem, QueueOp, QueueOrder, QueueParams, QueueReply,
+    Readiness, Request, RingParams, SHM_MAX_SIZE, SemOp, SemParams, ServerFrame, ShmOp, ShmParams,
+    SignalOp, SignalParams,
 };
 use ipc_client::{
     Access, Client, Error, FifoReader, FifoWriter, MessageQueue, PipeReader, PipeWriter, Ring,
@@ -272,6 +273,24 @@ const KINDS: &[KindOps] = &[
             }),
         ],
         protocol_op: Some(|_| KindOp::Barrier(BarrierOp::Reset)),
+    },
+    KindOps {
+        kind: Kind::Queue,
+        params: |rng| {
+            KindParams::Queue(QueueParams {
+                capacity: rng.below(4),
+                max_bytes: 1024 + 1024 * rng.below(2),
+                order: *rng.pick(&[QueueOrder::Fifo, QueueOrder::Lifo, QueueOrder::Priority]),
+                max_deliveries: *rng.pick(&[0, 0, 2]),
+                durable: *rng.pick(&[None, None, Some(Fsync::Batch), Some(Fsync::Never)]),
+            })
+        },
+        ops: &[
+            ("queue-put", queue_put),
+            ("queue-get", queue_get),
+            ("queue-join", queue_join),
+        ],
+        protocol_op: Some(|_| KindOp::Queue(QueueOp::Ack { ids: Vec::new() })),
     },
 ];
 
@@ -707,7 +726,7 @@ fn open(d: &mut Driver, kind: Kind, name: &str) -> Res {
     };
     // The daemon-hosted kinds have no kernel object to hand out.
     let want = match kind {
-        Kind::Lock | Kind::Event | Kind::Barrier | Kind::Signal => 0,
+        Kind::Lock | Kind::Event | Kind::Barrier | Kind::Signal | Kind::Queue => 0,
         _ => 1,
     };
     if fds.len() != want || info.kind != kind {
@@ -819,7 +838,7 @@ fn hold(d: &mut Driver, kind: Kind, name: &str, access: Access) -> Res {
         (Kind::Ring, _) => Handle::Ring(client.open_ring(&address)?),
         // Nothing to hold: a semaphore's file is dropped at once, the
         // daemon-hosted kinds hand out no descriptor.
-        (Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier | Kind::Signal, _) => {
+        (Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier | Kind::Signal | Kind::Queue, _) => {
             client.open(&address, access)?;
             return Ok(());
         }
@@ -1152,6 +1171,73 @@ fn event_wait(d: &mut Driver, _kind: Kind, name: &str) -> Res {
 fn barrier_wait(d: &mut Driver, _kind: Kind, name: &str) -> Res {
     let wait = short_wait(d);
     sync_op(d, |c| c.barrier_wait(name, wait))
+}
+
+/// Runs a queue operation; the refusals a small, busy queue gives are allowed.
+fn queue_op(d: &mut Driver, name: &str, op: QueueOp) -> Result<Option<QueueReply>, Fail> {
+    match d
+        .client()?
+        .operate(&format!("queue:{name}"), KindOp::Queue(op))
+    {
+        Ok(protocol::KindReply::Queue(r)) => Ok(Some(r)),
+        Ok(other) => Err(Fail::Wrong(format!("a queue answered {other:?}"))),
+        Err(Error::Server(w))
+            if matches!(
+                w.code,
+                ErrorCode::WouldBlock
+                    | ErrorCode::TimedOut
+                    | ErrorCode::TooLarge
+                    | ErrorCode::InvalidArgument
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn queue_put(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let n = 1 + d.rng.below(3) as usize;
+    let items = (0..n)
+        .map(|_| QueueItem {
+            priority: d.rng.below(3) as u32,
+            body: d.payload(),
+        })
+        .collect();
+    let timeout_ms = short_wait(d).map(|t| t.as_millis() as u64);
+    queue_op(d, name, QueueOp::Put { items, timeout_ms })?;
+    Ok(())
+}
+
+/// Gets a few messages and acknowledges most of them; the rest go back to
+/// the queue when this connection closes (or to its `.dead` companion).
+fn queue_get(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let timeout_ms = short_wait(d).map(|t| t.as_millis() as u64);
+    let max = 1 + d.rng.below(4) as u32;
+    let Some(QueueReply::Got(got)) = queue_op(d, name, QueueOp::Get { max, timeout_ms })? else {
+        return Err(Fail::Refused);
+    };
+    if got.iter().any(|m| m.deliveries == 0 || m.body.is_empty()) {
+        return Err(Fail::Wrong(format!(
+            "a delivery without a count or bytes: {got:?}"
+        )));
+    }
+    if d.rng.chance(75) {
+        let ids = got.iter().map(|m| m.id).collect();
+        match queue_op(d, name, QueueOp::Ack { ids })? {
+            Some(QueueReply::Acked { .. }) => {}
+            // Deleted and made again by another driver meanwhile.
+            None => return Err(Fail::Refused),
+            Some(other) => return Err(Fail::Wrong(format!("an ack answered {other:?}"))),
+        }
+    }
+    Ok(())
+}
+
+fn queue_join(d: &mut Driver, _kind: Kind, name: &str) -> Res {
+    let timeout_ms = short_wait(d).map(|t| t.as_millis() as u64);
+    queue_op(d, name, QueueOp::Join { timeout_ms })?;
+    Ok(())
 }
 
 fn pipe_close(d: &mut Driver, _kind: Kind, name: &str) -> Res {

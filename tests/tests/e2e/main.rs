@@ -4,6 +4,7 @@
 mod bad_input;
 mod chaos;
 mod cli_ops;
+mod durable;
 mod fifo;
 mod hostile;
 mod lifecycle;
