@@ -22,14 +22,16 @@ const DEFAULT_ACK_BATCH: usize = 64;
 /// [`QueueReceiver::ack_delay`] says otherwise.
 const DEFAULT_ACK_DELAY: Duration = Duration::from_millis(5);
 
-/// What a Get in flight was.
-#[derive(Debug, Clone, Copy)]
+/// A Get in flight, until its deliveries are handed on.
+#[derive(Debug)]
 struct GetInFlight {
     id: u64,
     /// Messages it asked for.
     max: u32,
     /// A Get that does not wait (`try_recv`): `would-block` is no error.
     probe: bool,
+    /// Its deliveries, once answered, until the Gets before it are answered too.
+    answered: Option<Vec<QueueDelivery>>,
 }
 
 /// Takes messages from a queue with Gets kept in flight (prefetch), one
@@ -87,7 +89,10 @@ pub struct QueueReceiver {
     /// Acknowledgements queued, not yet sent; and since when.
     acks: Vec<u64>,
     acks_since: Option<Instant>,
-    gets_in_flight: Vec<GetInFlight>,
+    /// Gets in the order they were sent: ipcd may answer them in any
+    /// order, but serves waiting Gets oldest first, so deliveries are handed
+    /// on in this order to keep the queue's.
+    gets_in_flight: VecDeque<GetInFlight>,
     /// Ack requests in flight: id and count.
     acks_in_flight: VecDeque<(u64, u32)>,
     /// The first error not yet returned.
@@ -113,7 +118,7 @@ impl QueueReceiver {
             held: HashSet::new(),
             acks: Vec::new(),
             acks_since: None,
-            gets_in_flight: Vec::new(),
+            gets_in_flight: VecDeque::new(),
             acks_in_flight: VecDeque::new(),
             error: None,
             received: 0,
@@ -127,10 +132,12 @@ impl QueueReceiver {
         self
     }
 
-    /// Gets in flight at once (at least 1): with 2 or more, the next Get
-    /// already waits in the daemon while the answer to one is read.
+    /// Gets in flight at once (1 to 16; default 2): with 2 or more, the next
+    /// Get already waits in the daemon while the answer to one is read. A
+    /// Get waiting in ipcd counts against its limits on waiting requests (64
+    /// per connection, `max_waits_per_uid` per user).
     pub fn gets(mut self, requests: usize) -> Self {
-        self.gets = requests.max(1);
+        self.gets = requests.clamp(1, 16);
         self
     }
 
@@ -330,7 +337,12 @@ impl QueueReceiver {
         if let Some(left) = &mut self.budget {
             *left -= u64::from(max);
         }
-        self.gets_in_flight.push(GetInFlight { id, max, probe });
+        self.gets_in_flight.push_back(GetInFlight {
+            id,
+            max,
+            probe,
+            answered: None,
+        });
         Ok(id)
     }
 
@@ -356,8 +368,7 @@ impl QueueReceiver {
             return Ok(false);
         };
         if let Some(at) = self.gets_in_flight.iter().position(|g| g.id == id) {
-            let get = self.gets_in_flight.swap_remove(at);
-            self.settle_get(get, outcome);
+            self.settle_get(at, outcome);
         } else if let Some(at) = self.acks_in_flight.iter().position(|&(i, _)| i == id) {
             self.acks_in_flight.remove(at);
             match reply(outcome) {
@@ -373,21 +384,42 @@ impl QueueReceiver {
         Ok(true)
     }
 
-    fn settle_get(&mut self, get: GetInFlight, outcome: Result<Response>) {
+    /// Takes in the answer to the Get at `at`, then hands on the deliveries
+    /// of the oldest Gets that are answered.
+    fn settle_get(&mut self, at: usize, outcome: Result<Response>) {
+        let get = &self.gets_in_flight[at];
+        let (max, probe) = (get.max, get.probe);
         let deliveries = match reply(outcome) {
             Ok(QueueReply::Got(deliveries)) => deliveries,
-            Ok(other) => return self.fail(unexpected("Got", &other)),
-            Err(e) if get.probe && e.code() == Some(ErrorCode::WouldBlock) => Vec::new(),
-            Err(e) => return self.fail(e),
+            Ok(other) => {
+                self.fail(unexpected("Got", &other));
+                Vec::new()
+            }
+            Err(e) if probe && e.code() == Some(ErrorCode::WouldBlock) => Vec::new(),
+            Err(e) => {
+                self.fail(e);
+                Vec::new()
+            }
         };
         // What it did not bring may be asked for again.
         if let Some(left) = &mut self.budget {
-            *left += u64::from(get.max).saturating_sub(deliveries.len() as u64);
+            *left += u64::from(max).saturating_sub(deliveries.len() as u64);
         }
         self.received += deliveries.len() as u64;
-        for d in deliveries {
-            self.held.insert(d.id);
-            self.buffer.push_back(d);
+        self.held.extend(deliveries.iter().map(|d| d.id));
+        if deliveries.is_empty() {
+            // Nothing to keep in order (and the Gets before it may wait on).
+            self.gets_in_flight.remove(at);
+        } else {
+            self.gets_in_flight[at].answered = Some(deliveries);
+        }
+        while let Some(done) = self
+            .gets_in_flight
+            .front_mut()
+            .and_then(|g| g.answered.take())
+        {
+            self.gets_in_flight.pop_front();
+            self.buffer.extend(done);
         }
     }
 

@@ -13,7 +13,10 @@ use crate::error::{Error, Result};
 use crate::lock::millis;
 
 /// Put requests in flight at most, unless [`QueueSender::window`] says otherwise.
-const DEFAULT_WINDOW: usize = 128;
+const DEFAULT_WINDOW: usize = 32;
+/// The most requests ipcd lets one connection have waiting; a Put past them,
+/// into a full queue, is refused (`limit-exceeded`).
+const MAX_WAITING_PER_CONNECTION: usize = 64;
 /// Bytes of messages in one Put at most, unless [`QueueSender::batch_bytes`]
 /// says otherwise (also at most half the daemon's frame limit).
 const DEFAULT_BATCH_BYTES: usize = 256 << 10;
@@ -77,7 +80,7 @@ pub struct QueueSender {
 impl QueueSender {
     /// A sender to queue `name` (`NAME` or `queue:NAME`) over `client`'s
     /// connection, which it keeps: one message per Put, written at once, up
-    /// to 128 Puts in flight, each waiting for room as long as it takes.
+    /// to 32 Puts in flight, each waiting for room as long as it takes.
     pub fn new(client: Client, name: &str) -> Self {
         let frame_share = client.welcome().limits.max_frame as usize / 2;
         QueueSender {
@@ -98,10 +101,14 @@ impl QueueSender {
         }
     }
 
-    /// At most `requests` Puts in flight (at least 1); a send past them waits
-    /// for the oldest answer.
+    /// At most `requests` Puts in flight (1 to 64; default 32); a send past
+    /// them waits for an answer. Puts that wait for room in a full queue
+    /// count against ipcd's limits on waiting requests: 64 per connection
+    /// (hence the cap) and `max_waits_per_uid` (256 by default) for all the
+    /// connections of a user — keep the windows of one user's senders
+    /// together below that, or the Puts past it are refused.
     pub fn window(mut self, requests: usize) -> Self {
-        self.window = requests.max(1);
+        self.window = requests.clamp(1, MAX_WAITING_PER_CONNECTION);
         self
     }
 

@@ -305,6 +305,39 @@ fn a_receiver_prefetches_hands_out_in_order_and_batches_its_acks() {
 }
 
 #[test]
+fn deliveries_keep_the_order_of_their_gets_whatever_order_the_answers_come_in() {
+    let (path, daemon) = fake(|mut peer| {
+        peer.handshake();
+        let mut gets = Vec::new();
+        while gets.len() < 2 {
+            let Some(protocol::ClientFrame::Request { id, body }) = peer.read() else {
+                panic!("two Gets")
+            };
+            assert!(matches!(queue_op(body), QueueOp::Get { .. }));
+            gets.push(id);
+        }
+        // ipcd serves waiting Gets oldest first, but may write the answers
+        // in any order.
+        for (n, &id) in gets.iter().enumerate().rev() {
+            let d = QueueDelivery {
+                id: n as u64 + 1,
+                priority: 0,
+                deliveries: 1,
+                body: vec![n as u8],
+            };
+            answer(&mut peer, id, QueueReply::Got(vec![d]));
+        }
+        FakeQueue::default().serve_requests(peer)
+    });
+    let client = Client::connect_to(&path).unwrap();
+    let mut rx = QueueReceiver::new(client, "q").gets(2);
+    assert_eq!(rx.recv().unwrap().body, [0]);
+    assert_eq!(rx.recv().unwrap().body, [1]);
+    drop(rx);
+    daemon.join().unwrap();
+}
+
+#[test]
 fn a_limited_receiver_never_asks_for_more_than_its_limit() {
     let (path, daemon) = fake(|peer| {
         FakeQueue {
