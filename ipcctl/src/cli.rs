@@ -194,6 +194,8 @@ the handles attached to it now. The sync kinds fill the three columns with
 their state: sem: \"N free\", \"max M\", \"Hh Ww\" (holders, waiters); lock: \"free\"
 or \"held by PID\", \"reentrant\", \"Ww\"; event: \"set\" or \"clear\", -, \"Ww\";
 barrier: \"arrived/parties\", \"broken\", \"N opened\" (times it let parties through).
+queue: messages waiting, its capacity (or byte limit), \"N in flight\" (delivered,
+not yet acknowledged).
 
 Examples:
   ipcctl list
@@ -217,7 +219,10 @@ and fifo: bytes). A pipe has no kernel name (\"kernel_name\": null). A shm:
 segment shows its size and how many processes have it mapped now (\"mapped_by\",
 null when ipcd cannot tell). A ring: shows its slots, slot size (the largest
 message), segment size, and the handles attached now (\"attached\": processes
-such as a running ipcctl send or recv; a killed one stops counting).
+such as a running ipcctl send or recv; a killed one stops counting). A queue:
+shows its order, depth, deliveries in flight per consumer pid, bytes held,
+counts since ipcd started (put, acked, redelivered, dead), rates, waiting
+getters, putters and joiners, and its journal if durable.
 
 Examples:
   ipcctl stat mq:jobs

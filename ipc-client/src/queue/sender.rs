@@ -3,7 +3,7 @@
 //! several requests per write (a cork).
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use protocol::{KindOp, KindReply, QueueItem, QueueOp, QueueReply, Reply, Request};
 
@@ -26,12 +26,16 @@ const DEFAULT_BATCH_BYTES: usize = 256 << 10;
 /// work while this side prepares more.
 ///
 /// It owns its [`Client`] (a connection of its own), like a file owns its
-/// descriptor. Messages go out as soon as they are sent by default; with
-/// [`batch`](Self::batch) several messages travel in one Put request (all or
-/// none of them are put), and with [`cork`](Self::cork) several requests in
-/// one write to the socket. A batched or corked message may wait in the
-/// sender until the batch or cork fills or [`flush`](Self::flush) is called,
-/// like bytes in a [`BufWriter`](std::io::BufWriter).
+/// descriptor. Messages go out as soon as they are sent by default. With
+/// [`batch`](Self::batch) N, several messages travel in one Put request (all
+/// or none of them are put), as Nagle's algorithm gathers bytes: a message
+/// goes at once while no Put is in flight, and otherwise joins the next
+/// batch, which goes when it holds N messages or, at a later send, once the
+/// Puts in flight are answered — under load every Put carries N messages,
+/// when idle none waits. With [`cork`](Self::cork) several requests go in
+/// one write to the socket. So a message may wait in the sender until more
+/// are sent or [`flush`](Self::flush) is called, like bytes in a
+/// [`BufWriter`](std::io::BufWriter): flush when you stop sending.
 ///
 /// **Errors are reported late, never lost.** A refused Put (the queue full
 /// for the whole [`timeout`](Self::timeout), deleted, a message too large) is
@@ -112,8 +116,10 @@ impl QueueSender {
         self
     }
 
-    /// Up to `messages` messages per Put request (at least 1): fewer requests,
-    /// more throughput; a Put is all or nothing, so a refused one refuses them all.
+    /// Up to `messages` messages per Put request (at least 1; default 1),
+    /// gathered while Puts are in flight (see the type's notes): fewer
+    /// requests, more throughput; a Put is all or nothing, so a refused one
+    /// refuses them all.
     pub fn batch(mut self, messages: usize) -> Self {
         self.batch = messages.max(1);
         self
@@ -193,6 +199,11 @@ impl QueueSender {
         self.items.push(item);
         self.items_bytes = self.items_bytes.saturating_add(cost);
         if self.items.len() >= self.batch || self.items_bytes >= self.batch_bytes {
+            return self.submit_batch();
+        }
+        // A batch that is not full goes as soon as no Put is in flight.
+        self.take_arrived()?;
+        if self.in_flight.is_empty() {
             self.submit_batch()?;
         }
         Ok(())
@@ -246,6 +257,22 @@ impl QueueSender {
             .client
             .next_answer(None)?
             .ok_or(Error::Protocol("no answer without a deadline".into()))?;
+        self.settle(id, outcome)
+    }
+
+    /// Counts the answers that have arrived, without waiting.
+    fn take_arrived(&mut self) -> Result<()> {
+        while !self.in_flight.is_empty() {
+            match self.client.next_answer(Some(Instant::now()))? {
+                Some((id, outcome)) => self.settle(id, outcome)?,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the answer to request `id`.
+    fn settle(&mut self, id: u64, outcome: Result<Response>) -> Result<()> {
         let Some(at) = self.in_flight.iter().position(|&(i, _)| i == id) else {
             return Err(Error::Protocol(format!(
                 "the daemon answered request {id}, which no Put of this sender sent"

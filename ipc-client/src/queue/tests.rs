@@ -160,47 +160,87 @@ fn numbered(n: usize) -> Vec<Vec<u8>> {
 fn a_sender_batches_and_reports_a_refused_put_late_without_losing_it() {
     let (path, daemon) = fake(|mut peer| {
         peer.handshake();
-        let mut puts = 0;
-        let mut seen = Vec::new();
-        peer.serve(|peer, id, body| {
+        // Nothing is answered until the sender stopped sending: its batches
+        // fill while the first Put is in flight.
+        peer.0
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut puts = Vec::new();
+        while let Some(protocol::ClientFrame::Request { id, body }) = peer.read() {
             let QueueOp::Put { items, timeout_ms } = queue_op(body) else {
                 panic!("puts only")
             };
             assert_eq!(timeout_ms, Some(0));
-            puts += 1;
-            seen.push(items.iter().map(|i| i.body.clone()).collect::<Vec<_>>());
-            if puts == 3 {
-                refuse(peer, id, ErrorCode::WouldBlock);
+            puts.push((id, items.into_iter().map(|i| i.body).collect::<Vec<_>>()));
+        }
+        for (n, (id, bodies)) in puts.iter().enumerate() {
+            if n == 2 {
+                refuse(&mut peer, *id, ErrorCode::WouldBlock);
             } else {
-                let count = items.len() as u32;
-                answer(peer, id, QueueReply::Put { count });
+                let count = bodies.len() as u32;
+                answer(&mut peer, *id, QueueReply::Put { count });
             }
-        });
-        seen
+        }
+        peer.0.set_read_timeout(None).unwrap();
+        FakeQueue::default().serve_requests(peer);
+        puts.into_iter().map(|(_, b)| b).collect::<Vec<_>>()
     });
     let client = Client::connect_to(&path).unwrap();
     let mut tx = QueueSender::new(client, "q")
         .batch(2)
         .timeout(Some(Duration::ZERO));
-    let mut first_error = None;
     for body in numbered(10) {
-        // A send that returns an earlier Put's error does not take its message.
-        if let Err(e) = tx.send(&body) {
-            first_error.get_or_insert(e);
-            tx.send(&body).unwrap();
-        }
+        tx.send(&body).unwrap();
     }
-    let flushed = tx.flush();
-    let e = first_error
-        .or(flushed.err())
-        .expect("the refusal is reported");
+    let e = tx.flush().expect_err("the refusal is reported");
     assert_eq!(e.code(), Some(ErrorCode::WouldBlock));
     assert_eq!((tx.confirmed(), tx.refused(), tx.pending()), (8, 2, 0));
+    // Reported once; and a send after it goes through.
+    tx.send(b"after").unwrap();
     tx.flush().unwrap();
     drop(tx);
     let seen = daemon.join().unwrap();
-    assert_eq!(seen.len(), 5, "two messages per Put: {seen:?}");
-    assert_eq!(seen[2], numbered(10)[4..6]);
+    let sizes: Vec<usize> = seen.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [1, 2, 2, 2, 2, 1], "the first alone, then batches of 2");
+    assert_eq!(seen[2], numbered(10)[3..5]);
+}
+
+#[test]
+fn a_batching_sender_sends_at_once_when_nothing_is_in_flight() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let puts = Arc::new(AtomicUsize::new(0));
+    let seen = puts.clone();
+    let (path, daemon) = fake(move |mut peer| {
+        peer.handshake();
+        peer.serve(|peer, id, body| {
+            let QueueOp::Put { items, .. } = queue_op(body) else {
+                panic!("puts only")
+            };
+            seen.fetch_add(1, Ordering::SeqCst);
+            answer(peer, id, QueueReply::Put { count: items.len() as u32 });
+        });
+    });
+    let client = Client::connect_to(&path).unwrap();
+    let mut tx = QueueSender::new(client, "q").batch(64);
+    for n in 1..=3 {
+        tx.send(b"lone").unwrap();
+        // Answered meanwhile, so the next one does not wait for a batch.
+        eventually(|| puts.load(Ordering::SeqCst) == n);
+    }
+    tx.flush().unwrap();
+    assert_eq!(tx.confirmed(), 3);
+    drop(tx);
+    daemon.join().unwrap();
+}
+
+/// Polls `check` for up to 5 s.
+fn eventually(mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]

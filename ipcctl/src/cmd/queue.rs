@@ -2,23 +2,25 @@
 //! and with `--ack` acknowledge), join, and their `stat` rows, `list` cells
 //! and JSON fields.
 
+mod recv;
+mod rows;
+
 use std::io::{self, BufRead as _, BufReader};
-use std::os::fd::AsFd as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ipc_client::{
-    Client, ErrorCode, Fsync, KindParams, ObjectInfo, QueueDelivery, QueueDetails, QueueItem,
-    QueueParams, QueueReceiver, dead_letter_address,
-};
-use serde_json::{Value, json};
+use ipc_client::{Client, ErrorCode, Fsync, KindParams, QueueItem, QueueParams};
+use serde_json::json;
 
-use super::common::{Sent, daemon_gone, no_ring_flags, not_for, read_stdin_message, stopped_at};
+use super::common::{Sent, no_ring_flags, not_for, read_stdin_message, stopped_at};
 use crate::cli::{CreateArgs, JoinArgs, RecvArgs, SendArgs};
 use crate::errors::{fail, usage};
-use crate::output::{self, Out, message_json};
-use crate::watch::{Wait, Waited, Watch, show};
+use crate::output;
+use crate::watch::{Wait, show};
+
+pub use recv::recv;
+pub use rows::{created, field_rows, json_details, table_cells};
 
 /// Messages in one Put request at most.
 const BATCH: usize = 64;
@@ -193,149 +195,6 @@ fn put_failed(address: &str, e: ipc_client::Error, timeout: Option<Duration>) ->
     }
 }
 
-/// What one wait for a delivery ended with.
-enum Next {
-    /// A delivery.
-    Got(QueueDelivery),
-    /// The time ran out, or the queue was empty and waiting was not wanted.
-    Nothing,
-    /// Whoever reads our output has gone away.
-    ReaderGone,
-}
-
-/// `ipcctl recv queue:…`: one message, `--count N` or `--follow`; with
-/// `--ack` each acknowledged once written. Owns the connection: the
-/// messages it got go back to the queue when it closes, unless acknowledged.
-pub fn recv(client: Client, args: &RecvArgs, json: bool) -> anyhow::Result<()> {
-    let address = args.address.clone();
-    // `--timeout 0s` takes what is there now, as `--nonblock` does.
-    let wait = match Wait::from_flags(args.timeout, args.nonblock) {
-        Wait::Timeout(t) if t.is_zero() => Wait::Never,
-        w => w,
-    };
-    let limit = (!args.follow).then(|| args.count.unwrap_or(1));
-    // Never hold more than will be printed; --follow takes one at a time.
-    let prefetch = limit.map_or(1, |n| n.min(BATCH as u64) as u32);
-    let mut rx = QueueReceiver::new(client, &address)
-        .prefetch(prefetch)
-        .gets(1)
-        .ack_delay(Duration::ZERO);
-    if let Some(n) = limit {
-        rx = rx.limit(n);
-    }
-    let printed = print_deliveries(&mut rx, args, wait, limit, json);
-    // What was acknowledged is confirmed even when printing stopped early.
-    let flushed = rx
-        .flush()
-        .map_err(|e| receive_failed(&address, e, "acknowledging messages of"));
-    let (received, reader_gone) = printed?;
-    flushed?;
-    if received == 0 && !reader_gone {
-        return Err(nothing(&address, wait));
-    }
-    Ok(())
-}
-
-/// Prints deliveries as they come (acknowledging each with `--ack`) until
-/// `limit`, the wait's end, or standard output closing; returns how many,
-/// and whether standard output's reader left.
-fn print_deliveries(
-    rx: &mut QueueReceiver,
-    args: &RecvArgs,
-    wait: Wait,
-    limit: Option<u64>,
-    json: bool,
-) -> anyhow::Result<(u64, bool)> {
-    let address = &args.address;
-    let mut out = Out::new();
-    let mut watch = Watch::new();
-    let mut received = 0;
-    while limit.is_none_or(|n| received < n) {
-        let d = match next(rx, wait, &mut watch)? {
-            Next::Got(d) => d,
-            Next::Nothing => break,
-            Next::ReaderGone => return Ok((received, true)),
-        };
-        if json {
-            let mut doc = message_json(&d.body, Some(d.priority));
-            doc["id"] = d.id.into();
-            doc["deliveries"] = d.deliveries.into();
-            doc["acked"] = args.ack.into();
-            out.json(&doc)?;
-        } else {
-            out.bytes(&d.body)?;
-            if !args.raw {
-                out.bytes(b"\n")?;
-            }
-        }
-        out.flush()?;
-        if args.ack {
-            rx.ack(d.id)
-                .map_err(|e| receive_failed(address, e, "acknowledging a message of"))?;
-        } else if received == 0 && !json {
-            eprintln!(
-                "ipcctl: note: {address} keeps what recv prints without --ack: it goes back \
-                 to the queue when ipcctl exits (and counts as delivered once more)"
-            );
-        }
-        received += 1;
-    }
-    Ok((received, false))
-}
-
-/// The next delivery, waiting as `wait` says while watching standard output
-/// (so `recv --follow | head -1` ends when `head` does).
-fn next(rx: &mut QueueReceiver, wait: Wait, watch: &mut Watch) -> anyhow::Result<Next> {
-    let address = rx.address().to_owned();
-    let failed = |e| receive_failed(&address, e, "cannot receive from");
-    if watch.output_gone()? {
-        return Ok(Next::ReaderGone);
-    }
-    if wait == Wait::Never {
-        return Ok(rx
-            .try_recv()
-            .map_err(failed)?
-            .map_or(Next::Nothing, Next::Got));
-    }
-    let deadline = wait.deadline_from_now();
-    loop {
-        // Sends the Get (and acknowledgements) and takes what has come.
-        if let Some(d) = rx.recv_timeout(Duration::ZERO).map_err(failed)? {
-            return Ok(Next::Got(d));
-        }
-        match watch.wait(rx.as_fd(), deadline, None)? {
-            Waited::Ready => {}
-            Waited::TimedOut => return Ok(Next::Nothing),
-            Waited::OutputGone => return Ok(Next::ReaderGone),
-        }
-    }
-}
-
-/// A failed Get or acknowledgement: ipcd gone, the queue deleted, or another error.
-fn receive_failed(address: &str, e: ipc_client::Error, doing: &str) -> anyhow::Error {
-    match (&e, e.code()) {
-        (ipc_client::Error::Closed | ipc_client::Error::Io(_), _) => {
-            daemon_gone(&format!("receiving from {address}"))
-        }
-        (_, Some(ErrorCode::NotFound)) => fail(
-            ErrorCode::NotFound,
-            format!("{address} does not exist (or was deleted while waiting)"),
-        ),
-        _ => anyhow::Error::new(e).context(format!("{doing} {address}")),
-    }
-}
-
-/// Why nothing was received.
-fn nothing(address: &str, wait: Wait) -> anyhow::Error {
-    match wait {
-        Wait::Timeout(t) => fail(
-            ErrorCode::TimedOut,
-            format!("no message arrived on {address} within {}", show(t)),
-        ),
-        _ => fail(ErrorCode::WouldBlock, format!("{address} is empty")),
-    }
-}
-
 /// `ipcctl join queue:…`: waits until every message put was acknowledged.
 pub fn join(client: &mut Client, args: &JoinArgs, json: bool) -> anyhow::Result<()> {
     let address = &args.address;
@@ -352,154 +211,4 @@ pub fn join(client: &mut Client, args: &JoinArgs, json: bool) -> anyhow::Result<
             _ => anyhow::Error::new(e).context(format!("joining {address}")),
         })?;
     output::print_json_only(json, || json!({ "joined": address }))
-}
-
-/// Deliveries held, in all.
-fn in_flight(d: &QueueDetails) -> u64 {
-    d.consumers.iter().map(|c| c.in_flight).sum()
-}
-
-/// The dead-letter queue of `o`, if it has one.
-fn dead_letters(o: &ObjectInfo, d: &QueueDetails) -> Option<String> {
-    (d.max_deliveries > 0).then(|| dead_letter_address(&o.address))
-}
-
-/// A queue's JSON fields.
-pub fn json_details(o: &ObjectInfo, d: &QueueDetails, v: &mut Value) {
-    v["order"] = d.order.to_string().into();
-    v["capacity"] = d.capacity.into();
-    v["max_bytes"] = d.max_bytes.into();
-    v["max_deliveries"] = d.max_deliveries.into();
-    v["dead_letters"] = json!(dead_letters(o, d));
-    v["depth"] = d.depth.into();
-    v["bytes"] = d.bytes.into();
-    v["in_flight"] = in_flight(d).into();
-    v["consumers"] = d
-        .consumers
-        .iter()
-        .map(|c| json!({ "pid": c.pid, "uid": c.uid, "in_flight": c.in_flight }))
-        .collect();
-    v["put"] = d.put.into();
-    v["acked"] = d.acked.into();
-    v["redelivered"] = d.redelivered.into();
-    v["dead"] = d.dead.into();
-    v["put_rate"] = d.put_rate.into();
-    v["ack_rate"] = d.ack_rate.into();
-    v["getters"] = d.getters.into();
-    v["putters"] = d.putters.into();
-    v["joiners"] = d.joiners.into();
-    v["journal"] = d.journal.as_ref().map_or(Value::Null, |j| {
-        json!({
-            "fsync": j.fsync.to_string(),
-            "bytes": j.bytes,
-            "compactions": j.compactions,
-            "recovery": j.recovery,
-        })
-    });
-}
-
-/// A queue's `stat` rows.
-pub fn field_rows(o: &ObjectInfo, d: &QueueDetails) -> Vec<(&'static str, String)> {
-    let limit = |n: u64, unit: &str| {
-        if n == 0 {
-            "no limit".to_owned()
-        } else {
-            format!("{n} {unit}")
-        }
-    };
-    let consumers: Vec<String> = d
-        .consumers
-        .iter()
-        .map(|c| format!("pid {} (uid {}) ×{}", c.pid, c.uid, c.in_flight))
-        .collect();
-    vec![
-        ("order", d.order.to_string()),
-        ("depth", format!("{} waiting", d.depth)),
-        (
-            "in flight",
-            match consumers.as_slice() {
-                [] => "0".to_owned(),
-                held => format!("{} ({})", in_flight(d), held.join(", ")),
-            },
-        ),
-        (
-            "bytes",
-            format!(
-                "{} of {} (64 per message besides its body)",
-                d.bytes, d.max_bytes
-            ),
-        ),
-        ("capacity", limit(d.capacity, "messages")),
-        (
-            "max deliveries",
-            match dead_letters(o, d) {
-                Some(dead) => format!("{}, then to {dead}", d.max_deliveries),
-                None => "no limit (redelivered forever)".to_owned(),
-            },
-        ),
-        (
-            "since start",
-            format!(
-                "{} put, {} acked, {} redelivered, {} dead",
-                d.put, d.acked, d.redelivered, d.dead
-            ),
-        ),
-        (
-            "rates",
-            format!("{} puts/s, {} acks/s", d.put_rate, d.ack_rate),
-        ),
-        (
-            "waiting",
-            format!(
-                "{} getters, {} putters, {} joiners",
-                d.getters, d.putters, d.joiners
-            ),
-        ),
-        ("journal", journal_text(d)),
-    ]
-}
-
-fn journal_text(d: &QueueDetails) -> String {
-    match &d.journal {
-        None => "none (held in memory: lost when ipcd stops)".to_owned(),
-        Some(j) => {
-            let mut text = format!(
-                "fsync {}, {} bytes, {} compactions",
-                j.fsync, j.bytes, j.compactions
-            );
-            if let Some(r) = &j.recovery {
-                text.push_str(&format!("; last start cut: {r}"));
-            }
-            text
-        }
-    }
-}
-
-/// A queue's `list` cells: QUEUED, CAPACITY, ENDS (deliveries in flight).
-pub fn table_cells(d: &QueueDetails) -> [String; 3] {
-    [
-        format!("{} msg", d.depth),
-        if d.capacity == 0 {
-            format!("{} B", d.max_bytes)
-        } else {
-            format!("{} msg", d.capacity)
-        },
-        format!("{} in flight", in_flight(d)),
-    ]
-}
-
-/// What `create` says of a new queue.
-pub fn created(o: &ObjectInfo, d: &QueueDetails) -> String {
-    let mut parts = vec![d.order.to_string()];
-    if d.capacity > 0 {
-        parts.push(format!("capacity {}", d.capacity));
-    }
-    parts.push(format!("{} bytes", d.max_bytes));
-    if let Some(dead) = dead_letters(o, d) {
-        parts.push(format!("{} deliveries, then {dead}", d.max_deliveries));
-    }
-    if let Some(j) = &d.journal {
-        parts.push(format!("durable, fsync {}", j.fsync));
-    }
-    parts.join(", ")
 }

@@ -36,7 +36,7 @@ fn send_recv_ack_join_stat_and_list() {
     ]);
     assert_eq!(
         created.trim(),
-        "created queue:jobs (fifo, capacity 5, 16777216 bytes, 3 deliveries, then queue:jobs.dead)"
+        "created queue:jobs (fifo, capacity 5, at most 16 MiB, 3 deliveries, then queue:jobs.dead)"
     );
     d.ipcctl_ok(&["send", "queue:jobs", "first"]);
     let out = d

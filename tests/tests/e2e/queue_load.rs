@@ -215,3 +215,100 @@ fn many_producers_and_consumers_lose_nothing_when_a_consumer_is_killed() {
     // About 4 s in a debug build on 2 vCPUs.
     many_to_many(100_000);
 }
+
+/// Messages per second from a producer thread to a consumer thread through
+/// a relay thread and two Unix socket pairs, one `write` per 64-byte message:
+/// the raw mechanism a daemon-hosted queue adds a hop of.
+fn raw_relay_rate(n: u64) -> f64 {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::net::UnixStream;
+    let (mut tx, mut relay_in) = UnixStream::pair().unwrap();
+    let (mut relay_out, mut rx) = UnixStream::pair().unwrap();
+    let started = std::time::Instant::now();
+    let relay = thread::spawn(move || {
+        let mut buf = vec![0; 64 << 10];
+        loop {
+            match relay_in.read(&mut buf).unwrap() {
+                0 => return,
+                k => relay_out.write_all(&buf[..k]).unwrap(),
+            }
+        }
+    });
+    let consumer = thread::spawn(move || {
+        let mut buf = vec![0; 64 << 10];
+        let mut left = n * 64;
+        while left > 0 {
+            left -= rx.read(&mut buf).unwrap() as u64;
+        }
+    });
+    let msg = [7u8; 64];
+    for _ in 0..n {
+        tx.write_all(&msg).unwrap();
+    }
+    consumer.join().unwrap();
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    drop(tx);
+    relay.join().unwrap();
+    rate
+}
+
+/// Messages per second through `queue:NAME` from a `QueueSender` set up by
+/// `sender` to a `QueueReceiver` prefetching 64, 64-byte messages.
+fn queue_rate(d: &TestDaemon, n: u64, sender: impl FnOnce(QueueSender) -> QueueSender) -> f64 {
+    let mut c = Client::connect_to(&d.socket).unwrap();
+    c.create_queue("rate", &QueueOptions::new().max_bytes(64 << 20))
+        .unwrap();
+    let mut tx = sender(QueueSender::new(
+        Client::connect_to(&d.socket).unwrap(),
+        "rate",
+    ));
+    let mut rx = QueueReceiver::new(Client::connect_to(&d.socket).unwrap(), "rate").prefetch(256);
+    let started = std::time::Instant::now();
+    let consumer = thread::spawn(move || {
+        for _ in 0..n {
+            let d = rx.recv().unwrap();
+            rx.ack(d.id).unwrap();
+        }
+        rx.flush().unwrap();
+    });
+    let msg = [7u8; 64];
+    for _ in 0..n {
+        tx.send(&msg).unwrap();
+    }
+    tx.flush().unwrap();
+    consumer.join().unwrap();
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    c.delete("queue:rate").unwrap();
+    rate
+}
+
+/// One-way throughput of 64-byte messages through a queue against a raw
+/// socket relay measured in the same run; meaningful in a release build
+/// (`cargo test --release -- --ignored queue_throughput --nocapture`),
+/// where a sender sending one message at a time, gathered into Puts of up
+/// to 64 while Puts are in flight, must reach 0.8× the relay and a million
+/// messages a second. One message per Put shows ipcd's cost per request.
+#[test]
+#[ignore = "a measurement: run it in a release build"]
+fn queue_throughput_against_a_raw_socket_relay() {
+    const N: u64 = 1_000_000;
+    let d = TestDaemon::start();
+    let relay = raw_relay_rate(N);
+    let single = queue_rate(&d, N, |tx| tx);
+    let corked = queue_rate(&d, N, |tx| tx.cork(16));
+    let batched = queue_rate(&d, N, |tx| tx.batch(64));
+    println!(
+        "64-byte messages/s: raw relay {relay:.0}; queue, one message a Put {single:.0} \
+         ({:.2}×), corked 16 {corked:.0} ({:.2}×), batches of up to 64 {batched:.0} ({:.2}×)",
+        single / relay,
+        corked / relay,
+        batched / relay
+    );
+    if cfg!(not(debug_assertions)) {
+        assert!(
+            batched >= 0.8 * relay,
+            "batched {batched:.0} vs relay {relay:.0}"
+        );
+        assert!(batched >= 1e6, "batches of 64: {batched:.0}/s");
+    }
+}
