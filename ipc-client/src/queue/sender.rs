@@ -14,6 +14,8 @@ use crate::lock::millis;
 
 /// Put requests in flight at most, unless [`QueueSender::window`] says otherwise.
 const DEFAULT_WINDOW: usize = 32;
+/// How often a batching sender looks for answers that have arrived.
+const LOOK_EVERY: Duration = Duration::from_micros(20);
 /// The most requests ipcd lets one connection have waiting; a Put past them,
 /// into a full queue, is refused (`limit-exceeded`).
 const MAX_WAITING_PER_CONNECTION: usize = 64;
@@ -30,9 +32,9 @@ const DEFAULT_BATCH_BYTES: usize = 256 << 10;
 /// [`batch`](Self::batch) N, several messages travel in one Put request (all
 /// or none of them are put), as Nagle's algorithm gathers bytes: a message
 /// goes at once while no Put is in flight, and otherwise joins the next
-/// batch, which goes when it holds N messages or, at a later send, once the
-/// Puts in flight are answered — under load every Put carries N messages,
-/// when idle none waits. With [`cork`](Self::cork) several requests go in
+/// batch, which goes when it holds N messages or, at a later send (looking
+/// for answers at most every 20 µs), once the Puts in flight are answered —
+/// under load every Put carries N messages, when idle none waits. With [`cork`](Self::cork) several requests go in
 /// one write to the socket. So a message may wait in the sender until more
 /// are sent or [`flush`](Self::flush) is called, like bytes in a
 /// [`BufWriter`](std::io::BufWriter): flush when you stop sending.
@@ -77,6 +79,8 @@ pub struct QueueSender {
     in_flight: VecDeque<(u64, u32)>,
     /// The first error not yet returned.
     error: Option<Error>,
+    /// When it last looked for answers without waiting.
+    looked: Instant,
     confirmed: u64,
     refused: u64,
 }
@@ -99,6 +103,7 @@ impl QueueSender {
             corked: 0,
             in_flight: VecDeque::new(),
             error: None,
+            looked: Instant::now(),
             confirmed: 0,
             refused: 0,
             client,
@@ -202,7 +207,14 @@ impl QueueSender {
             return self.submit_batch();
         }
         // A batch that is not full goes as soon as no Put is in flight.
-        self.take_arrived()?;
+        // Looking for answers is a system call: under load, not at every send.
+        if !self.in_flight.is_empty() {
+            let now = Instant::now();
+            if now.duration_since(self.looked) >= LOOK_EVERY {
+                self.looked = now;
+                self.take_arrived()?;
+            }
+        }
         if self.in_flight.is_empty() {
             self.submit_batch()?;
         }

@@ -201,7 +201,11 @@ fn a_sender_batches_and_reports_a_refused_put_late_without_losing_it() {
     drop(tx);
     let seen = daemon.join().unwrap();
     let sizes: Vec<usize> = seen.iter().map(Vec::len).collect();
-    assert_eq!(sizes, [1, 2, 2, 2, 2, 1], "the first alone, then batches of 2");
+    assert_eq!(
+        sizes,
+        [1, 2, 2, 2, 2, 1],
+        "the first alone, then batches of 2"
+    );
     assert_eq!(seen[2], numbered(10)[3..5]);
 }
 
@@ -218,7 +222,13 @@ fn a_batching_sender_sends_at_once_when_nothing_is_in_flight() {
                 panic!("puts only")
             };
             seen.fetch_add(1, Ordering::SeqCst);
-            answer(peer, id, QueueReply::Put { count: items.len() as u32 });
+            answer(
+                peer,
+                id,
+                QueueReply::Put {
+                    count: items.len() as u32,
+                },
+            );
         });
     });
     let client = Client::connect_to(&path).unwrap();

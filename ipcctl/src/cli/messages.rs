@@ -34,9 +34,10 @@ has none (standard input is not read). send raises the channel at once: every
 watcher gets the event, every process subscribed its signal; --lines, --raw,
 --priority, --timeout, --nonblock and --spin-us do not apply.
 
-queue: MESSAGE is one message, as for mq: (all of standard input without it, less
-one trailing newline; --raw exactly; --lines one per line, up to 64 lines that are
-already there going in one request). It goes through ipcd into the queue; a full
+queue: MESSAGE is one message, as for mq: (without it, or if it is -, all of
+standard input, less one trailing newline; --raw exactly; --lines one per line, up to
+64 lines that are already there going in one request). It goes through ipcd into
+the queue; a full
 queue (its --capacity counts messages delivered and not yet acknowledged too)
 makes send wait, up to --timeout. --priority P is for a queue in priority order
 (0 to 32767, highest first). --count N puts MESSAGE (or standard input) N times.
