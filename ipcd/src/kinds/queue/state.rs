@@ -455,6 +455,7 @@ fn put_answer(count: u32, durable: Option<Durable>) -> OpAnswer {
     match durable {
         None => OpAnswer::Now(reply),
         Some(rx) => OpAnswer::Later {
+            made: true,
             wait: Box::pin(async move {
                 journaled(rx).await?;
                 Ok(reply)
@@ -496,6 +497,7 @@ pub fn operate(
                 tx,
             });
             Ok(OpAnswer::Later {
+                made: false,
                 wait: later(state, id, who, rx),
                 timeout: timeout_ms.map(Duration::from_millis),
             })
@@ -518,6 +520,7 @@ pub fn operate(
             });
             drop(s);
             Ok(OpAnswer::Later {
+                made: false,
                 wait: later(state, id, who, rx),
                 timeout: timeout_ms.map(Duration::from_millis),
             })
@@ -555,6 +558,7 @@ pub fn operate(
             s.waits.joins.push(JoinWait { id, who: *who, tx });
             drop(s);
             Ok(OpAnswer::Later {
+                made: false,
                 wait: later(state, id, who, rx),
                 timeout: timeout_ms.map(Duration::from_millis),
             })
