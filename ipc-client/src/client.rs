@@ -544,5 +544,6 @@ pub(crate) fn kind_address(kind: protocol::Kind, name: &str) -> std::borrow::Cow
     }
 }
 
+mod pipelined;
 #[cfg(test)]
 mod tests;

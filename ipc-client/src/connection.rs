@@ -183,6 +183,58 @@ impl Connection {
         }
     }
 
+    /// Like [`receive`](Self::receive), but when `deadline` passes first it
+    /// returns `Ok(None)` and the connection stays usable: nothing half-read
+    /// is lost (a partial frame waits in the buffer for the next call).
+    pub(crate) fn receive_by(&mut self, deadline: Option<Instant>) -> Result<Option<ServerFrame>> {
+        if self.broken {
+            return Err(Error::Closed);
+        }
+        loop {
+            match self.input.next_frame(self.max_frame) {
+                Ok(Some(payload)) => {
+                    return protocol::decode_server(payload)
+                        .map(Some)
+                        .map_err(|e| self.poison(e.into()));
+                }
+                Ok(None) => match self.pump(deadline) {
+                    Ok(()) => {}
+                    // Only a wait that saw no progress times out: the stream is whole.
+                    Err(Error::TimedOut) => return Ok(None),
+                    Err(e) => return Err(self.poison(e)),
+                },
+                Err(e) => return Err(self.poison(e.into())),
+            }
+        }
+    }
+
+    /// Writes what the socket takes of the queued bytes now, without waiting
+    /// and without reading; the rest goes out during the next receive.
+    pub(crate) fn send_queued(&mut self) -> Result<()> {
+        if self.broken {
+            return Err(Error::Closed);
+        }
+        while self.written < self.output.len() && !self.write_closed {
+            match send(
+                self.stream.as_raw_fd(),
+                &self.output[self.written..],
+                MsgFlags::MSG_NOSIGNAL,
+            ) {
+                Ok(n) => self.written += n,
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => break,
+                // As in `pump`: what the daemon said before closing is still read.
+                Err(Errno::EPIPE | Errno::ECONNRESET) => self.write_closed = true,
+                Err(e) => return Err(self.poison(Error::Io(io::Error::from(e)))),
+            }
+        }
+        if self.written == self.output.len() || self.write_closed {
+            self.output.clear();
+            self.written = 0;
+        }
+        Ok(())
+    }
+
     /// Whether the daemon's end of the socket is closed (it exited or dropped
     /// this connection), checked without waiting and without reading.
     pub(crate) fn peer_closed(&self) -> bool {

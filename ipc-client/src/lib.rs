@@ -109,6 +109,7 @@ mod lock;
 mod mq;
 mod path;
 mod pipe;
+mod queue;
 mod ring;
 mod sem;
 mod shm;
@@ -129,6 +130,7 @@ pub use lock::lock_address;
 pub use mq::{MQ_PRIO_MAX, Message, MessageQueue, MqAttributes, MqOptions, mq_address};
 pub use path::{SOCKET_ENV, SYSTEM_SOCKET, default_socket_path, resolve_socket_path};
 pub use pipe::{PipeOptions, PipeReader, PipeWriter, pipe_address};
+pub use queue::{QueueOptions, QueueReceiver, QueueSender, dead_letter_address, queue_address};
 pub use ring::{Ring, RingMessage, RingOptions, SlotLoan, ring_address};
 pub use sem::{DirectSem, sem_address};
 pub use shm::{SharedMemory, ShmOptions, shm_address};
@@ -138,10 +140,12 @@ pub use stream::{MAX_MSG_LEN, MSG_HEADER_LEN, PIPE_BUF};
 /// The wire protocol crate, for the types requests and answers are made of.
 pub use protocol;
 pub use protocol::{
-    Access, CreateSpec, ErrorCode, Event, FifoDetails, FifoParams, Kind, KindDetails, KindOp,
-    KindParams, KindReply, Lifetime, MqDetails, MqParams, ObjectInfo, PipeDetails, PipeParams,
-    Readiness, Reply, Request, SHM_MAX_SIZE, ShmDetails, ShmOp, ShmParams, ShmReply, SignalDetails,
-    SignalEvent, SignalParams, StatusInfo, UsageInfo, Welcome, WireError,
+    Access, CreateSpec, DEAD_SUFFIX, ErrorCode, Event, FifoDetails, FifoParams, Fsync, Kind,
+    KindDetails, KindOp, KindParams, KindReply, Lifetime, MqDetails, MqParams, ObjectInfo,
+    PipeDetails, PipeParams, QUEUE_MESSAGE_OVERHEAD, QueueConsumer, QueueDelivery, QueueDetails,
+    QueueItem, QueueJournal, QueueOrder, QueueParams, Readiness, Reply, Request, SHM_MAX_SIZE,
+    ShmDetails, ShmOp, ShmParams, ShmReply, SignalDetails, SignalEvent, SignalParams, StatusInfo,
+    UsageInfo, Welcome, WireError,
 };
 
 #[cfg(test)]
@@ -158,6 +162,8 @@ mod tests {
         shareable::<crate::FifoWriter>();
         shareable::<crate::SharedMemory>();
         shareable::<crate::Ring>();
+        shareable::<crate::QueueSender>();
+        shareable::<crate::QueueReceiver>();
         shareable::<crate::Error>();
     }
 }

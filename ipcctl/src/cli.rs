@@ -11,12 +11,14 @@ mod create_help;
 mod docs;
 mod exec;
 mod messages;
+mod queue;
 mod shm;
 mod signal;
 mod sync;
 pub use docs::{CompletionsArgs, ManArgs, Shell};
 pub use exec::{ExecArgs, ExecChildArgs};
 pub use messages::{RecvArgs, SendArgs};
+pub use queue::{JoinArgs, QueueCreateArgs};
 pub use shm::{ReadArgs, ResizeArgs, WriteArgs};
 pub use signal::{KillArgs, SubscribeArgs, UnsubscribeArgs, WatchArgs, parse_signal};
 pub use sync::{AcquireArgs, WaitArgs, WithArgs};
@@ -45,6 +47,9 @@ daemon. Kinds, addressed as KIND:NAME:
   signal:NAME   events fanned out to every watcher (send, watch); a process can
              get a real signal on each (subscribe), and a real signal ipcd
              receives can raise one (create --bind); kill signals through ipcd
+  queue:NAME    a work queue held in ipcd (its messages pass through it):
+             at-least-once delivery, acknowledged by recv --ack, given back
+             when a consumer dies; join waits until all are acknowledged
 
 ipcctl creates, lists, inspects, closes and deletes them, sends and receives, and
 runs commands with their standard input/output joined to pipes and FIFOs.";
@@ -102,6 +107,7 @@ Examples:
   ipcctl create sem:gpu --initial 2 --max 2
   ipcctl wait event:ready --timeout 30s
   ipcctl watch signal:reload & ipcctl send signal:reload v2
+  seq 100 | ipcctl send queue:jobs --lines; ipcctl recv queue:jobs --ack
   ipcctl list --json";
 
 /// `ipcctl [--socket PATH] [--json] COMMAND`
@@ -197,7 +203,7 @@ Examples:
 Exit status: 0 success, 2 error (an unknown KIND too), 64 usage error.")]
     List {
         /// Only objects of this kind (mq, pipe, fifo, shm, ring, sem, lock, event,
-        /// barrier, signal)
+        /// barrier, signal, queue)
         kind: Option<String>,
         /// The same as KIND, spelled as `delete --all --kind` spells it
         #[arg(long = "kind", value_name = "KIND", conflicts_with = "kind")]
@@ -224,7 +230,8 @@ Exit status: 0 success, 2 error (a bad or unknown ADDRESS too), 64 usage error."
         address: String,
     },
 
-    /// Create an object: a queue, pipe, FIFO, segment, ring, semaphore, lock, event or barrier
+    /// Create an object: a message queue, pipe, FIFO, segment, ring, semaphore, lock, event,
+    /// barrier, signal channel or work queue
     #[command(after_help = create_help::CREATE_HELP)]
     Create(CreateArgs),
 
@@ -390,6 +397,10 @@ Exit status: the command's; before it runs: 1 nothing within --timeout,
     #[command(after_help = signal::WATCH_HELP)]
     Watch(WatchArgs),
 
+    /// Wait until every message put on a work queue has been acknowledged
+    #[command(after_help = queue::JOIN_HELP)]
+    Join(JoinArgs),
+
     /// Have ipcd send a real signal to a process on every event of a channel
     #[command(after_help = signal::SUBSCRIBE_HELP)]
     Subscribe(SubscribeArgs),
@@ -446,7 +457,8 @@ pub struct CreateArgs {
     /// than fs.mqueue.msg_max (10 by default) needs CAP_SYS_RESOURCE].
     /// pipe: buffer size in bytes, e.g. 65536, 256KiB, 1MiB (rounded up to a
     /// power of two pages; at most /proc/sys/fs/pipe-max-size) [default: 64KiB].
-    /// Not for fifo
+    /// queue: most messages held, unacknowledged ones included [default: no
+    /// limit]. Not for fifo
     #[arg(long, value_name = "N|BYTES", value_parser = parse_size)]
     pub capacity: Option<u32>,
 
@@ -515,6 +527,10 @@ pub struct CreateArgs {
     /// (SIGUSR2, SIGWINCH, SIGPWR, SIGRTMIN+N, …)
     #[arg(long, value_name = "SIGNAL", value_parser = parse_signal)]
     pub bind: Option<i32>,
+
+    /// The flags of work queues.
+    #[command(flatten)]
+    pub queue: QueueCreateArgs,
 }
 
 /// `ipcctl delete`.
@@ -533,7 +549,7 @@ pub struct DeleteArgs {
     pub all: bool,
 
     /// With --all: only objects of this kind (mq, pipe, fifo, shm, ring, sem, lock,
-    /// event, barrier, signal)
+    /// event, barrier, signal, queue)
     #[arg(long, value_name = "KIND", requires = "all")]
     pub kind: Option<String>,
 }

@@ -180,7 +180,8 @@ fn join_ends(
             | Kind::Lock
             | Kind::Event
             | Kind::Barrier
-            | Kind::Signal => Input::Pipe(client.open_pipe_reader(address)?),
+            | Kind::Signal
+            | Kind::Queue => Input::Pipe(client.open_pipe_reader(address)?),
         }),
         None => None,
     };

@@ -20,8 +20,8 @@ use ipc_client::Kind;
 
 use cli::{Cli, Command, DeleteArgs};
 use cmd::{
-    ANY_KIND, CHANNELS, CREATABLE, MESSAGING, PERMITS, SEGMENTS, SENDABLE, STREAMS, WAITABLE,
-    admin, barrier, event, fifo, mq, pipe, shm, signal, status,
+    ANY_KIND, CHANNELS, CREATABLE, MESSAGING, PERMITS, QUEUES, SEGMENTS, SENDABLE, STREAMS,
+    WAITABLE, admin, barrier, event, fifo, mq, pipe, queue, shm, signal, status,
 };
 use errors::{report, report_clap, usage};
 
@@ -83,7 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Close { address } => pipe::close(&mut connect()?, address, json),
         Command::Path { address } => fifo::path(&mut connect()?, address, json),
         Command::Send(args) => cmd::send(&mut connect()?, args, json),
-        Command::Recv(args) => cmd::recv(&mut connect()?, args, json),
+        Command::Recv(args) => cmd::recv(connect()?, args, json),
         Command::WaitFor(args) => mq::wait_for(&mut connect()?, args, json),
         Command::Write(args) => shm::write(&mut connect()?, args, json),
         Command::Read(args) => shm::read(&mut connect()?, args, json),
@@ -102,6 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Subscribe(args) => signal::subscribe(&mut connect()?, args, json),
         Command::Unsubscribe(args) => signal::unsubscribe(&mut connect()?, args, json),
         Command::Kill(args) => signal::kill(&mut connect()?, args, json),
+        Command::Join(args) => queue::join(&mut connect()?, args, json),
         // Only an explicit --socket: bench passes it on to the processes it starts.
         Command::Bench(args) => bench::run(args, cli.socket.as_deref(), json),
         Command::BenchPeer(args) => bench::peer(args),
@@ -142,6 +143,7 @@ fn addresses(command: &Command) -> Vec<(&str, &'static str, &'static [Kind])> {
         Command::Watch(args) => vec![(&args.address, "watch", CHANNELS)],
         Command::Subscribe(args) => vec![(&args.address, "subscribe", CHANNELS)],
         Command::Unsubscribe(args) => vec![(&args.address, "unsubscribe", CHANNELS)],
+        Command::Join(args) => vec![(&args.address, "join", QUEUES)],
         Command::Exec(args) => {
             let stdin = args
                 .stdin

@@ -404,11 +404,11 @@ fn addresses_and_kinds_are_checked_before_connecting() {
         (&["create", "foo:bar"], "unknown kind 'foo'"),
         (
             &["list", "foo"],
-            "unknown kind 'foo' (known kinds: mq, pipe, fifo, shm, ring, sem, lock, event, barrier, signal) (unknown-kind)",
+            "unknown kind 'foo' (known kinds: mq, pipe, fifo, shm, ring, sem, lock, event, barrier, signal, queue) (unknown-kind)",
         ),
         (
             &["list", "--kind", "foo"],
-            "unknown kind 'foo' (known kinds: mq, pipe, fifo, shm, ring, sem, lock, event, barrier, signal) (unknown-kind)",
+            "unknown kind 'foo' (known kinds: mq, pipe, fifo, shm, ring, sem, lock, event, barrier, signal, queue) (unknown-kind)",
         ),
         (
             &["send", "jobs", "hi"],

@@ -3,7 +3,8 @@
 
 /// `ipcctl create --help`, after the options.
 pub const CREATE_HELP: &str = "\
---capacity means different things per kind: messages for mq:, bytes for pipe:.
+--capacity means different things per kind: messages for mq: and queue:, bytes
+for pipe:.
 The kernel caps an mq: capacity at fs.mqueue.msg_max (10 by default) and its
 message size at fs.mqueue.msgsize_max (8192) for users without CAP_SYS_RESOURCE;
 see /proc/sys/fs/mqueue/. Nothing goes above 65536 messages or 16 MiB per message.
@@ -43,6 +44,26 @@ event: is a flag processes wait for (--set: created set). A barrier: lets
 when it closes (see ipcctl with). Permission bits: acquire, take, release, set,
 clear, reset and a barrier's wait need write; waiting for an event needs read.
 
+A queue: is a work queue held in ipcd itself: its messages pass through the
+daemon (send puts them, recv gets them), so any number of producers and
+consumers share it, and a consumer that dies loses nothing. --capacity is the
+most messages it holds, counting those delivered and not yet acknowledged
+(default: no limit); a send into a full queue waits. --max-bytes bounds its
+bytes (each message counts its length plus 64). --order fifo (the default),
+lifo, or priority (send --priority P: highest first, first in first out within
+a priority). Delivery is at least once: a message stays held by the consumer
+that got it until it acknowledges it (recv --ack), and goes back to the head of
+the queue if that consumer goes away first. --max-deliveries N moves a message
+delivered N times without an acknowledgement to the dead-letter queue
+queue:NAME.dead, created with it, so a message that crashes every consumer
+stops coming back (0, the default: redelivered forever). --durable keeps a
+journal in ipcd's state directory, so the messages survive ipcd stopping or
+crashing; --fsync says when it reaches the disk: always (each send, before it
+is answered), batch (the default: sends that arrive together share one flush),
+never (the kernel writes it when it likes: survives ipcd crashing, not the
+machine). Permission bits: send and join need write; recv and its
+acknowledgements need read.
+
 Examples:
   ipcctl create mq:jobs --capacity 10 --msg-size 1024 --mode 0660
   ipcctl create mq:scratch --session     # removed when ipcctl is interrupted
@@ -54,6 +75,8 @@ Examples:
   ipcctl create sem:gpu --initial 2 --max 2 --mode 0660
   ipcctl create lock:deploy
   ipcctl create barrier:start --parties 3
+  ipcctl create queue:jobs --capacity 1000 --max-deliveries 5 --durable
+  ipcctl create queue:urgent --order priority --max-bytes 64MiB
 
 Exit status: 0 success, 2 error (a bad ADDRESS too; with --session: ipcd went
 away), 64 usage error.";

@@ -1,5 +1,5 @@
 //! The command line of `send` and `recv`, which every messaging kind shares
-//! (mq:, pipe:, fifo:, ring:), with their help texts (kept here so `cli.rs`
+//! (mq:, pipe:, fifo:, ring:, queue:), with their help texts (kept here so `cli.rs`
 //! stays a readable size).
 
 use std::ffi::OsString;
@@ -34,6 +34,15 @@ has none (standard input is not read). send raises the channel at once: every
 watcher gets the event, every process subscribed its signal; --lines, --raw,
 --priority, --timeout, --nonblock and --spin-us do not apply.
 
+queue: MESSAGE is one message, as for mq: (all of standard input without it, less
+one trailing newline; --raw exactly; --lines one per line, up to 64 lines that are
+already there going in one request). It goes through ipcd into the queue; a full
+queue (its --capacity counts messages delivered and not yet acknowledged too)
+makes send wait, up to --timeout. --priority P is for a queue in priority order
+(0 to 32767, highest first). --count N puts MESSAGE (or standard input) N times.
+Every request is all or nothing: the error of a refused --lines send says how
+many lines went in before it.
+
 --spin-us N (ring: only): when the ring is full, poll it for up to N microseconds
 before sleeping (see recv --help).
 
@@ -54,6 +63,8 @@ Examples:
   ipcctl send fifo:events hi --timeout 2s    # exit 1 if no reader came in 2s
   seq 1000 | ipcctl send ring:frames --lines # 1000 messages into shared memory
   ipcctl send signal:reload v2               # raise a signal channel
+  ipcctl send queue:jobs 'build #42'         # a work item, through ipcd
+  ipcctl send queue:jobs ping --count 1000   # the same message 1000 times
 
 Exit status: 0 sent, 1 no room in time (--timeout, --nonblock) or no FIFO reader,
 2 error (a bad ADDRESS, a message too large), 64 usage error.";
@@ -86,6 +97,19 @@ sleeping, for quicker wake-ups when the sender runs on another, otherwise idle
 CPU; off by default, because it burns that CPU time, and on few CPUs (2 vCPUs)
 a spinner next to its peer takes the CPU the peer needs and slows both.
 
+queue: delivery is at least once. recv gets a message from the queue and prints
+it; the message then stays held by this ipcctl until it is acknowledged. With
+--ack, recv acknowledges each message once it has been written to standard
+output, which removes it from the queue for good. Without --ack nothing is
+removed: when ipcctl exits, the messages it printed go back to the head of the
+queue (ipcctl says so on standard error), counted as delivered once more, so a
+queue created with --max-deliveries N moves a message looked at N times this
+way to its dead-letter queue, queue:NAME.dead. A message whose output failed
+(`| head -1` stopped reading) is never acknowledged. --json adds \"id\",
+\"deliveries\" (2 or more: delivered before, to a consumer that did not
+acknowledge it) and \"acked\". recv takes no more messages from the queue than
+--count asks for (--follow: one at a time).
+
 --timeout 0s, like --nonblock, takes what is there now (and exits 1 if nothing is).
 
 recv stops when its output is closed (`| head -1`): it checks before taking each
@@ -104,6 +128,9 @@ Examples:
   ipcctl recv --raw pipe:logs > all.log  # until the pipe is closed and drained
   ipcctl recv fifo:events --count 3
   ipcctl recv ring:frames --count 1000 --timeout 5s
+  ipcctl recv queue:jobs --ack           # take one work item for good
+  ipcctl recv queue:jobs --follow --ack --json | ./worker
+  ipcctl recv queue:jobs.dead --count 10 # look at dead letters, leave them there
 
 Exit status: 0 received something, 1 nothing in time (--timeout, --nonblock) or a
 pipe at end of file, 2 error (a bad ADDRESS, ipcd stopped: daemon-gone), 64 usage error.";
@@ -129,8 +156,8 @@ pub struct SendArgs {
     #[arg(long, conflicts_with = "lines")]
     pub raw: bool,
 
-    /// mq only: priority, 0-32767; higher-priority messages are received first
-    /// [default: 0]
+    /// mq, queue only: priority, 0-32767; higher-priority messages are received
+    /// first (a queue: in priority order) [default: 0]
     #[arg(long, short, value_name = "P", value_parser = parse_priority)]
     pub priority: Option<u32>,
 
@@ -148,6 +175,10 @@ pub struct SendArgs {
     /// [default: 0, off: on few CPUs a spinner slows the peer it waits for]
     #[arg(long, value_name = "US", value_parser = parse_spin)]
     pub spin_us: Option<u64>,
+
+    /// queue only: put MESSAGE (or standard input) N times [default: 1]
+    #[arg(long, short, value_name = "N", value_parser = parse_count, conflicts_with = "lines")]
+    pub count: Option<u64>,
 }
 
 /// `ipcctl recv`.
@@ -184,4 +215,10 @@ pub struct RecvArgs {
     /// sleeping [default: 0, off: on few CPUs a spinner slows the peer it waits for]
     #[arg(long, value_name = "US", value_parser = parse_spin)]
     pub spin_us: Option<u64>,
+
+    /// queue only: acknowledge each message once it is written to standard
+    /// output, removing it from the queue (without --ack it goes back to the
+    /// queue when ipcctl exits)
+    #[arg(long)]
+    pub ack: bool,
 }

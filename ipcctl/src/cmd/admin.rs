@@ -96,6 +96,7 @@ pub fn create(client: &mut Client, args: &CreateArgs, json: bool) -> anyhow::Res
                 KindDetails::Event(d) => if d.set { "set" } else { "clear" }.into(),
                 KindDetails::Barrier(d) => format!("{} parties", d.parties),
                 KindDetails::Signal(d) => super::signal::created(d),
+                KindDetails::Queue(d) => super::queue::created(&info, d),
                 KindDetails::Mq(_) | KindDetails::Fifo(_) => info.kernel_name.clone(),
             };
             format!("{verb} {} ({what})", info.address)

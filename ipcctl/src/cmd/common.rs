@@ -34,6 +34,7 @@ pub fn described(kind: Kind) -> &'static str {
         Kind::Event => "an event",
         Kind::Barrier => "a barrier",
         Kind::Signal => "a signal channel",
+        Kind::Queue => "a work queue",
     }
 }
 
@@ -89,7 +90,8 @@ pub fn ends_with_daemon(info: &ObjectInfo) -> bool {
         | KindDetails::Lock(_)
         | KindDetails::Event(_)
         | KindDetails::Barrier(_)
-        | KindDetails::Signal(_) => false,
+        | KindDetails::Signal(_)
+        | KindDetails::Queue(_) => false,
     }
 }
 

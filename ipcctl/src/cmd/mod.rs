@@ -13,6 +13,7 @@ pub mod lock;
 pub mod mq;
 pub mod objects;
 pub mod pipe;
+pub mod queue;
 pub mod ring;
 pub mod sem;
 pub mod shm;
@@ -41,13 +42,23 @@ pub const ANY_KIND: &[Kind] = &[
     Kind::Event,
     Kind::Barrier,
     Kind::Signal,
+    Kind::Queue,
 ];
 /// The kinds ipcctl creates: all of them.
 pub const CREATABLE: &[Kind] = ANY_KIND;
 /// What carries messages or lines: what send and recv take.
-pub const MESSAGING: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo, Kind::Ring];
+pub const MESSAGING: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo, Kind::Ring, Kind::Queue];
 /// What send takes: the messaging kinds, and signal channels (send raises one).
-pub const SENDABLE: &[Kind] = &[Kind::Mq, Kind::Pipe, Kind::Fifo, Kind::Ring, Kind::Signal];
+pub const SENDABLE: &[Kind] = &[
+    Kind::Mq,
+    Kind::Pipe,
+    Kind::Fifo,
+    Kind::Ring,
+    Kind::Signal,
+    Kind::Queue,
+];
+/// Work queues: what join takes.
+pub const QUEUES: &[Kind] = &[Kind::Queue];
 /// Signal channels: what watch, subscribe and unsubscribe take.
 pub const CHANNELS: &[Kind] = &[Kind::Signal];
 /// Shared-memory segments: what write, read and resize take.
@@ -82,6 +93,10 @@ fn wrong_kind(address: &str, kind: Kind, verb: &str, takes: &[Kind]) -> anyhow::
             " (its waits happen in shared memory, which ipcd does not watch: ipcctl recv \
              --timeout waits for a message and takes it)"
         }
+        (Kind::Queue, "wait-for") => {
+            " (ipcctl recv --timeout waits for a message and takes it; ipcctl join waits \
+             until all are acknowledged)"
+        }
         _ => "",
     };
     fail(
@@ -101,20 +116,29 @@ pub fn check_flags(command: &Command, json: bool) -> anyhow::Result<()> {
     match command {
         Command::Create(args) => create_params(args).map(drop),
         Command::Send(args) => match kind_of(&args.address)? {
-            Kind::Mq => ring::refuse_spin(&args.address, args.spin_us),
+            Kind::Mq => ring::refuse_spin(&args.address, args.spin_us)
+                .and_then(|()| queue::no_send_count(args)),
             kind @ (Kind::Pipe | Kind::Fifo) => stream::check_send_flags(args, kind)
-                .and_then(|()| ring::refuse_spin(&args.address, args.spin_us)),
-            Kind::Ring => ring::check_send_flags(args),
-            Kind::Signal => signal::check_send_flags(args),
+                .and_then(|()| ring::refuse_spin(&args.address, args.spin_us))
+                .and_then(|()| queue::no_send_count(args)),
+            Kind::Ring => ring::check_send_flags(args).and_then(|()| queue::no_send_count(args)),
+            Kind::Signal => {
+                signal::check_send_flags(args).and_then(|()| queue::no_send_count(args))
+            }
+            Kind::Queue => ring::refuse_spin(&args.address, args.spin_us),
             kind @ (Kind::Shm | Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier) => {
                 Err(wrong_kind(&args.address, kind, "send", SENDABLE))
             }
         },
         Command::Recv(args) => match kind_of(&args.address)? {
-            Kind::Mq => ring::refuse_spin(&args.address, args.spin_us),
+            Kind::Mq => {
+                ring::refuse_spin(&args.address, args.spin_us).and_then(|()| queue::no_ack(args))
+            }
             Kind::Pipe | Kind::Fifo => stream::check_recv_flags(args)
-                .and_then(|()| ring::refuse_spin(&args.address, args.spin_us)),
-            Kind::Ring => Ok(()),
+                .and_then(|()| ring::refuse_spin(&args.address, args.spin_us))
+                .and_then(|()| queue::no_ack(args)),
+            Kind::Ring => queue::no_ack(args),
+            Kind::Queue => ring::refuse_spin(&args.address, args.spin_us),
             kind @ (Kind::Shm
             | Kind::Sem
             | Kind::Lock
@@ -156,6 +180,9 @@ pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
     if kind != Kind::Signal {
         signal::no_bind(args)?;
     }
+    if kind != Kind::Queue {
+        queue::no_queue_flags(args)?;
+    }
     match kind {
         Kind::Mq => mq::create_params(args),
         Kind::Pipe => pipe::create_params(args),
@@ -166,6 +193,7 @@ pub fn create_params(args: &CreateArgs) -> anyhow::Result<KindParams> {
             sync::create_params(args, kind)
         }
         Kind::Signal => signal::create_params(args),
+        Kind::Queue => queue::create_params(args),
     }
 }
 
@@ -176,6 +204,7 @@ pub fn send(client: &mut Client, args: &SendArgs, json: bool) -> anyhow::Result<
         kind @ (Kind::Pipe | Kind::Fifo) => stream::send(client, args, kind)?,
         Kind::Ring => ring::send(client, args)?,
         Kind::Signal => signal::send(client, args)?,
+        Kind::Queue => queue::send(client, args)?,
         kind @ (Kind::Shm | Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier) => {
             return Err(wrong_kind(&args.address, kind, "send", SENDABLE));
         }
@@ -185,12 +214,14 @@ pub fn send(client: &mut Client, args: &SendArgs, json: bool) -> anyhow::Result<
     })
 }
 
-/// `ipcctl recv`.
-pub fn recv(client: &mut Client, args: &RecvArgs, json: bool) -> anyhow::Result<()> {
+/// `ipcctl recv` (a queue's takes the connection: closing it gives back
+/// what was not acknowledged).
+pub fn recv(mut client: Client, args: &RecvArgs, json: bool) -> anyhow::Result<()> {
     match kind_of(&args.address)? {
-        Kind::Mq => mq::recv(client, args, json),
-        kind @ (Kind::Pipe | Kind::Fifo) => stream::recv(client, args, json, kind),
-        Kind::Ring => ring::recv(client, args, json),
+        Kind::Mq => mq::recv(&mut client, args, json),
+        kind @ (Kind::Pipe | Kind::Fifo) => stream::recv(&mut client, args, json, kind),
+        Kind::Ring => ring::recv(&mut client, args, json),
+        Kind::Queue => queue::recv(client, args, json),
         kind
         @ (Kind::Shm | Kind::Sem | Kind::Lock | Kind::Event | Kind::Barrier | Kind::Signal) => {
             Err(wrong_kind(&args.address, kind, "recv", MESSAGING))

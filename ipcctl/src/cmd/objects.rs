@@ -5,7 +5,7 @@
 use ipc_client::{KindDetails, ObjectInfo};
 use serde_json::{Value, json};
 
-use super::{fifo, mq, pipe, ring, shm, signal, sync};
+use super::{fifo, mq, pipe, queue, ring, shm, signal, sync};
 use crate::output::{fields, kernel_name, lifetime, mode, table, timestamp};
 
 /// An object as JSON: the common fields plus the kind's details, flattened.
@@ -23,7 +23,7 @@ pub fn object_json(o: &ObjectInfo) -> Value {
         "created_at": timestamp(o.created_at_ms),
         "opens": o.opens,
     });
-    json_details(&o.details, &mut v);
+    json_details(o, &mut v);
     v
 }
 
@@ -81,8 +81,8 @@ pub fn object_table(objects: &[ObjectInfo]) -> String {
 }
 
 /// The kind's own JSON fields of an object, added to `v`.
-fn json_details(details: &KindDetails, v: &mut Value) {
-    match details {
+fn json_details(o: &ObjectInfo, v: &mut Value) {
+    match &o.details {
         KindDetails::Mq(d) => mq::json_details(d, v),
         KindDetails::Pipe(d) => pipe::json_details(d, v),
         KindDetails::Fifo(d) => fifo::json_details(d, v),
@@ -93,6 +93,7 @@ fn json_details(details: &KindDetails, v: &mut Value) {
         KindDetails::Event(d) => sync::event_json(d, v),
         KindDetails::Barrier(d) => sync::barrier_json(d, v),
         KindDetails::Signal(d) => signal::json_details(d, v),
+        KindDetails::Queue(d) => queue::json_details(o, d, v),
     }
 }
 
@@ -109,6 +110,7 @@ fn field_rows(o: &ObjectInfo) -> Vec<(&'static str, String)> {
         KindDetails::Event(d) => sync::event_rows(d),
         KindDetails::Barrier(d) => sync::barrier_rows(d),
         KindDetails::Signal(d) => signal::field_rows(d),
+        KindDetails::Queue(d) => queue::field_rows(o, d),
     }
 }
 
@@ -125,6 +127,7 @@ fn table_cells(o: &ObjectInfo) -> [String; 3] {
         KindDetails::Event(d) => sync::event_cells(d),
         KindDetails::Barrier(d) => sync::barrier_cells(d),
         KindDetails::Signal(d) => signal::table_cells(d),
+        KindDetails::Queue(d) => queue::table_cells(d),
     }
 }
 

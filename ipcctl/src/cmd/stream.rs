@@ -52,7 +52,8 @@ impl Sink {
             | Kind::Lock
             | Kind::Event
             | Kind::Barrier
-            | Kind::Signal => Err(fail(
+            | Kind::Signal
+            | Kind::Queue => Err(fail(
                 ErrorCode::WrongKind,
                 format!("{address} is {}, not a pipe or FIFO", described(kind)),
             )),

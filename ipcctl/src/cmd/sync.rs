@@ -56,7 +56,13 @@ pub fn create_params(args: &CreateArgs, kind: Kind) -> anyhow::Result<KindParams
                 .parties
                 .ok_or_else(|| usage("a barrier needs --parties N"))?,
         }),
-        Kind::Mq | Kind::Pipe | Kind::Fifo | Kind::Shm | Kind::Ring | Kind::Signal => {
+        Kind::Mq
+        | Kind::Pipe
+        | Kind::Fifo
+        | Kind::Shm
+        | Kind::Ring
+        | Kind::Signal
+        | Kind::Queue => {
             return Err(usage(format!(
                 "{} is no synchronization object",
                 args.address

@@ -327,12 +327,12 @@ fn segments_have_their_own_verbs_and_flags() {
     for (args, says) in [
         (
             &["send", "shm:s", "hi"][..],
-            "send takes mq: or pipe: or fifo: or ring: or signal: only; shm:s is a shared-memory segment \
+            "send takes mq: or pipe: or fifo: or ring: or signal: or queue: only; shm:s is a shared-memory segment \
              (ipcctl write puts bytes into it)",
         ),
         (
             &["recv", "shm:s"],
-            "recv takes mq: or pipe: or fifo: or ring: only; shm:s is a shared-memory segment \
+            "recv takes mq: or pipe: or fifo: or ring: or queue: only; shm:s is a shared-memory segment \
              (ipcctl read prints its bytes)",
         ),
         (

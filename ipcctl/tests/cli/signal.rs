@@ -47,7 +47,7 @@ fn signal_verbs_check_kinds_signals_and_flags_before_connecting() {
         (
             &["recv", "signal:s"],
             2,
-            "recv takes mq: or pipe: or fifo: or ring: only; signal:s is a signal channel",
+            "recv takes mq: or pipe: or fifo: or ring: or queue: only; signal:s is a signal channel",
         ),
         (
             &["create", "signal:s", "--size", "4096"],
