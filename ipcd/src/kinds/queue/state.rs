@@ -2,6 +2,7 @@
 //! ends in [`State::settle`], which answers whichever waits it made ready:
 //! puts first (they add messages), then gets, then joins.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -126,7 +127,10 @@ impl State {
         let journal = match (params.durable, path) {
             (Some(fsync), Some(path)) => {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(dir)
                         .map_err(|e| journal_error("creating the journal directory", &e))?;
                 }
                 // A file left by a create that never registered is not a queue.
