@@ -65,6 +65,9 @@ pub struct Waiter {
     pub gone: watch::Receiver<()>,
     /// The object's address, for messages.
     pub address: Address,
+    /// The operation is made; the wait only reports when it is durable
+    /// (see `OpAnswer::Later`): not counted against the wait budgets.
+    pub made: bool,
 }
 
 /// How a kind operation answers, as the registry hands it to dispatch.
@@ -435,11 +438,16 @@ impl Registry {
         }
         Ok(match answer? {
             OpAnswer::Now(reply) => OpResult::Now(reply),
-            OpAnswer::Later { wait, timeout } => OpResult::Later(Waiter {
+            OpAnswer::Later {
+                wait,
+                timeout,
+                made,
+            } => OpResult::Later(Waiter {
                 wait,
                 timeout,
                 gone,
                 address: address.clone(),
+                made,
             }),
         })
     }

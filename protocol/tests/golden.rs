@@ -28,6 +28,10 @@ use protocol::{
     UsageInfo, Welcome, WireError,
 };
 use protocol::{Delivery, SignalDetails, SignalEvent, SignalOp, SignalParams, SignalReply};
+use protocol::{
+    Fsync, QueueConsumer, QueueDelivery, QueueDetails, QueueItem, QueueJournal, QueueOp,
+    QueueOrder, QueueParams, QueueReply,
+};
 
 /// Either direction's frame type.
 trait Wire: Sized + Debug + PartialEq {
@@ -711,7 +715,82 @@ fn client_cases() -> Vec<(&'static str, ClientFrame)> {
                 },
             ),
         ),
+        // ---- version 7 ----
+        (
+            "request_create_queue_jobs",
+            request(
+                42,
+                Request::Create {
+                    address: "queue:jobs".into(),
+                    spec: CreateSpec {
+                        mode: Some(0o660),
+                        lifetime: Lifetime::Persistent,
+                        adopt: false,
+                        params: KindParams::Queue(QueueParams {
+                            capacity: 1000,
+                            max_bytes: 1 << 20,
+                            order: QueueOrder::Priority,
+                            max_deliveries: 5,
+                            durable: Some(Fsync::Batch),
+                        }),
+                    },
+                },
+            ),
+        ),
+        (
+            "request_kind_queue_put",
+            queue_op(
+                43,
+                QueueOp::Put {
+                    items: vec![
+                        QueueItem {
+                            priority: 1,
+                            body: b"a.jpg".to_vec(),
+                        },
+                        QueueItem {
+                            priority: 9,
+                            body: b"b.jpg".to_vec(),
+                        },
+                    ],
+                    timeout_ms: Some(5000),
+                },
+            ),
+        ),
+        (
+            "request_kind_queue_get",
+            queue_op(
+                44,
+                QueueOp::Get {
+                    max: 2,
+                    timeout_ms: None,
+                },
+            ),
+        ),
+        (
+            "request_kind_queue_ack",
+            queue_op(45, QueueOp::Ack { ids: vec![18, 17] }),
+        ),
+        (
+            "request_kind_queue_join",
+            queue_op(
+                46,
+                QueueOp::Join {
+                    timeout_ms: Some(60_000),
+                },
+            ),
+        ),
     ]
+}
+
+/// A kind operation on `queue:jobs`.
+fn queue_op(id: u64, op: QueueOp) -> ClientFrame {
+    request(
+        id,
+        Request::Kind {
+            address: "queue:jobs".into(),
+            op: KindOp::Queue(op),
+        },
+    )
 }
 
 fn server_cases() -> Vec<(&'static str, ServerFrame)> {
@@ -1106,7 +1185,118 @@ fn server_cases() -> Vec<(&'static str, ServerFrame)> {
             ok(40, 0, Reply::Stat(reload_info())),
         ),
         ("response_killed", ok(41, 0, Reply::Killed)),
+        // ---- version 7 ----
+        (
+            "response_kind_queue_put",
+            ok(
+                43,
+                0,
+                Reply::Kind(KindReply::Queue(QueueReply::Put { count: 2 })),
+            ),
+        ),
+        (
+            // The put's two messages (sequence numbers 17 and 18), highest priority first.
+            "response_kind_queue_got",
+            ok(
+                44,
+                0,
+                Reply::Kind(KindReply::Queue(QueueReply::Got(vec![
+                    QueueDelivery {
+                        id: 18,
+                        priority: 9,
+                        deliveries: 1,
+                        body: b"b.jpg".to_vec(),
+                    },
+                    QueueDelivery {
+                        id: 17,
+                        priority: 1,
+                        deliveries: 1,
+                        body: b"a.jpg".to_vec(),
+                    },
+                ]))),
+            ),
+        ),
+        (
+            "response_kind_queue_acked",
+            ok(
+                45,
+                0,
+                Reply::Kind(KindReply::Queue(QueueReply::Acked { count: 2 })),
+            ),
+        ),
+        (
+            "response_kind_queue_joined",
+            ok(46, 0, Reply::Kind(KindReply::Queue(QueueReply::Joined))),
+        ),
+        (
+            "response_stat_queue",
+            ok(47, 0, Reply::Stat(jobs_queue_info())),
+        ),
+        (
+            // What a version 6 connection gets for a `queue:` address.
+            "response_kind_needs_v7",
+            ServerFrame::Response {
+                id: 48,
+                fds: 0,
+                result: Outcome::Err(WireError::new(
+                    ErrorCode::UnknownKind,
+                    "kind 'queue' needs protocol version 7; this connection speaks version 6",
+                )),
+            },
+        ),
     ]
+}
+
+/// `queue:jobs`, durable: 6 messages of 5 bytes held (120 put − 113 acked −
+/// 1 dead), 3 ready and 3 delivered to two consumers; a join waiting.
+fn jobs_queue_info() -> ObjectInfo {
+    ObjectInfo {
+        address: "queue:jobs".into(),
+        kind: Kind::Queue,
+        kernel_name: "/var/lib/ipcd/queue/jobs.journal".into(),
+        owner_uid: 1000,
+        owner_gid: 1000,
+        mode: 0o660,
+        creator_pid: 4242,
+        created_at_ms: 1_700_000_000_000,
+        lifetime: Lifetime::Persistent,
+        opens: 0,
+        details: KindDetails::Queue(Box::new(QueueDetails {
+            order: QueueOrder::Priority,
+            capacity: 1000,
+            max_bytes: 1 << 20,
+            max_deliveries: 5,
+            depth: 3,
+            bytes: 6 * 64 + 6 * 5,
+            consumers: vec![
+                QueueConsumer {
+                    pid: 4243,
+                    uid: 1000,
+                    in_flight: 2,
+                },
+                QueueConsumer {
+                    pid: 4250,
+                    uid: 1001,
+                    in_flight: 1,
+                },
+            ],
+            put: 120,
+            acked: 113,
+            redelivered: 2,
+            dead: 1,
+            put_rate: 4,
+            ack_rate: 3,
+            getters: 0,
+            putters: 0,
+            joiners: 1,
+            journal: Some(QueueJournal {
+                fsync: Fsync::Batch,
+                bytes: 8192,
+                compactions: 1,
+                recovery: None,
+            }),
+        })),
+    }
 }
 
 /// `signal:reload`, bound to SIGUSR2, with a process signalled SIGHUP.

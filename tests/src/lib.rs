@@ -320,6 +320,15 @@ impl TestDaemon {
                 }
             }
         }
+        // Durable queues' journals live in the state directory, not the kernel.
+        if let Ok(entries) = std::fs::read_dir(self.state_dir.join("queue")) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".journal") {
+                    found.push(format!("queue:{name}"));
+                }
+            }
+        }
         found
     }
 

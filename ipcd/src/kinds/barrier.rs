@@ -191,6 +191,7 @@ impl KindObject for BarrierObject {
                 let (id, rx) = s.waiters.push(*who);
                 drop(s);
                 Ok(OpAnswer::Later {
+                    made: false,
                     wait: Box::pin(Granted::new(self.state.clone(), id, *who, rx)),
                     timeout: timeout_ms.map(Duration::from_millis),
                 })

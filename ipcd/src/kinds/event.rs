@@ -144,6 +144,7 @@ impl KindObject for EventObject {
                 let (id, rx) = s.waiters.push(*who);
                 drop(s);
                 return Ok(OpAnswer::Later {
+                    made: false,
                     wait: Box::pin(Granted::new(self.state.clone(), id, *who, rx)),
                     timeout: timeout_ms.map(Duration::from_millis),
                 });

@@ -192,6 +192,10 @@ pub enum OpAnswer {
         wait: Pending,
         /// Give up after this long (`None`: wait as long as it takes).
         timeout: Option<Duration>,
+        /// The operation is already made and `wait` only reports when it
+        /// is durable (a durable queue's put): it is never refused as one
+        /// wait too many, since refusing would misreport it.
+        made: bool,
     },
 }
 

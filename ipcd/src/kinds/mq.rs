@@ -181,6 +181,7 @@ impl KindObject for MqObject {
         let fd = open(&self.name, Access::Read)?;
         set_nonblocking(&fd)?;
         Ok(OpAnswer::Later {
+            made: false,
             wait: Box::pin(wait_until(fd, ready)),
             timeout: timeout_ms.map(Duration::from_millis),
         })

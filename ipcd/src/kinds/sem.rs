@@ -282,6 +282,7 @@ impl SemObject {
         }
         drop(s);
         Ok(OpAnswer::Later {
+            made: false,
             wait: Box::pin(Granted::new(self.state.clone(), id, *who, rx)),
             timeout: timeout_ms.map(Duration::from_millis),
         })

@@ -369,6 +369,7 @@ impl KindObject for SignalObject {
                     }
                     Some(Next::Wait(id, rx)) => {
                         return Ok(OpAnswer::Later {
+                            made: false,
                             wait: Box::pin(Granted::new(self.state.clone(), id, *who, rx)),
                             timeout: timeout_ms.map(Duration::from_millis),
                         });

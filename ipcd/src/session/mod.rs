@@ -65,6 +65,7 @@ pub async fn run(
         ticket,
         waits: JoinSet::new(),
         waiting: HashSet::new(),
+        made: HashSet::new(),
     };
     let hello_deadline = tokio::time::sleep(HANDSHAKE_TIMEOUT);
     tokio::pin!(hello_deadline);
@@ -171,6 +172,7 @@ async fn drive(id: u64, waiter: Waiter) -> Done {
         timeout,
         mut gone,
         address,
+        made: _,
     } = waiter;
     let limit = async {
         match timeout {
@@ -205,6 +207,9 @@ struct Session<'a> {
     waits: JoinSet<Done>,
     /// Ids of the requests in `waits`.
     waiting: HashSet<u64>,
+    /// Those of them already made, only waiting to be durable (not counted
+    /// against [`MAX_WAITS_PER_SESSION`]).
+    made: HashSet<u64>,
 }
 
 impl Session<'_> {
@@ -301,8 +306,15 @@ impl Session<'_> {
         };
         match answer {
             Ok(Answer::Now(reply, fds)) => self.answer(id, Ok(reply), fds).await,
+            Ok(Answer::Later(waiter)) if waiter.made => {
+                // Made already, only not yet durable: it cannot be refused
+                // now. Bounded by the writer: answers not read stop reading.
+                self.waiting.insert(id);
+                self.made.insert(id);
+                self.waits.spawn(drive(id, waiter));
+            }
             Ok(Answer::Later(waiter)) => {
-                if self.waits.len() >= MAX_WAITS_PER_SESSION {
+                if self.waiting.len() - self.made.len() >= MAX_WAITS_PER_SESSION {
                     let e = RequestError::LimitExceeded(format!(
                         "this connection already has {MAX_WAITS_PER_SESSION} requests waiting"
                     ));
@@ -332,6 +344,7 @@ impl Session<'_> {
     /// Answers every waiting request with `shutting-down` (the daemon stops).
     async fn end_waits(&mut self) {
         self.waits.abort_all();
+        self.made.clear();
         let mut ids: Vec<u64> = self.waiting.drain().collect();
         ids.sort_unstable();
         for id in ids {
@@ -342,6 +355,7 @@ impl Session<'_> {
 
     async fn answer_wait(&mut self, (id, result): Done) {
         self.waiting.remove(&id);
+        self.made.remove(&id);
         self.answer(id, result.map(Reply::Kind), Vec::new()).await;
     }
 

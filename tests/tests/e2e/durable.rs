@@ -5,6 +5,7 @@
 //! kept in a side file and reported, never a crash; delete removes the
 //! journal.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,6 +111,9 @@ fn answered_puts_not_acknowledged_survive_kill_9_in_order_for_every_policy() {
                 .unwrap();
             let info = c.stat(&address).unwrap();
             assert!(info.kernel_name.ends_with(".journal"), "{info:?}");
+            // Messages are the daemon's to keep: nobody else reads the journal.
+            let mode = std::fs::metadata(&info.kernel_name).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "journal mode {mode:o}");
         }
         d.kill9();
     }

@@ -65,6 +65,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
@@ -173,6 +174,7 @@ impl Journal {
 
     fn create_tuned(path: &Path, fsync: Fsync, tuning: Tuning) -> io::Result<Journal> {
         let file = OpenOptions::new()
+            .mode(0o600)
             .read(true)
             .append(true)
             .create_new(true)
@@ -216,6 +218,7 @@ impl Journal {
             Err(e) => return Err(context(e, "removing", &leftover)),
         }
         let file = OpenOptions::new()
+            .mode(0o600)
             .read(true)
             .append(true)
             .open(path)

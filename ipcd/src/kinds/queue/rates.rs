@@ -34,12 +34,10 @@ impl Meter {
         }
     }
 
-    /// Events per second from the older snapshot to `total` now.
+    /// Events per second from the older snapshot to `total` now, over at
+    /// least a second (a burst just after a start is not a rate).
     pub fn rate(&self, total: u64) -> u64 {
-        let secs = self.from.0.elapsed().as_secs_f64();
-        if secs < 0.001 {
-            return 0;
-        }
+        let secs = self.from.0.elapsed().as_secs_f64().max(1.0);
         (total.saturating_sub(self.from.1) as f64 / secs) as u64
     }
 }
@@ -57,5 +55,7 @@ mod tests {
         // The 10-second-old snapshot moved on to the 6-second-old one.
         let r = m.rate(600);
         assert!((95..=101).contains(&r), "{r}");
+        // Four events just after a start are four a second, not hundreds.
+        assert_eq!(Meter::new(0).rate(4), 4);
     }
 }

@@ -2,6 +2,7 @@
 //! ends in [`State::settle`], which answers whichever waits it made ready:
 //! puts first (they add messages), then gets, then joins.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -126,7 +127,10 @@ impl State {
         let journal = match (params.durable, path) {
             (Some(fsync), Some(path)) => {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(dir)
                         .map_err(|e| journal_error("creating the journal directory", &e))?;
                 }
                 // A file left by a create that never registered is not a queue.
@@ -455,6 +459,7 @@ fn put_answer(count: u32, durable: Option<Durable>) -> OpAnswer {
     match durable {
         None => OpAnswer::Now(reply),
         Some(rx) => OpAnswer::Later {
+            made: true,
             wait: Box::pin(async move {
                 journaled(rx).await?;
                 Ok(reply)
@@ -496,6 +501,7 @@ pub fn operate(
                 tx,
             });
             Ok(OpAnswer::Later {
+                made: false,
                 wait: later(state, id, who, rx),
                 timeout: timeout_ms.map(Duration::from_millis),
             })
@@ -518,6 +524,7 @@ pub fn operate(
             });
             drop(s);
             Ok(OpAnswer::Later {
+                made: false,
                 wait: later(state, id, who, rx),
                 timeout: timeout_ms.map(Duration::from_millis),
             })
@@ -555,6 +562,7 @@ pub fn operate(
             s.waits.joins.push(JoinWait { id, who: *who, tx });
             drop(s);
             Ok(OpAnswer::Later {
+                made: false,
                 wait: later(state, id, who, rx),
                 timeout: timeout_ms.map(Duration::from_millis),
             })

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -173,6 +174,7 @@ fn create_side_file(path: &Path) -> io::Result<(PathBuf, File)> {
         };
         let side_path = with_suffix(path, &suffix);
         match OpenOptions::new()
+            .mode(0o600)
             .write(true)
             .create_new(true)
             .open(&side_path)

@@ -6,6 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::mem;
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -295,6 +296,7 @@ impl Writer {
             _ => {}
         }
         let out = OpenOptions::new()
+            .mode(0o600)
             .read(true)
             .append(true)
             .create_new(true)
