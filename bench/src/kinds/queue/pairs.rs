@@ -33,30 +33,51 @@ pub const KIND: &str = "queue";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Producer {
     /// A [`QueueSender`]: `batch` messages per Put, at most `window` Puts in
-    /// flight (`None`: the sender's default).
+    /// flight (`None`: the sender's default), Puts written `cork` at a time.
     Pipelined {
         /// Messages per Put.
         batch: usize,
         /// Puts in flight at most.
         window: Option<usize>,
+        /// Puts per write.
+        cork: usize,
     },
     /// One `queue_put` per message, each answered before the next.
     Calls,
 }
 
 impl Producer {
-    /// One message per Put, the sender's default window.
-    pub const PIPELINED: Producer = Producer::Pipelined {
+    /// A [`QueueSender`] as built by default: one message per Put, each
+    /// written at once, the default window.
+    pub const DEFAULT_SENDER: Producer = Producer::Pipelined {
         batch: 1,
         window: None,
+        cork: 1,
     };
+
+    /// The same producer writing each Put at once (round trips: a corked
+    /// message would wait for the next ones, which wait for its echo).
+    fn uncorked(self) -> Self {
+        match self {
+            Producer::Pipelined { batch, window, .. } => Producer::Pipelined {
+                batch,
+                window,
+                cork: 1,
+            },
+            Producer::Calls => Producer::Calls,
+        }
+    }
 
     /// The bench's end on queue `name`, on a connection of its own.
     fn open(self, ctx: &Ctx<'_>, name: &str) -> anyhow::Result<End> {
         let client = ctx.connect()?;
         Ok(End::queue(match self {
-            Producer::Pipelined { batch, window } => {
-                let tx = QueueSender::new(client, name).batch(batch);
+            Producer::Pipelined {
+                batch,
+                window,
+                cork,
+            } => {
+                let tx = QueueSender::new(client, name).batch(batch).cork(cork);
                 QueueEnd::Sender(match window {
                     Some(w) => tx.window(w),
                     None => tx,
@@ -112,7 +133,7 @@ pub struct Pair {
     /// The queues of the ipc-client slot: ping and pong (round trips only),
     /// and the stream.
     pub queues: Queues,
-    /// How the bench puts to them.
+    /// How the bench puts to them (uncorked for round trips).
     pub producer: Producer,
     /// Blocks, run caps.
     pub shape: Shape,
@@ -175,8 +196,13 @@ impl Channels for Pair {
             bail!("only the relay comparison has round trips");
         }
         let (put_to, get_from) = self.queues.for_role(role)?;
+        let producer = if echo {
+            self.producer.uncorked()
+        } else {
+            self.producer
+        };
         let client = Messages {
-            tx: Sequenced::new(self.producer.open(ctx, put_to)?),
+            tx: Sequenced::new(producer.open(ctx, put_to)?),
             rx: match get_from {
                 Some(name) => Some(Sequenced::new(End::queue(QueueEnd::Receiver(
                     QueueReceiver::new(ctx.connect()?, name),

@@ -87,18 +87,35 @@ pub fn note_reordered(ctx: &Ctx<'_>, runs: &OneWay, labels: [&str; 2]) {
 }
 
 /// Names the shared rows' mechanisms after what they are (the raw slot is
-/// the relay) and their targets after what they compare with.
-pub fn relabel_relay_rows(rows: &mut [Row]) {
+/// the relay; the ipc-client slot's one-way rows are labelled `one_way`)
+/// and their targets after what they compare with.
+pub fn relabel_relay_rows(rows: &mut [Row], one_way: &str) {
     let raw = format!("{} raw", super::pairs::KIND);
     let client = format!("{} ipc-client", super::pairs::KIND);
     for row in rows {
         if row.mechanism == raw {
             row.mechanism = RELAY.into();
         } else if row.mechanism == client {
-            row.mechanism = QUEUE.into();
+            row.mechanism = if row.measure == "one-way" {
+                one_way.into()
+            } else {
+                QUEUE.into()
+            };
         }
         if let Some(t) = &mut row.target {
             t.goal = t.goal.replace("raw", "relay");
+        }
+    }
+}
+
+/// Renames the ipc-client slot in the notes the shared runs made (see
+/// [`crate::datapath::note_reordered`]) as [`relabel_relay_rows`] renames
+/// the one-way row.
+pub fn relabel_relay_notes(ctx: &Ctx<'_>, one_way: &str) {
+    let shared = format!("{} ipc-client (", super::pairs::KIND);
+    for note in ctx.notes.borrow_mut().iter_mut() {
+        if let Some(rest) = note.strip_prefix(&shared) {
+            *note = format!("{one_way} ({rest}");
         }
     }
 }
@@ -155,19 +172,27 @@ mod tests {
     fn shared_rows_name_the_relay() {
         let mut rows = [
             Row {
+                measure: "round trip".into(),
                 mechanism: "queue raw".into(),
                 ..Row::default()
             },
             Row {
+                measure: "round trip".into(),
+                mechanism: "queue ipc-client".into(),
+                ..Row::default()
+            },
+            Row {
+                measure: "one-way".into(),
                 mechanism: "queue ipc-client".into(),
                 target: Some(Target::at_least("≥ 0.80× raw", "vs_raw", 0.8, 0.9)),
                 ..Row::default()
             },
         ];
-        relabel_relay_rows(&mut rows);
+        relabel_relay_rows(&mut rows, "corked");
         assert_eq!(rows[0].mechanism, RELAY);
         assert_eq!(rows[1].mechanism, QUEUE);
-        assert_eq!(rows[1].target.as_ref().unwrap().goal, "≥ 0.80× relay");
+        assert_eq!(rows[2].mechanism, "corked");
+        assert_eq!(rows[2].target.as_ref().unwrap().goal, "≥ 0.80× relay");
         let s = skipped("one-way", &["redis"], "redis-server not installed");
         assert_eq!(
             s[0].mechanism,
