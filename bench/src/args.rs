@@ -175,9 +175,9 @@ mod tests {
         assert!(parse(&["--size", "0"]).is_err());
         assert!(parse(&["--repeat", "0"]).is_err());
         assert!(parse(&["--placement", "far"]).is_err());
-        assert!(parse(&["queue"]).is_err());
-        let a = parse(&["pipe", "fifo", "memory", "shm", "sem"]).unwrap();
-        assert_eq!(a.targets, ["pipe", "fifo", "memory", "shm", "sem"]);
+        assert!(parse(&["queues"]).is_err());
+        let a = parse(&["pipe", "fifo", "memory", "shm", "sem", "queue"]).unwrap();
+        assert_eq!(a.targets, ["pipe", "fifo", "memory", "shm", "sem", "queue"]);
         assert_eq!(a.options().connections, 1000);
     }
 }

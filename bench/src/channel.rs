@@ -21,6 +21,9 @@ pub enum Role {
     Echo,
     /// Count them and time the stream.
     Sink,
+    /// Run no blocks: copy messages between two connections, a stand-in
+    /// for a daemon hop that the kind measures its own against (`queue`).
+    Relay,
 }
 
 /// One mechanism's ends in the bench for one run.
@@ -58,6 +61,10 @@ pub struct PeerReport {
     /// Role sink: messages received in all, the end marker included.
     #[serde(default)]
     pub received: u64,
+    /// Messages that arrived while an earlier one was still missing (kinds
+    /// whose messages carry sequence numbers; 0 for the others).
+    #[serde(default)]
+    pub reordered: u64,
 }
 
 impl PeerReport {
@@ -68,6 +75,7 @@ impl PeerReport {
             bytes: 0,
             elapsed_ns: 0,
             received: 0,
+            reordered: 0,
         }
     }
 
@@ -79,6 +87,7 @@ impl PeerReport {
             bytes: rate.bytes,
             elapsed_ns: nanos(rate.elapsed),
             received,
+            reordered: 0,
         }
     }
 
@@ -103,6 +112,7 @@ mod tests {
             bytes: 192,
             elapsed_ns: 1000,
             received: 4,
+            reordered: 0,
         };
         let line = serde_json::to_string(&r).unwrap();
         assert!(!line.contains('\n'));

@@ -117,24 +117,30 @@ pub fn measure(ctx: &Ctx<'_>, kind: &mut dyn Channels) -> anyhow::Result<Vec<Row
     for &size in &opts.sizes {
         let mut rt = Collected::default();
         let mut tp = Collected::default();
+        let mut reordered = [0u64; 2];
         for round in 1..=opts.repeat {
             ctx.step(format!("{name} round trip, {size} B, run {round}"));
             let (samples, pairs) = round_trip_run(ctx, kind, size)?;
             rt.add_latency(samples, pairs);
             ctx.done();
             ctx.step(format!("{name} throughput, {size} B, run {round}"));
-            let (rates, pairs) = throughput_run(ctx, kind, size)?;
-            tp.add_rates(rates, pairs);
+            let run = throughput_run(ctx, kind, size)?;
+            for (all, n) in reordered.iter_mut().zip(run.reordered) {
+                *all += n;
+            }
+            tp.add_rates(run.rates, run.pairs);
             ctx.done();
         }
+        note_reordered(ctx, name, size, reordered);
         latency.extend(rt.latency_rows(name, size, shape.targets));
         throughput.extend(tp.rate_rows(name, "one-way", size, shape.targets));
     }
     let mut bulk = Collected::default();
     for round in 1..=bulk_runs {
         ctx.step(format!("{name} bulk, 1 MiB, run {round}"));
-        let (rates, pairs) = throughput_run(ctx, kind, BULK_SIZE)?;
-        bulk.add_rates(rates, pairs);
+        let run = throughput_run(ctx, kind, BULK_SIZE)?;
+        note_reordered(ctx, name, BULK_SIZE, run.reordered);
+        bulk.add_rates(run.rates, run.pairs);
         ctx.done();
     }
     latency.extend(throughput);
@@ -302,15 +308,26 @@ fn stream_budget(ctx: &Ctx<'_>, shape: &Shape, size: usize) -> Budget {
     }
 }
 
+/// What one throughput run measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Throughput {
+    /// The rates over all timed blocks: raw, ipc-client.
+    pub rates: [Rate; 2],
+    /// Per pair of adjacent blocks, the ratio of their rates (ipc-client / raw).
+    pub pairs: Vec<f64>,
+    /// Messages the peer saw arrive out of order, timed blocks or not, by
+    /// mechanism (kinds whose messages carry sequence numbers; else 0).
+    pub reordered: [u64; 2],
+}
+
 /// One throughput run: one peer, both mechanisms in alternating blocks; this
-/// process sends, the peer receives and times. Returns the rates over all
-/// timed blocks (raw, ipc-client) and, per pair of adjacent blocks, the ratio
-/// of their rates (ipc-client / raw).
-fn throughput_run(
+/// process sends, the peer receives and times. Public for kinds that build
+/// their own rows from one-way runs (`queue`).
+pub fn throughput_run(
     ctx: &Ctx<'_>,
     kind: &mut dyn Channels,
     size: usize,
-) -> anyhow::Result<([Rate; 2], Vec<f64>)> {
+) -> anyhow::Result<Throughput> {
     let (name, shape) = (kind.name(), kind.shape());
     let Run { mut peer, mut ends } = kind.start_run(ctx, Role::Sink, size)?;
     let mut totals = [Rate {
@@ -319,12 +336,14 @@ fn throughput_run(
         elapsed: Duration::ZERO,
     }; 2];
     let mut pairs = PairRatios::default();
+    let mut reordered = [0u64; 2];
     let mut block = |m: Mechanism, n: u64, keep: bool| -> anyhow::Result<()> {
         peer.start(m)?;
         let sent = ends[m.index()]
             .stream(size, Budget::count(n))
             .with_context(|| format!("{} stream, {size} B", label(name, m)))?;
         let report = peer.report()?;
+        reordered[m.index()] += report.reordered;
         // Every data message and the end marker.
         if report.received != sent + 1 {
             bail!(
@@ -354,7 +373,27 @@ fn throughput_run(
     if totals.iter().any(|t| t.elapsed.is_zero()) {
         bail!("throughput run too short to time; raise --messages or --duration");
     }
-    Ok((totals, pairs.ratios))
+    Ok(Throughput {
+        rates: totals,
+        pairs: pairs.ratios,
+        reordered,
+    })
+}
+
+/// Notes how many messages of `kind`'s one-way runs of `size` bytes (both
+/// mechanisms, in the order of [`MECHANISMS`]) arrived out of order.
+pub fn note_reordered(ctx: &Ctx<'_>, kind: &str, size: usize, reordered: [u64; 2]) {
+    for m in MECHANISMS {
+        let n = reordered[m.index()];
+        if n > 0 {
+            ctx.note(format!(
+                "{} ({}): {n} messages arrived out of order in the one-way runs of {size} B \
+                 (their sequence numbers showed none lost or repeated)",
+                label(kind, m),
+                ctx.placement.name
+            ));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //!
 //! Each kind is one module under `kinds/` with one [`KindBench`] value; the
 //! machinery (runs, ABBA blocks, the peer protocol, statistics, the report)
-//! reaches kinds only through [`KINDS`]. A new kind, say `queue`, is one file,
-//! `kinds/queue.rs` (its [`crate::datapath::Channels`] for the bench's side and
-//! [`KindBench::open_peer`] for the peer's), its `mod` line and one row here.
+//! reaches kinds only through [`KINDS`]. A new kind is one file,
+//! `kinds/<kind>.rs` (its [`crate::datapath::Channels`] for the bench's side and
+//! [`KindBench::open_peer`] for the peer's), its `mod` line and one row here;
+//! `queue` keeps its comparisons, yardsticks and memory rows under `kinds/queue/`.
 //! `ring` and `ring-spin` share their machinery (`kinds/ring.rs`, with the raw
 //! futex ring and the memcpy yardstick under `kinds/ring/`); `ring_spin.rs`
 //! only says how `ring-spin` differs.
@@ -14,6 +15,7 @@ mod fifo;
 mod memory;
 mod mq;
 mod pipe;
+mod queue;
 mod ring;
 mod ring_spin;
 mod sem;
@@ -36,6 +38,7 @@ pub const KINDS: &[&dyn KindBench] = &[
     &ring_spin::RING_SPIN,
     &signal::SignalBench,
     &sem::Sem,
+    &queue::Queue,
 ];
 
 #[cfg(test)]
@@ -72,5 +75,16 @@ mod tests {
         let args = crate::peer::PeerArgs::new("shm", crate::channel::Role::Echo, 64);
         let shm = crate::kind::find(KINDS, "shm").unwrap();
         assert!(shm.open_peer(&args, &mut client).is_err());
+    }
+
+    #[test]
+    fn the_queue_kind_is_listed_and_placed() {
+        let queue = crate::kind::find(KINDS, "queue").unwrap();
+        assert!(queue.placed() && queue.with().is_empty());
+        // A relay peer needs the socket to listen on.
+        let mut client = crate::peer::PeerClient::unconnected(None);
+        let args = crate::peer::PeerArgs::new("queue", crate::channel::Role::Relay, 64);
+        let err = queue.open_peer(&args, &mut client).err().unwrap();
+        assert!(err.to_string().contains("relay:PATH"), "{err}");
     }
 }

@@ -66,6 +66,7 @@ impl<E: Endpoint> Blocks for MessageSide<E> {
         Ok(match (role, &mut self.tx) {
             (Role::Echo, Some(tx)) => PeerReport::echoed(echo(&mut self.rx, tx, size)?),
             (Role::Echo, None) => bail!("role echo needs a channel to echo to"),
+            (Role::Relay, _) => bail!("a relay runs no blocks"),
             (Role::Sink, _) => {
                 let (received, rate) = sink(&mut self.rx, size)?;
                 PeerReport::sunk(received, rate)

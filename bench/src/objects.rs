@@ -59,11 +59,12 @@ pub fn create_three(
 }
 
 /// The channels this process uses for `role`, of a kind's three (ping, pong,
-/// stream): it sends on the first and, for role echo, receives on the second.
+/// stream): it sends on the first and, for role echo, receives on the second
+/// (a relay sends nothing of its own: it is given the stream's, unused).
 pub fn for_role<T>([ping, pong, stream]: [T; 3], role: crate::channel::Role) -> (T, Option<T>) {
     match role {
         crate::channel::Role::Echo => (ping, Some(pong)),
-        crate::channel::Role::Sink => (stream, None),
+        crate::channel::Role::Sink | crate::channel::Role::Relay => (stream, None),
     }
 }
 

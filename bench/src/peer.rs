@@ -34,17 +34,19 @@ pub struct PeerArgs {
     /// What the channels are: a kind's name (`mq`, `pipe`, `fifo`).
     #[arg(long, default_value = "mq")]
     pub kind: String,
-    /// Echo every message back (round trip), or count them (throughput).
+    /// Echo every message back (round trip), count them (throughput), or relay them.
     #[arg(long, value_enum)]
     pub role: Role,
     /// The raw channel to receive from: a queue's kernel name
-    /// (`/ipcbench.1.0`), an inherited pipe end's descriptor number, or a FIFO's path.
+    /// (`/ipcbench.1.0`), an inherited pipe end's descriptor number, or a FIFO's path
+    /// (kind `queue`: `relay:PATH`, `mq:NAME`, `redis:PATH` or `queue:NAME`).
     #[arg(long)]
     pub raw_rx: Option<String>,
     /// The raw channel to echo to (role `echo`), named as `--raw-rx`.
     #[arg(long)]
     pub raw_tx: Option<String>,
-    /// The ipcd object to receive from, by name.
+    /// The ipcd object to receive from, by name (kind `queue`: `calls:NAME`
+    /// for one request per message instead of a `QueueReceiver`).
     #[arg(long)]
     pub client_rx: Option<String>,
     /// The ipcd object to echo to (role `echo`).
@@ -231,7 +233,11 @@ mod tests {
             parent: None,
             ..PeerArgs::new("mq", Role::Sink, 64)
         };
-        for args in [all, minimal] {
+        let relay = PeerArgs {
+            raw_rx: Some("relay:/tmp/ipcbench.1.0/relay.sock".into()),
+            ..PeerArgs::new("queue", Role::Relay, 64)
+        };
+        for args in [all, minimal, relay] {
             let argv = std::iter::once(OsString::from("peer")).chain(args.to_args());
             assert_eq!(Wrapper::try_parse_from(argv).unwrap().peer, args);
         }

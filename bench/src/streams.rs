@@ -92,6 +92,7 @@ impl<R: Read, W: Write> Blocks for StreamSide<R, W> {
         Ok(match (role, &mut self.tx) {
             (Role::Echo, Some(tx)) => PeerReport::echoed(echo(&mut self.rx, tx, size)?),
             (Role::Echo, None) => bail!("role echo needs a stream to echo to"),
+            (Role::Relay, _) => bail!("a relay runs no blocks"),
             (Role::Sink, _) => {
                 let sunk = sink(&mut self.rx, size)?;
                 PeerReport::sunk(sunk.received, sunk.rate)
