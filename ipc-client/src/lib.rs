@@ -1,9 +1,13 @@
 //! Client library for ipcd: connect to the daemon, manage named IPC objects, and
 //! use the capabilities (file descriptors) it hands out.
 //!
-//! The daemon only brokers: it creates objects, checks permissions and passes
-//! descriptors. Data then flows through the kernel object directly, so a
-//! [`MessageQueue`] is exactly as fast as raw `mq_send`/`mq_receive`.
+//! For most kinds the daemon only brokers: it creates objects, checks
+//! permissions and passes descriptors. Data then flows through the kernel
+//! object directly, so a [`MessageQueue`] is exactly as fast as raw
+//! `mq_send`/`mq_receive`. Work queues (`queue:`, [`QueueSender`],
+//! [`QueueReceiver`]) and signal channels are the exceptions by design: their
+//! messages pass through ipcd, which keeps them, acknowledges them and fans
+//! them out.
 //!
 //! ```no_run
 //! use ipc_client::{Access, Client, MqOptions};

@@ -112,7 +112,10 @@ fn answered_puts_not_acknowledged_survive_kill_9_in_order_for_every_policy() {
             let info = c.stat(&address).unwrap();
             assert!(info.kernel_name.ends_with(".journal"), "{info:?}");
             // Messages are the daemon's to keep: nobody else reads the journal.
-            let mode = std::fs::metadata(&info.kernel_name).unwrap().permissions().mode();
+            let mode = std::fs::metadata(&info.kernel_name)
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0, "journal mode {mode:o}");
         }
         d.kill9();

@@ -31,6 +31,11 @@ const ANSWER_SLACK: u64 = 1024;
 /// count, length), generously.
 const DELIVERY_OVERHEAD: u64 = 32;
 
+/// Bytes held by a deleted queue from which its memory is handed back to
+/// the system at once (a million small messages would otherwise stay
+/// resident until the next trim).
+const GIVE_BACK_FROM: u64 = 8 << 20;
+
 /// Running totals since ipcd started.
 #[derive(Debug, Default, Clone, Copy)]
 struct Totals {
@@ -324,7 +329,7 @@ impl State {
         self.dead_letters
             .drain(..)
             .map(|m| QueueItem {
-                priority: 0,
+                priority: m.priority,
                 body: m.body,
             })
             .collect()
@@ -397,8 +402,13 @@ impl State {
     /// messages dropped and the journal removed.
     pub fn remove(&mut self) -> Result<(), RequestError> {
         self.waits.clear();
+        let big = self.held.bytes() >= GIVE_BACK_FROM;
         self.held.clear();
         self.dead_letters.clear();
+        if big {
+            // Freed messages stay in malloc's arenas until asked for back.
+            crate::sys::mem::give_back_free_memory();
+        }
         self.charge = None;
         match self.journal.take() {
             Some(j) => j
