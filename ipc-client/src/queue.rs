@@ -231,6 +231,30 @@ impl Client {
         }
     }
 
+    /// Acknowledges `ack` (all or none, as [`queue_ack`](Self::queue_ack))
+    /// and gets up to `max` messages (as [`queue_get`](Self::queue_get)) in
+    /// one request: a consumer that takes one message at a time pays one
+    /// round trip per message, not two. If the acknowledgement is refused,
+    /// nothing is got; once made it stays made, whatever the get answers
+    /// (a timeout, say).
+    pub fn queue_ack_get(
+        &mut self,
+        name: &str,
+        ack: &[u64],
+        max: u32,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<QueueDelivery>> {
+        let op = QueueOp::AckGet {
+            ack: ack.to_vec(),
+            max,
+            timeout_ms: millis(timeout),
+        };
+        match self.queue_op(name, op)? {
+            QueueReply::Got(deliveries) => Ok(deliveries),
+            other => Err(unexpected_queue("Got", &other)),
+        }
+    }
+
     /// Waits up to `timeout` until every message put so far has been
     /// acknowledged.
     pub fn queue_join(&mut self, name: &str, timeout: Option<Duration>) -> Result<()> {

@@ -779,6 +779,17 @@ fn client_cases() -> Vec<(&'static str, ClientFrame)> {
                 },
             ),
         ),
+        (
+            "request_kind_queue_ack_get",
+            queue_op(
+                47,
+                QueueOp::AckGet {
+                    ack: vec![19],
+                    max: 1,
+                    timeout_ms: Some(5_000),
+                },
+            ),
+        ),
     ]
 }
 

@@ -27,8 +27,8 @@
 //!   messages in flight, a few % of a block. Target for `batch` ≥ 100 k msgs/s.
 //! - **Redis**: `LPUSH`/`BRPOP`, one command per message and no pipelining,
 //!   on a private `redis-server` ([`redis`]) if one is installed, against
-//!   the queue used the same way: `queue_put`, then `queue_get` of one and
-//!   `queue_ack`, each answered before the next request.
+//!   the queue used the same way: `queue_put`, and `queue_ack_get` of one
+//!   (acknowledging the one before), each answered before the next request.
 //! - **memory** ([`memory`]): ipcd's RSS growth for 1 M queued messages,
 //!   target ≤ 200 MiB; once per bench.
 //!
@@ -346,7 +346,7 @@ fn against_redis(
     hop_cpu: Option<usize>,
 ) -> anyhow::Result<Vec<Row>> {
     const MEASURE: &str = "one-way, one per call";
-    const MECHANISMS: [&str; 2] = ["redis LPUSH/BRPOP", "queue put; get+ack"];
+    const MECHANISMS: [&str; 2] = ["redis LPUSH/BRPOP", "queue put; ack+get"];
     let Some(exe) = redis::RedisServer::find() else {
         let why = format!("{} not installed", redis::SERVER);
         ctx.note(format!("queue: the Redis rows were skipped: {why}"));

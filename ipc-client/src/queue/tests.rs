@@ -127,7 +127,7 @@ impl FakeQueue {
                     refuse(peer, id, ErrorCode::InvalidArgument);
                 }
             }
-            QueueOp::Join { .. } => panic!("no join expected"),
+            QueueOp::Join { .. } | QueueOp::AckGet { .. } => panic!("not sent by the handles"),
         });
         self
     }

@@ -139,7 +139,9 @@ impl KindModule for Module {
     fn op_needs(&self, op: &KindOp) -> Need {
         match op {
             KindOp::Queue(QueueOp::Put { .. } | QueueOp::Join { .. }) => Need::Write,
-            KindOp::Queue(QueueOp::Get { .. } | QueueOp::Ack { .. }) => Need::Read,
+            KindOp::Queue(QueueOp::Get { .. } | QueueOp::Ack { .. } | QueueOp::AckGet { .. }) => {
+                Need::Read
+            }
             // Never called with another kind's operation; the strictest answer is safe.
             KindOp::Mq(_)
             | KindOp::Pipe(_)

@@ -194,6 +194,19 @@ pub enum QueueOp {
         /// Give up after this many milliseconds.
         timeout_ms: Option<u64>,
     },
+    /// `Ack` of `ack`, then `Get` — one request for a consumer that takes
+    /// the next messages as it acknowledges the last ones. The ack is all or
+    /// none and comes first: if it is refused, nothing is got; once made it
+    /// stays made, whatever the get then answers. Needs the read bit.
+    /// Since version 7.
+    AckGet {
+        /// Delivery ids to acknowledge (may be empty).
+        ack: Vec<u64>,
+        /// Most messages to take.
+        max: u32,
+        /// Give up waiting for the first after this many milliseconds.
+        timeout_ms: Option<u64>,
+    },
 }
 
 /// Answers to [`QueueOp`]s.

@@ -483,3 +483,32 @@ fn another_uid_is_kept_out_of_a_private_queue_and_a_version_6_client_sees_none()
         new.delete(q).unwrap();
     }
 }
+
+#[test]
+fn ack_get_takes_the_next_message_as_it_acknowledges_the_last() {
+    let d = TestDaemon::start();
+    let mut c = Client::connect_to(&d.socket).unwrap();
+    c.create_queue("ag", &QueueOptions::new()).unwrap();
+    for b in ["a", "b", "c"] {
+        c.queue_put("ag", b.as_bytes(), None).unwrap();
+    }
+    let mut got = c.queue_ack_get("ag", &[], 1, None).unwrap();
+    let mut seen = bodies(&got);
+    // Another connection cannot acknowledge what this one holds: refused,
+    // and nothing is got.
+    let mut other = Client::connect_to(&d.socket).unwrap();
+    let e = other
+        .queue_ack_get("ag", &[got[0].id], 1, None)
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::InvalidArgument), "{e}");
+    assert_eq!(details(&mut c, "queue:ag").depth, 2);
+    while let Ok(next) = c.queue_ack_get("ag", &[got[0].id], 1, Some(Duration::ZERO)) {
+        seen.extend(bodies(&next));
+        got = next;
+    }
+    // The last get would block, but its acknowledgement was made.
+    assert_eq!(seen, ["a", "b", "c"]);
+    let s = details(&mut c, "queue:ag");
+    assert_eq!((s.acked, s.depth, s.bytes), (3, 0, 0));
+    c.queue_join("ag", Some(Duration::ZERO)).unwrap();
+}

@@ -79,12 +79,14 @@ pub enum QueueEnd {
     /// delivery is acknowledged as soon as it is handed out.
     Receiver(QueueReceiver),
     /// One request per message and none in flight: `queue_put`, or
-    /// `queue_get` of one message then `queue_ack` of it.
+    /// `queue_ack_get` of one message, acknowledging the one before.
     Calls {
         /// A connection of its own.
         client: Client,
         /// The queue's name.
         name: String,
+        /// The last delivery, acknowledged with the next get.
+        unacked: Option<u64>,
     },
 }
 
@@ -95,7 +97,7 @@ impl Endpoint for QueueEnd {
             QueueEnd::Sender(tx) => tx
                 .send(msg)
                 .with_context(|| format!("put on {}", tx.address())),
-            QueueEnd::Calls { client, name } => client
+            QueueEnd::Calls { client, name, .. } => client
                 .queue_put(name, msg, None)
                 .with_context(|| format!("put on queue:{name}")),
             QueueEnd::Receiver(rx) => bail!("{} is received from, not sent to", rx.address()),
@@ -113,16 +115,19 @@ impl Endpoint for QueueEnd {
                     .with_context(|| format!("ack on {}", rx.address()))?;
                 copy_body(&d.body, buf, rx.address())
             }
-            QueueEnd::Calls { client, name } => {
+            QueueEnd::Calls {
+                client,
+                name,
+                unacked,
+            } => {
+                let ack: Vec<u64> = unacked.take().into_iter().collect();
                 let mut got = client
-                    .queue_get(name, 1, None)
-                    .with_context(|| format!("get from queue:{name}"))?;
+                    .queue_ack_get(name, &ack, 1, None)
+                    .with_context(|| format!("ack and get on queue:{name}"))?;
                 let Some(d) = got.pop().filter(|_| got.is_empty()) else {
                     bail!("a get of one message from queue:{name} brought another number");
                 };
-                client
-                    .queue_ack(name, &[d.id])
-                    .with_context(|| format!("ack on queue:{name}"))?;
+                *unacked = Some(d.id);
                 copy_body(&d.body, buf, name)
             }
             QueueEnd::Sender(tx) => bail!("{} is sent to, not received from", tx.address()),

@@ -86,6 +86,7 @@ impl Producer {
             Producer::Calls => QueueEnd::Calls {
                 client,
                 name: name.to_owned(),
+                unacked: None,
             },
         }))
     }
@@ -336,6 +337,7 @@ pub fn open_peer(args: &PeerArgs) -> anyhow::Result<Sides> {
                 Some(name) => QueueEnd::Calls {
                     client: connect()?,
                     name: name.to_owned(),
+                    unacked: None,
                 },
                 None => QueueEnd::Receiver(QueueReceiver::new(connect()?, name)),
             };

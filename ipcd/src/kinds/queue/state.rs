@@ -259,6 +259,27 @@ impl State {
         self.held.requeue(ms);
     }
 
+    /// Acknowledges deliveries `who`'s connection holds, all or none.
+    fn ack(&mut self, ids: &[u64], who: &Asker) -> Result<u32, RequestError> {
+        if let Some(id) = self.held.not_held(ids, who.session) {
+            return Err(RequestError::InvalidArgument(format!(
+                "delivery {id} is not held by this connection (a delivery is acknowledged \
+                 once, by the connection that received it); nothing was acknowledged"
+            )));
+        }
+        let taken = self.held.take(ids);
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        self.totals.acked += taken.len() as u64;
+        self.ack_meter.note(self.totals.acked);
+        if let Some(j) = &self.journal {
+            j.remove(taken.iter().map(|m| m.seq).collect());
+        }
+        self.settle();
+        Ok(taken.len() as u32)
+    }
+
     /// Answers every wait this state makes ready.
     fn settle(&mut self) {
         while let Some(w) = self.waits.puts.front() {
@@ -516,6 +537,15 @@ pub fn operate(
                 timeout: timeout_ms.map(Duration::from_millis),
             })
         }
+        QueueOp::AckGet {
+            ack,
+            max,
+            timeout_ms,
+        } => {
+            s.ack(&ack, who)?;
+            drop(s);
+            operate(state, QueueOp::Get { max, timeout_ms }, who)
+        }
         QueueOp::Get { max, timeout_ms } => {
             if s.held.depth() > 0 {
                 let d = s.deliver(max, who);
@@ -540,21 +570,7 @@ pub fn operate(
             })
         }
         QueueOp::Ack { ids } => {
-            if let Some(id) = s.held.not_held(&ids, who.session) {
-                return Err(RequestError::InvalidArgument(format!(
-                    "delivery {id} is not held by this connection (a delivery is acknowledged \
-                     once, by the connection that received it); nothing was acknowledged"
-                )));
-            }
-            let taken = s.held.take(&ids);
-            let count = taken.len() as u32;
-            s.totals.acked += u64::from(count);
-            let acked = s.totals.acked;
-            s.ack_meter.note(acked);
-            if let Some(j) = &s.journal {
-                j.remove(taken.iter().map(|m| m.seq).collect());
-            }
-            s.settle();
+            let count = s.ack(&ids, who)?;
             Ok(OpAnswer::Now(KindReply::Queue(QueueReply::Acked { count })))
         }
         QueueOp::Join { timeout_ms } => {

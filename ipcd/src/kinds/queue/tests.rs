@@ -230,3 +230,39 @@ fn priorities_only_on_priority_queues_and_settings_round_trip() {
     let back = state::params_from_json(&saved).unwrap();
     assert_eq!(back, lock(&q.state).params);
 }
+
+#[test]
+fn ack_get_acknowledges_then_gets_and_refuses_both_for_a_bad_id() {
+    let mut q = queue(0, 0);
+    now(put(&mut q, 1, &["a", "b", "c"], None));
+    let first = got(now(get(&mut q, 2, 1, None)));
+    let ack_get = |q: &mut QueueObject, s, ack| {
+        q.operate(
+            KindOp::Queue(QueueOp::AckGet {
+                ack,
+                max: 1,
+                timeout_ms: Some(0),
+            }),
+            &who(s),
+        )
+    };
+    // Another connection's delivery: refused, and nothing got.
+    assert!(matches!(
+        ack_get(&mut q, 3, vec![first[0].id]),
+        Err(RequestError::InvalidArgument(_))
+    ));
+    assert_eq!(details(&q).depth, 2);
+    let second = got(now(ack_get(&mut q, 2, vec![first[0].id])));
+    assert_eq!(bodies(&second), ["b"]);
+    assert_eq!(details(&q).acked, 1);
+    let third = got(now(ack_get(&mut q, 2, vec![second[0].id])));
+    // Empty now: the ack is made, the get would block.
+    let r = ack_get(&mut q, 2, vec![third[0].id]);
+    assert!(
+        matches!(r, Err(RequestError::WouldBlock(_))),
+        "{:?}",
+        r.is_ok()
+    );
+    let s = details(&q);
+    assert_eq!((s.acked, s.bytes), (3, 0));
+}
