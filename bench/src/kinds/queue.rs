@@ -72,7 +72,8 @@ const RELAY_TARGETS: RatioTargets = RatioTargets {
 const CORK: usize = 16;
 /// Messages per Put (and at most per Get) in the batched and durable runs.
 const BATCH: usize = 64;
-/// Puts in flight for durable queues: ipcd's limit of waiting requests per connection.
+/// Puts in flight for durable queues and the corked sender: ipcd's limit of
+/// waiting requests per connection (a Put waits when the queue is full).
 const DURABLE_WINDOW: usize = 64;
 /// Batched one-way goal, msgs/s.
 const MIN_BATCHED: f64 = 1e6;
@@ -191,7 +192,7 @@ fn against_relay(
 ) -> anyhow::Result<Vec<Row>> {
     let corked = Producer::Pipelined {
         batch: 1,
-        window: None,
+        window: Some(DURABLE_WINDOW),
         cork: CORK,
     };
     let mut relay = Pair {

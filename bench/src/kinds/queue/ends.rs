@@ -127,12 +127,26 @@ impl Endpoint for QueueEnd {
                 let Some(d) = got.pop().filter(|_| got.is_empty()) else {
                     bail!("a get of one message from queue:{name} brought another number");
                 };
-                *unacked = Some(d.id);
+                if is_end_marker(&d.body) {
+                    // The block ends here and the connection may close:
+                    // acknowledge it now, or it would come back.
+                    client
+                        .queue_ack(name, &[d.id])
+                        .with_context(|| format!("ack on queue:{name}"))?;
+                } else {
+                    *unacked = Some(d.id);
+                }
                 copy_body(&d.body, buf, name)
             }
             QueueEnd::Sender(tx) => bail!("{} is sent to, not received from", tx.address()),
         }
     }
+}
+
+/// Whether `body` is a block's end marker ([`super::sequenced::END`]).
+fn is_end_marker(body: &[u8]) -> bool {
+    body.first_chunk::<8>()
+        .is_some_and(|b| u64::from_le_bytes(*b) & super::sequenced::END != 0)
 }
 
 /// Copies a delivery's body into `buf`; returns its length.
