@@ -115,9 +115,13 @@ pub fn handle(shared: &Shared, caller: &Caller, request: Request) -> Result<Answ
                 crate::kinds::signal::check_bindable(signal)?;
                 shared.catch(signal)?;
             }
+            let module = crate::kinds::module(address.kind);
+            if let Some(why) = module.reserved(&address.name) {
+                return Err(RequestError::InvalidArgument(why));
+            }
             let tunables = shared.tunables();
             let quota = shared.quota(peer);
-            let companion = crate::kinds::module(address.kind).companion(&spec.params);
+            let companion = module.companion(&spec.params);
             let info = shared.store().create(
                 address.clone(),
                 &spec,
@@ -245,12 +249,11 @@ fn create_companion(
 
 /// `e`, saying it was the companion that could not be made.
 fn companion_error(primary: &Address, suffix: &str, e: RequestError) -> RequestError {
-    let why =
-        format!("'{primary}' was not created: its companion '{primary}{suffix}' could not be: {e}");
+    let why = format!(
+        "'{primary}' was not created: its companion '{primary}{suffix}' could not be ({e})"
+    );
     match e {
-        RequestError::AlreadyExists(_) => RequestError::AlreadyExists(why),
         RequestError::LimitExceeded(_) => RequestError::LimitExceeded(why),
-        RequestError::BadAddress(w) => RequestError::InvalidArgument(format!("{why} ({w})")),
         _ => RequestError::InvalidArgument(why),
     }
 }

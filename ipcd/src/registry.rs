@@ -477,24 +477,35 @@ impl Registry {
             kind: from.kind,
             name,
         });
-        let dropped = match to.ok().and_then(|to| self.objects.get_mut(&to)) {
-            Some(obj) => obj.handle.take_spill(spill.items),
-            None => n,
+        let owner = self.objects.get(from).map(|o| o.perms.owner_uid);
+        let companion = to.ok().and_then(|to| self.objects.get_mut(&to));
+        // Only an object of the same owner: never another user's by that name.
+        let dropped = match companion {
+            Some(obj) if Some(obj.perms.owner_uid) == owner => obj.handle.take_spill(spill.items),
+            _ => n,
         };
         if dropped > 0 {
-            warn!(%from, companion = %name, dropped,
-                "dropping messages its companion could not take (full, or deleted)");
+            let companion = format!("{}:{name}", from.kind);
+            warn!(%from, %companion, dropped,
+                "dropping messages its companion could not take (full, deleted, or not the owner's)");
         }
     }
 
     /// The address of the companion `address` has (deleted with it), if any.
     pub fn companion_of(&self, address: &Address) -> Option<Address> {
-        let suffix = self.objects.get(address)?.handle.companion()?;
+        let parent = self.objects.get(address)?;
+        let suffix = parent.handle.companion()?;
         let name = protocol::Name::new(&format!("{}{suffix}", address.name)).ok()?;
-        Some(Address {
+        let companion = Address {
             kind: address.kind,
             name,
-        })
+        };
+        // Only an object of the same owner: never another user's by that name.
+        let same_owner = self
+            .objects
+            .get(&companion)
+            .is_some_and(|c| c.perms.owner_uid == parent.perms.owner_uid);
+        same_owner.then_some(companion)
     }
 
     /// The real signals objects are bound to (each once), which ipcd must catch.

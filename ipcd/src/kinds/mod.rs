@@ -166,6 +166,12 @@ pub trait KindModule: Sync {
     fn companion(&self, _params: &KindParams) -> Option<(&'static str, KindParams)> {
         None
     }
+
+    /// Why `name` cannot be created by a request of its own (it is kept for
+    /// companions: `queue:NAME.dead`), `None` if it can.
+    fn reserved(&self, _name: &Name) -> Option<String> {
+        None
+    }
 }
 
 /// Messages an object hands to its companion (see [`KindModule::companion`]).

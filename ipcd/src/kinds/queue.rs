@@ -154,6 +154,16 @@ impl KindModule for Module {
         }
     }
 
+    fn reserved(&self, name: &Name) -> Option<String> {
+        name.as_str().ends_with(DEAD_SUFFIX).then(|| {
+            format!(
+                "names ending in '{DEAD_SUFFIX}' are dead-letter queues: 'queue:{name}' is made \
+                 with its queue (create 'queue:{}' with --max-deliveries)",
+                name.as_str().trim_end_matches(DEAD_SUFFIX)
+            )
+        })
+    }
+
     fn companion(&self, params: &KindParams) -> Option<(&'static str, KindParams)> {
         let KindParams::Queue(p) = params else {
             return None;

@@ -512,3 +512,34 @@ fn ack_get_takes_the_next_message_as_it_acknowledges_the_last() {
     assert_eq!((s.acked, s.depth, s.bytes), (3, 0, 0));
     c.queue_join("ag", Some(Duration::ZERO)).unwrap();
 }
+
+#[test]
+fn a_dead_letter_name_is_made_only_with_its_queue_and_never_another_user_s() {
+    let d = TestDaemon::start();
+    if !nix::unistd::Uid::effective().is_root() {
+        return; // needs uid 65534
+    }
+    // Nobody may squat on a name kept for a queue's dead letters...
+    let out = as_nobody(&d, &["create", "queue:payroll.dead", "--mode", "0666"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dead-letter queues"),
+        "{out:?}"
+    );
+    d.ipcctl_ok(&["create", "queue:payroll", "--max-deliveries", "1"]);
+    // ...nor take one over once it was deleted (not even its owner).
+    d.ipcctl_ok(&["delete", "queue:payroll.dead"]);
+    let out = as_nobody(&d, &["create", "queue:payroll.dead", "--mode", "0666"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = d.run_ipcctl(&["create", "queue:payroll.dead"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // A dead letter with no companion is dropped (and logged), not handed on.
+    d.ipcctl_ok(&["send", "queue:payroll", "ssn 123"]);
+    d.ipcctl_ok(&["recv", "queue:payroll"]);
+    let mut c = Client::connect_to(&d.socket).unwrap();
+    eventually("the message is dead", || {
+        details(&mut c, "queue:payroll").dead == 1
+    });
+    assert!(d.log().contains("dropping messages"), "{}", d.log());
+    d.ipcctl_ok(&["delete", "queue:payroll"]);
+}
