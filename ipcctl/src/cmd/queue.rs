@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use ipc_client::protocol::QUEUE_MESSAGE_OVERHEAD;
 use ipc_client::{Client, ErrorCode, Fsync, KindParams, QueueItem, QueueParams};
 use serde_json::json;
 
@@ -102,7 +103,7 @@ pub fn send(client: &mut Client, args: &SendArgs) -> anyhow::Result<Sent> {
     let address = &args.address;
     let wait = Wait::from_flags(args.timeout, args.nonblock).as_timeout();
     let priority = args.priority.unwrap_or(0);
-    let batch_bytes = max_message(client) / 2;
+    let (batch_count, batch_bytes) = batch_limits(client, address);
     let mut sent = Sent::default();
     let mut put = |client: &mut Client, bodies: Vec<Vec<u8>>| -> anyhow::Result<()> {
         let lens: Vec<usize> = bodies.iter().map(Vec::len).collect();
@@ -119,7 +120,7 @@ pub fn send(client: &mut Client, args: &SendArgs) -> anyhow::Result<Sent> {
     if args.lines {
         let mut stdin = BufReader::with_capacity(1 << 16, io::stdin().lock());
         let mut lines = 0;
-        while let Some(batch) = read_lines(&mut stdin, batch_bytes)? {
+        while let Some(batch) = read_lines(&mut stdin, batch_count, batch_bytes)? {
             let n = batch.len();
             put(client, batch).with_context(|| stopped_at(lines))?;
             lines += n;
@@ -139,7 +140,8 @@ pub fn send(client: &mut Client, args: &SendArgs) -> anyhow::Result<Sent> {
             )
         })?,
     };
-    let per_put = (batch_bytes / body.len().max(1)).clamp(1, BATCH) as u64;
+    let cost = body.len() + QUEUE_MESSAGE_OVERHEAD as usize;
+    let per_put = (batch_bytes / cost).clamp(1, batch_count) as u64;
     let mut left = args.count.unwrap_or(1);
     while left > 0 {
         let n = left.min(per_put);
@@ -149,11 +151,32 @@ pub fn send(client: &mut Client, args: &SendArgs) -> anyhow::Result<Sent> {
     Ok(sent)
 }
 
+/// Messages and bytes (with the per-message overhead) one Put of `send`
+/// carries at most: [`BATCH`] and half a frame, and at most half what the
+/// queue holds, so a batch always fits once the queue drains (a Put is all
+/// or nothing). Without `stat` (no permission to see it), the first two.
+fn batch_limits(client: &mut Client, address: &str) -> (usize, usize) {
+    let frame = max_message(client) / 2;
+    let Ok(info) = client.stat(address) else {
+        return (BATCH, frame);
+    };
+    let ipc_client::KindDetails::Queue(q) = info.details else {
+        return (BATCH, frame);
+    };
+    let half = |n: u64| usize::try_from(n / 2).unwrap_or(usize::MAX).max(1);
+    let count = match q.capacity {
+        0 => BATCH,
+        cap => BATCH.min(half(cap)),
+    };
+    (count, frame.min(half(q.max_bytes)))
+}
+
 /// The next lines of standard input without their newlines: one (waiting
-/// for it), then those already read in with it, up to [`BATCH`] lines or
-/// about `max_bytes`; `None` at end of input.
+/// for it), then those already read in with it, up to `max_count` lines or
+/// about `max_bytes` (with the per-message overhead); `None` at end of input.
 fn read_lines(
     stdin: &mut BufReader<io::StdinLock<'_>>,
+    max_count: usize,
     max_bytes: usize,
 ) -> anyhow::Result<Option<Vec<Vec<u8>>>> {
     let mut batch = Vec::new();
@@ -170,10 +193,10 @@ fn read_lines(
         if line.last() == Some(&b'\n') {
             line.pop();
         }
-        bytes += line.len();
+        bytes += line.len() + QUEUE_MESSAGE_OVERHEAD as usize;
         batch.push(line);
         // Only a whole line already buffered is taken without waiting.
-        if batch.len() >= BATCH || bytes >= max_bytes || !stdin.buffer().contains(&b'\n') {
+        if batch.len() >= max_count || bytes >= max_bytes || !stdin.buffer().contains(&b'\n') {
             break;
         }
     }

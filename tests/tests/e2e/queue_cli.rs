@@ -288,3 +288,50 @@ fn queue_flags_are_for_queues_and_other_kinds_flags_are_not() {
     let help = d.ipcctl_ok(&["create", "--help"]);
     assert!(help.contains("queue:NAME.dead"), "{help}");
 }
+
+#[test]
+fn send_lines_and_count_fit_their_batches_to_a_small_queue() {
+    let d = TestDaemon::start();
+    d.ipcctl_ok(&["create", "queue:small", "--capacity", "10"]);
+    let mut consumer = d
+        .ipcctl()
+        .args([
+            "recv",
+            "queue:small",
+            "--ack",
+            "--count",
+            "35",
+            "--timeout",
+            "20s",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // 30 lines at once into a queue of 10: batches no larger than half of it,
+    // each waiting for room, so everything goes through.
+    let mut send = d
+        .ipcctl()
+        .args(["send", "queue:small", "--lines"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text: String = (1..=30).map(|n| format!("{n}\n")).collect();
+    std::io::Write::write_all(&mut send.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let status = wait_timeout(&mut send, Duration::from_secs(20)).expect("send finished");
+    assert!(status.success(), "send --lines: {status}");
+    let out = d.run_ipcctl(&[
+        "send",
+        "queue:small",
+        "x",
+        "--count",
+        "5",
+        "--timeout",
+        "20s",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = consumer.wait_with_output().unwrap();
+    let got: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    let mut want: Vec<String> = (1..=30).map(|n| n.to_string()).collect();
+    want.extend(std::iter::repeat_n("x".to_string(), 5));
+    assert_eq!(got, want);
+}
