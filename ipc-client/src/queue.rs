@@ -13,7 +13,8 @@
 //! [`QueueDelivery::deliveries`] one higher. So every message put is handled
 //! *at least once*, and a message may be handled twice when a consumer dies
 //! after doing the work but before its acknowledgement reached ipcd: make the
-//! work idempotent, or check `deliveries > 1`. A queue created with
+//! work idempotent, or check `deliveries > 1` (counts start again at 1 after
+//! ipcd restarts: they are not journaled). A queue created with
 //! `max_deliveries` N moves a message delivered N times without an
 //! acknowledgement to its dead-letter companion `queue:NAME.dead`
 //! ([`dead_letter_address`]), which ipcd creates with it, so that a message

@@ -28,7 +28,8 @@ Control ipcd and use the IPC objects it hosts.
 
 ipcd keeps named IPC objects, checks who may use them and hands out file
 descriptors; the data goes through the kernel object directly, not through the
-daemon. Kinds, addressed as KIND:NAME:
+daemon (but for work queues and signal channels, whose messages ipcd keeps).
+Kinds, addressed as KIND:NAME:
 
   mq:NAME    a POSIX message queue: messages with priorities, up to --msg-size
   pipe:NAME  an anonymous pipe shared by unrelated processes: a byte stream;
@@ -295,7 +296,7 @@ fifo: wrong-kind), 64 usage error.")]
     #[command(after_help = messages::RECV_HELP)]
     Recv(RecvArgs),
 
-    /// Wait until a queue has a message (--readable) or room for one (--writable)
+    /// Wait until an mq: queue has a message (--readable) or room for one (--writable)
     #[command(after_help = "\
 ipcd holds the wait: it answers when the queue is ready, when --timeout passes,
 or when the queue is deleted. Nothing is received or sent: a message seen

@@ -106,9 +106,13 @@ removed: when ipcctl exits, the messages it printed go back to the head of the
 queue (ipcctl says so on standard error), counted as delivered once more, so a
 queue created with --max-deliveries N moves a message looked at N times this
 way to its dead-letter queue, queue:NAME.dead. A message whose output failed
-(`| head -1` stopped reading) is never acknowledged. --json adds \"id\",
-\"deliveries\" (2 or more: delivered before, to a consumer that did not
-acknowledge it) and \"acked\". recv takes no more messages from the queue than
+(`| head -1` stopped reading) is never acknowledged. --ack means written, not
+worked on: a message written into a pipe is acknowledged although the program
+reading the pipe may not have done its work yet (or may die before it does), so
+for work that must not be lost, a program acknowledges each message itself
+after the work (ipc-client: queue_ack_get, QueueReceiver::ack). --json adds
+\"id\", \"deliveries\" (2 or more: delivered before, to a consumer that did
+not acknowledge it; counts start again at 1 after ipcd restarts) and \"acked\". recv takes no more messages from the queue than
 --count asks for (--follow: one at a time).
 
 --timeout 0s, like --nonblock, takes what is there now (and exits 1 if nothing is).
@@ -130,8 +134,8 @@ Examples:
   ipcctl recv fifo:events --count 3
   ipcctl recv ring:frames --count 1000 --timeout 5s
   ipcctl recv queue:jobs --ack           # take one work item for good
-  ipcctl recv queue:jobs --follow --ack --json | ./worker
-  ipcctl recv queue:jobs.dead --count 10 # look at dead letters, leave them there
+  ipcctl recv queue:jobs --follow --ack --json >> jobs.log   # drain into a file
+  ipcctl recv queue:jobs.dead --count 10 --timeout 1s  # look at dead letters, leave them there
 
 Exit status: 0 received something, 1 nothing in time (--timeout, --nonblock) or a
 pipe at end of file, 2 error (a bad ADDRESS, ipcd stopped: daemon-gone), 64 usage error.";

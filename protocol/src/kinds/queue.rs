@@ -149,7 +149,8 @@ pub struct QueueDelivery {
     pub id: u64,
     /// The message's priority.
     pub priority: u32,
-    /// Times it has been delivered, this one included (2 or more: redelivered).
+    /// Times it has been delivered, this one included (2 or more: redelivered;
+    /// counts start again at 1 after ipcd restarts, they are not journaled).
     pub deliveries: u32,
     /// Its bytes.
     pub body: Vec<u8>,

@@ -98,7 +98,9 @@ fn print_deliveries(
         } else if received == 0 && !json {
             eprintln!(
                 "ipcctl: note: {address} keeps what recv prints without --ack: it goes back \
-                 to the queue when ipcctl exits (and counts as delivered once more)"
+                 to the queue when ipcctl exits and counts as delivered once more (a queue \
+                 with --max-deliveries then moves it to its .dead queue once it was \
+                 delivered that many times)"
             );
         }
         received += 1;
