@@ -293,7 +293,7 @@ fn queue_flags_are_for_queues_and_other_kinds_flags_are_not() {
 fn send_lines_and_count_fit_their_batches_to_a_small_queue() {
     let d = TestDaemon::start();
     d.ipcctl_ok(&["create", "queue:small", "--capacity", "10"]);
-    let mut consumer = d
+    let consumer = d
         .ipcctl()
         .args([
             "recv",
