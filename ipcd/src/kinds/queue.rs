@@ -169,9 +169,11 @@ impl KindModule for Module {
             return None;
         };
         (p.max_deliveries > 0).then(|| {
+            let max_bytes = resolve(params).map_or(DEFAULT_MAX_BYTES, |r| r.max_bytes);
             let dead = QueueParams {
                 capacity: 0,
-                max_bytes: p.max_bytes,
+                // Dead letters are few: a quarter of the queue's room.
+                max_bytes: (max_bytes / 4).max(1 << 20).min(max_bytes),
                 order: protocol::QueueOrder::Fifo,
                 max_deliveries: 0,
                 durable: p.durable,
