@@ -17,6 +17,7 @@ mod segment;
 pub mod sem;
 pub mod shm;
 pub mod signal;
+mod uid_share;
 mod waitlist;
 
 use std::future::Future;

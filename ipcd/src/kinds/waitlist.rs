@@ -127,26 +127,41 @@ impl WaitList {
     }
 }
 
+/// An answer a wait can be given: anything with a `not-found` for an object
+/// deleted while waiting.
+pub trait WaitAnswer: Send + 'static {
+    /// The answer to a wait whose object was deleted.
+    fn deleted() -> Self;
+}
+
+impl<T: Send + 'static> WaitAnswer for Result<T, RequestError> {
+    fn deleted() -> Self {
+        Err(RequestError::KernelObjectMissing(
+            "the object was deleted while waiting".into(),
+        ))
+    }
+}
+
 /// An object state told about waits dropped before their answer was taken.
-pub trait Abandon: Send + 'static {
+pub trait Abandon<A = Answer>: Send + 'static {
     /// Wait `id` of `who` is gone; `granted` is the answer it was sent but
     /// never took (give back what it grants), `None` if it was still waiting.
-    fn abandon(&mut self, id: u64, who: &Asker, granted: Option<Answer>);
+    fn abandon(&mut self, id: u64, who: &Asker, granted: Option<A>);
 }
 
 /// One wait: resolves to the answer sent to it; a dropped sender (the object
 /// was deleted) is `not-found`.
-pub struct Granted<S: Abandon> {
+pub struct Granted<S: Abandon<A>, A: WaitAnswer = Answer> {
     state: Arc<Mutex<S>>,
     id: u64,
     who: Asker,
-    rx: oneshot::Receiver<Answer>,
+    rx: oneshot::Receiver<A>,
     finished: bool,
 }
 
-impl<S: Abandon> Granted<S> {
+impl<S: Abandon<A>, A: WaitAnswer> Granted<S, A> {
     /// The wait for entry `id` of `who` on `state`.
-    pub fn new(state: Arc<Mutex<S>>, id: u64, who: Asker, rx: oneshot::Receiver<Answer>) -> Self {
+    pub fn new(state: Arc<Mutex<S>>, id: u64, who: Asker, rx: oneshot::Receiver<A>) -> Self {
         Granted {
             state,
             id,
@@ -157,26 +172,22 @@ impl<S: Abandon> Granted<S> {
     }
 }
 
-impl<S: Abandon> Future for Granted<S> {
-    type Output = Answer;
+impl<S: Abandon<A>, A: WaitAnswer> Future for Granted<S, A> {
+    type Output = A;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<A> {
         let this = &mut *self;
         match Pin::new(&mut this.rx).poll(cx) {
             Poll::Ready(answer) => {
                 this.finished = true;
-                Poll::Ready(answer.unwrap_or_else(|_| {
-                    Err(RequestError::KernelObjectMissing(
-                        "the object was deleted while waiting".into(),
-                    ))
-                }))
+                Poll::Ready(answer.unwrap_or_else(|_| A::deleted()))
             }
             Poll::Pending => Poll::Pending,
         }
     }
 }
 
-impl<S: Abandon> Drop for Granted<S> {
+impl<S: Abandon<A>, A: WaitAnswer> Drop for Granted<S, A> {
     fn drop(&mut self) {
         if self.finished {
             return;

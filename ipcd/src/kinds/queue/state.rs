@@ -17,10 +17,10 @@ use tracing::{error, info, warn};
 use super::held::{Held, Message};
 use super::journal::{Journal, Record};
 use super::rates::Meter;
-use super::waits::{Abandon, Durable, Grant, Granted, JoinWait, PutWait, Waiting, Waits};
+use super::waits::{Durable, Grant, Granted, JoinWait, PutWait, Waits};
 use super::writers::Charge;
 use crate::error::RequestError;
-use crate::kinds::waitlist::lock;
+use crate::kinds::waitlist::{self, Abandon, lock};
 use crate::kinds::{Asker, OpAnswer, Pending};
 use crate::peer::SessionId;
 use crate::registry::disk_error;
@@ -440,7 +440,7 @@ impl State {
     }
 }
 
-impl Abandon for State {
+impl Abandon<Granted> for State {
     fn abandon(&mut self, id: u64, _who: &Asker, granted: Option<Granted>) {
         self.waits.remove(id);
         if let Some(Ok(Grant::Got(d))) = granted {
@@ -457,7 +457,7 @@ fn later(
     who: &Asker,
     rx: oneshot::Receiver<Granted>,
 ) -> Pending {
-    let wait = Waiting::new(state.clone(), id, *who, rx);
+    let wait = waitlist::Granted::new(state.clone(), id, *who, rx);
     Box::pin(async move {
         match wait.await? {
             Grant::Got(d) => Ok(KindReply::Queue(QueueReply::Got(d))),

@@ -1,21 +1,16 @@
 //! A queue's waiting requests — gets waiting for a message, puts waiting for
 //! room, joins waiting for the last acknowledgement — each answered through
 //! a `oneshot`, with no thread per wait. A wait dropped unanswered (its
-//! connection closed, its timeout passed) tells the queue under its lock,
-//! handing back what it was granted meanwhile, so no delivery is lost in a
-//! channel nobody reads.
+//! connection closed, its timeout passed) tells the queue under its lock
+//! (`waitlist::Granted`, with [`Granted`] as its answer), handing back what
+//! it was granted meanwhile, so no delivery is lost in a channel nobody reads.
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use protocol::{QueueDelivery, QueueItem};
 use tokio::sync::oneshot;
 
 use super::super::Asker;
-use super::super::waitlist::lock;
 use crate::error::RequestError;
 use crate::peer::SessionId;
 
@@ -115,67 +110,5 @@ impl Waits {
     /// Answers every wait `not-found` (the queue is deleted).
     pub fn clear(&mut self) {
         *self = Waits::default();
-    }
-}
-
-/// A queue state told about waits dropped before their answer was taken.
-pub trait Abandon: Send + 'static {
-    /// Wait `id` of `who` is gone; `granted` is what it was sent but never
-    /// took (`None`: it was still waiting).
-    fn abandon(&mut self, id: u64, who: &Asker, granted: Option<Granted>);
-}
-
-/// One wait: resolves to what it is granted; a dropped sender (the queue
-/// was deleted) is `not-found`.
-pub struct Waiting<S: Abandon> {
-    state: Arc<Mutex<S>>,
-    id: u64,
-    who: Asker,
-    rx: oneshot::Receiver<Granted>,
-    finished: bool,
-}
-
-impl<S: Abandon> Waiting<S> {
-    /// The wait `id` of `who` on `state`.
-    pub fn new(state: Arc<Mutex<S>>, id: u64, who: Asker, rx: oneshot::Receiver<Granted>) -> Self {
-        Waiting {
-            state,
-            id,
-            who,
-            rx,
-            finished: false,
-        }
-    }
-}
-
-impl<S: Abandon> Future for Waiting<S> {
-    type Output = Granted;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Granted> {
-        let this = &mut *self;
-        match Pin::new(&mut this.rx).poll(cx) {
-            Poll::Ready(answer) => {
-                this.finished = true;
-                Poll::Ready(answer.unwrap_or_else(|_| {
-                    Err(RequestError::KernelObjectMissing(
-                        "the queue was deleted while waiting".into(),
-                    ))
-                }))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl<S: Abandon> Drop for Waiting<S> {
-    fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        // Under the queue's lock, so no grant can slip in between.
-        let mut state = lock(&self.state);
-        self.rx.close();
-        let granted = self.rx.try_recv().ok();
-        state.abandon(self.id, &self.who, granted);
     }
 }

@@ -5,10 +5,8 @@
 //! root may have [`PER_UID`], everybody together [`IN_ALL`]; queues read
 //! back after a restart are charged again without a check (they exist).
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use crate::error::RequestError;
+use crate::kinds::uid_share::{Share, Shares, Spent};
 
 /// Durable queues one uid (not root) may have at once.
 pub const PER_UID: u32 = 16;
@@ -16,58 +14,38 @@ pub const PER_UID: u32 = 16;
 pub const IN_ALL: u32 = 1024;
 
 /// Writer threads per uid charged.
-static WRITERS: Mutex<BTreeMap<u32, u32>> = Mutex::new(BTreeMap::new());
+static WRITERS: Shares = Shares::new(PER_UID, IN_ALL);
 
 /// One writer's charge; released when dropped (the queue is gone).
 #[derive(Debug)]
-pub struct Charge {
-    uid: u32,
-}
+pub struct Charge(Share);
 
 impl Charge {
     /// Charges one more durable queue to `uid`, or says which budget is spent.
     pub fn take(uid: u32) -> Result<Charge, RequestError> {
-        let mut writers = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
-        let total: u32 = writers.values().sum();
-        if total >= IN_ALL {
-            return Err(RequestError::LimitExceeded(format!(
-                "ipcd holds {IN_ALL} durable queues, as many as it journals at once; \
-                 delete unused ones or create this one without --durable"
-            )));
-        }
-        let mine = writers.entry(uid).or_default();
-        if uid != 0 && *mine >= PER_UID {
-            return Err(RequestError::LimitExceeded(format!(
-                "uid {uid} has {PER_UID} durable queues, its share (each has a journal \
-                 writer thread in ipcd); delete unused ones or create this one without --durable"
-            )));
-        }
-        *mine += 1;
-        Ok(Charge { uid })
+        WRITERS.take(uid).map(Charge).map_err(|spent| {
+            RequestError::LimitExceeded(match spent {
+                Spent::InAll => format!(
+                    "ipcd holds {IN_ALL} durable queues, as many as it journals at once; \
+                     delete unused ones or create this one without --durable"
+                ),
+                Spent::PerUid => format!(
+                    "uid {uid} has {PER_UID} durable queues, its share (each has a journal \
+                     writer thread in ipcd); delete unused ones or create this one without \
+                     --durable"
+                ),
+            })
+        })
     }
 
     /// Charges a durable queue read back after a restart, without a check.
     pub fn again(uid: u32) -> Charge {
-        let mut writers = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
-        *writers.entry(uid).or_default() += 1;
-        Charge { uid }
+        Charge(WRITERS.again(uid))
     }
 
     /// The uid charged.
     pub fn uid(&self) -> u32 {
-        self.uid
-    }
-}
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        let mut writers = WRITERS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = writers.get_mut(&self.uid) {
-            *n -= 1;
-            if *n == 0 {
-                writers.remove(&self.uid);
-            }
-        }
+        self.0.uid()
     }
 }
 

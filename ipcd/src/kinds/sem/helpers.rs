@@ -6,10 +6,8 @@
 //! a uid other than root may have [`PER_UID`] at once, everybody together
 //! [`IN_ALL`].
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use crate::error::RequestError;
+use crate::kinds::uid_share::{Share, Shares, Spent};
 
 /// Helper threads one uid (not root) may have started and running at once.
 pub const PER_UID: u32 = 16;
@@ -17,46 +15,32 @@ pub const PER_UID: u32 = 16;
 pub const IN_ALL: u32 = 256;
 
 /// Running helper threads per uid that started them.
-static RUNNING: Mutex<BTreeMap<u32, u32>> = Mutex::new(BTreeMap::new());
+static RUNNING: Shares = Shares::new(PER_UID, IN_ALL);
 
 /// A running helper's charge; released when dropped (the thread ends).
 #[derive(Debug)]
 pub struct Charge {
-    uid: u32,
+    _share: Share,
 }
 
 impl Charge {
     /// Charges one more helper thread to `uid`, or says which budget is spent.
     pub fn take(uid: u32) -> Result<Charge, RequestError> {
-        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
-        let total: u32 = running.values().sum();
-        if total >= IN_ALL {
-            return Err(RequestError::LimitExceeded(format!(
-                "ipcd serves waiters on at most {IN_ALL} semaphores at once; retry later \
-                 or acquire with --nonblock (a timeout of 0)"
-            )));
-        }
-        let mine = running.entry(uid).or_default();
-        if uid != 0 && *mine >= PER_UID {
-            return Err(RequestError::LimitExceeded(format!(
-                "uid {uid} already waits in ipcd on {PER_UID} semaphores, its share; \
-                 acquire with --nonblock (a timeout of 0), or wait on fewer at once"
-            )));
-        }
-        *mine += 1;
-        Ok(Charge { uid })
-    }
-}
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = running.get_mut(&self.uid) {
-            *n -= 1;
-            if *n == 0 {
-                running.remove(&self.uid);
-            }
-        }
+        RUNNING
+            .take(uid)
+            .map(|share| Charge { _share: share })
+            .map_err(|spent| {
+                RequestError::LimitExceeded(match spent {
+                    Spent::InAll => format!(
+                        "ipcd serves waiters on at most {IN_ALL} semaphores at once; retry later \
+                     or acquire with --nonblock (a timeout of 0)"
+                    ),
+                    Spent::PerUid => format!(
+                        "uid {uid} already waits in ipcd on {PER_UID} semaphores, its share; \
+                     acquire with --nonblock (a timeout of 0), or wait on fewer at once"
+                    ),
+                })
+            })
     }
 }
 
