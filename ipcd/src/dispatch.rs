@@ -217,6 +217,12 @@ fn create_companion(
         .map_err(RequestError::BadAddress)
         .and_then(|name| {
             let address = Address::new(primary.kind, name);
+            if left_over_companion(shared, caller, &address) {
+                // A companion its queue lost (a crash between the two
+                // deletes): the caller's own, so the new queue takes it.
+                tracing::info!(%address, "a new queue takes over its companion left from before");
+                return Ok(None);
+            }
             let spec = protocol::CreateSpec {
                 params,
                 adopt: false,
@@ -224,18 +230,23 @@ fn create_companion(
             };
             let tunables = shared.tunables();
             let quota = shared.quota(&caller.peer);
-            shared.store().create(
-                address,
-                &spec,
-                &caller.peer,
-                caller.session,
-                &tunables,
-                &quota,
-            )
+            shared
+                .store()
+                .create(
+                    address,
+                    &spec,
+                    &caller.peer,
+                    caller.session,
+                    &tunables,
+                    &quota,
+                )
+                .map(Some)
         });
     match made {
-        Ok(_) => {
-            AtomicCounters::bump(&shared.counters.created, 1);
+        Ok(made) => {
+            if made.is_some() {
+                AtomicCounters::bump(&shared.counters.created, 1);
+            }
             Ok(())
         }
         Err(e) => {
@@ -247,6 +258,15 @@ fn create_companion(
     }
 }
 
+/// Whether `address` is an object of the caller's own, of the same kind,
+/// left without the queue it was the companion of.
+fn left_over_companion(shared: &Shared, caller: &Caller, address: &Address) -> bool {
+    shared
+        .registry()
+        .stat(address, &caller.peer)
+        .is_ok_and(|info| info.owner_uid == caller.peer.uid && info.kind == address.kind)
+}
+
 /// `e`, saying it was the companion that could not be made.
 fn companion_error(primary: &Address, suffix: &str, e: RequestError) -> RequestError {
     let why = format!(
@@ -254,6 +274,8 @@ fn companion_error(primary: &Address, suffix: &str, e: RequestError) -> RequestE
     );
     match e {
         RequestError::LimitExceeded(_) => RequestError::LimitExceeded(why),
+        // Another user's object by that name: the name is taken.
+        RequestError::AlreadyExists(_) => RequestError::KernelNameTaken(why),
         _ => RequestError::InvalidArgument(why),
     }
 }
