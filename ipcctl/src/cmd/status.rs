@@ -20,14 +20,41 @@ pub fn status(client: &mut Client, json: bool) -> anyhow::Result<()> {
             ));
         }
     };
+    let reserved = queue_memory(client, usage.uid);
     output::print(
         json,
         || {
             let mut v = status_json(&status);
             v["usage"] = usage_json(&usage);
+            v["usage"]["queue_memory_reserved"] = reserved.into();
             v
         },
-        || format!("{}\n\n{}", status_fields(&status), usage_fields(&usage)),
+        || {
+            let mut usage = usage_fields(&usage);
+            if let Some(bytes) = reserved {
+                usage.push_str(&format!(
+                    "\n  work-queue memory:       {bytes} bytes reserved by your queue: objects \
+                     (their --max-bytes; your share is ipcd's queue_bytes_per_uid)"
+                ));
+            }
+            format!("{}\n\n{usage}", status_fields(&status))
+        },
+    )
+}
+
+/// What `uid`'s work queues reserve (their `max_bytes`), which the usage
+/// answer cannot carry (its shape is fixed); `None` if they cannot be listed.
+fn queue_memory(client: &mut Client, uid: u32) -> Option<u64> {
+    let queues = client.list(Some(ipc_client::Kind::Queue)).ok()?;
+    Some(
+        queues
+            .iter()
+            .filter(|o| o.owner_uid == uid)
+            .filter_map(|o| match &o.details {
+                ipc_client::KindDetails::Queue(q) => Some(q.max_bytes),
+                _ => None,
+            })
+            .sum(),
     )
 }
 
@@ -141,9 +168,9 @@ fn usage_fields(u: &UsageInfo) -> String {
         ("objects", used_of(u.objects, u.max_objects)),
         ("daemon-held descriptors", used_of(u.fds, u.max_fds)),
         ("waits", used_of(u.waits, u.max_waits)),
-        ("queue bytes", used_of(u.mq_bytes, u.max_mq_bytes)),
+        ("mq queue bytes", used_of(u.mq_bytes, u.max_mq_bytes)),
         (
-            "queue byte budget",
+            "mq byte budget",
             format!(
                 "{} bytes (ipcd's RLIMIT_MSGQUEUE, all users together)",
                 u.mq_budget_bytes
@@ -193,12 +220,12 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("\n  queue bytes:             1088 / 64\n"),
+            text.contains("\n  mq queue bytes:          1088 / 64\n"),
             "{text}"
         );
         assert!(text.contains("daemon-held descriptors: 3 / 64"), "{text}");
         assert!(
-            text.contains("queue byte budget:       819200 bytes"),
+            text.contains("mq byte budget:          819200 bytes"),
             "{text}"
         );
         let j = usage_json(&usage(false, 64));

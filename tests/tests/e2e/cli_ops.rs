@@ -373,8 +373,9 @@ fn status_shows_the_caller_s_usage_unlimited_for_root() {
         "  connections:             1 / unlimited\n",
         "  daemon-held descriptors: 0 / unlimited\n",
         "  waits:                   0 / unlimited\n",
-        "  queue bytes:             0 / unlimited\n",
-        "  queue byte budget:       ",
+        "  mq queue bytes:          0 / unlimited\n",
+        "  mq byte budget:          ",
+        "  work-queue memory:       0 bytes reserved",
         "  open-file limit:         ",
     ] {
         assert!(text.contains(row), "no {row:?} in:\n{text}");
@@ -429,7 +430,7 @@ fn status_shows_an_unprivileged_caller_s_holdings_against_numeric_shares() {
     let objects = format!("  objects:                 1 / {}\n", usage["max_objects"]);
     assert!(text.contains(&objects), "{text}");
     let bytes = format!(
-        "  queue bytes:             {} / {}\n",
+        "  mq queue bytes:          {} / {}\n",
         usage["mq_bytes"], usage["max_mq_bytes"]
     );
     assert!(text.contains(&bytes), "{text}");
