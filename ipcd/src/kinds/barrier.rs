@@ -226,19 +226,8 @@ impl KindObject for BarrierObject {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::Peer;
 
-    fn who(session: SessionId) -> Asker {
-        Asker {
-            peer: Peer {
-                pid: 1,
-                uid: 1000,
-                gid: 1000,
-            },
-            session,
-            max_frame: protocol::HARD_MAX_FRAME,
-        }
-    }
+    use crate::kinds::test_asker as who;
 
     fn wait(b: &mut BarrierObject, s: SessionId) -> Result<OpAnswer, RequestError> {
         b.operate(

@@ -254,19 +254,8 @@ impl KindObject for LockObject {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::Peer;
 
-    fn who(session: SessionId) -> Asker {
-        Asker {
-            peer: Peer {
-                pid: 100 + session as i32,
-                uid: 1000,
-                gid: 1000,
-            },
-            session,
-            max_frame: protocol::HARD_MAX_FRAME,
-        }
-    }
+    use crate::kinds::test_asker as who;
 
     fn acquire(timeout_ms: Option<u64>) -> KindOp {
         KindOp::Lock(LockOp::Acquire { timeout_ms })

@@ -46,6 +46,20 @@ pub struct Asker {
     pub max_frame: u32,
 }
 
+/// A test asker on connection `session`: pid 100 + `session`, uid and gid 1000.
+#[cfg(test)]
+pub fn test_asker(session: SessionId) -> Asker {
+    Asker {
+        peer: Peer {
+            pid: 100 + session as i32,
+            uid: 1000,
+            gid: 1000,
+        },
+        session,
+        max_frame: protocol::HARD_MAX_FRAME,
+    }
+}
+
 /// The kind module for `kind`.
 pub fn module(kind: Kind) -> &'static dyn KindModule {
     match kind {

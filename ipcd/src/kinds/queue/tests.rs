@@ -8,19 +8,8 @@ use protocol::{
 
 use super::*;
 use crate::kinds::Pending;
-use crate::peer::Peer;
 
-fn who(session: SessionId) -> Asker {
-    Asker {
-        peer: Peer {
-            pid: 100 + session as i32,
-            uid: 1000,
-            gid: 1000,
-        },
-        session,
-        max_frame: protocol::HARD_MAX_FRAME,
-    }
-}
+use crate::kinds::test_asker as who;
 
 fn queue(capacity: u64, max_deliveries: u32) -> QueueObject {
     let params = QueueParams {

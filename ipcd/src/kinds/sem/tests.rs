@@ -2,19 +2,8 @@
 //! given back on session end and by dropped waits, the bound on release.
 
 use super::*;
-use crate::peer::Peer;
 
-fn who(session: SessionId) -> Asker {
-    Asker {
-        peer: Peer {
-            pid: 100 + session as i32,
-            uid: 1000,
-            gid: 1000,
-        },
-        session,
-        max_frame: protocol::HARD_MAX_FRAME,
-    }
-}
+use crate::kinds::test_asker as who;
 
 fn object(initial: u32, max: Option<u32>) -> (SemObject, String) {
     let name = format!(
